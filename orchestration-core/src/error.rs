@@ -1,0 +1,256 @@
+//! The core's one error type.
+//!
+//! Every variant names what was wrong (the field, key, task, agent or workflow) and why, so an
+//! agent reading the message can fix its call without guessing. Messages are lowercase without
+//! a trailing period.
+
+use crate::workflow::{TaskState, WorkflowAction, WorkflowStatus};
+
+/// A shorthand for results with the core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A workflow spec broke a rule; nothing was written.
+    #[error("invalid workflow spec: {0}")]
+    InvalidSpec(#[from] SpecError),
+    /// The dependencies would form a cycle, named in execution order.
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    /// An argument of a call broke a rule.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No workflow has this name or id.
+    #[error("unknown workflow `{0}`")]
+    UnknownWorkflow(String),
+    /// No task has this reference (`workflow/key` or id).
+    #[error("unknown task `{0}`")]
+    UnknownTask(String),
+    /// No agent has this name.
+    #[error("unknown agent `{0}`")]
+    UnknownAgent(String),
+    /// The workflow name is taken.
+    #[error(
+        "a workflow named `{0}` already exists; choose another name or pass the same idempotency_key to get the first result"
+    )]
+    WorkflowExists(String),
+    /// The idempotency key was used before with a different request.
+    #[error("idempotency key `{0}` was already used for a different workflow spec")]
+    IdempotencyConflict(String),
+    /// The task's state does not allow this.
+    #[error("task `{task}` is {state}: it cannot {verb}")]
+    IllegalTransition {
+        /// `workflow/key` of the task.
+        task: String,
+        /// Its state now.
+        state: TaskState,
+        /// What was attempted, as a verb phrase.
+        verb: &'static str,
+    },
+    /// The workflow's status does not allow this action.
+    #[error("workflow `{workflow}` is {status}: it cannot {action}")]
+    IllegalWorkflowAction {
+        /// The workflow's name.
+        workflow: String,
+        /// Its status now.
+        status: WorkflowStatus,
+        /// The action attempted.
+        action: WorkflowAction,
+    },
+    /// A report carried a lease token that is not the task's current one.
+    #[error(
+        "stale lease token {presented} for task `{task}`: the lease was lost (the current token is {current}); claim the task again"
+    )]
+    StaleLease {
+        /// `workflow/key` of the task.
+        task: String,
+        /// The token in the report.
+        presented: u64,
+        /// The task's current token.
+        current: u64,
+    },
+    /// The lease ran out before the report arrived.
+    #[error(
+        "the lease on task `{task}` expired at {expired_at}; the task goes back in line: claim it again"
+    )]
+    LeaseExpired {
+        /// `workflow/key` of the task.
+        task: String,
+        /// When the lease ended.
+        expired_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// A report came from an agent that does not hold the task's lease.
+    #[error("task `{task}` is leased to `{holder}`, not to `{agent}`")]
+    NotLeaseHolder {
+        /// `workflow/key` of the task.
+        task: String,
+        /// The agent that reported.
+        agent: String,
+        /// The agent that holds the lease.
+        holder: String,
+    },
+    /// The task cannot take this dependency edit.
+    #[error(
+        "cannot change the dependencies of task `{task}`: it is {state}; only pending and ready tasks can gain or lose dependencies"
+    )]
+    DependencyLocked {
+        /// `workflow/key` of the task.
+        task: String,
+        /// Its state now.
+        state: TaskState,
+    },
+    /// The agent cannot take this task.
+    #[error("agent `{agent}` cannot take task `{task}`: {reason}")]
+    NotQualified {
+        /// The agent's name.
+        agent: String,
+        /// `workflow/key` of the task.
+        task: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The database was written by a newer version of this library.
+    #[error(
+        "the database has schema version {found}, newer than the {supported} this build understands; upgrade orchestration"
+    )]
+    IncompatibleSchema {
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// The database file's directory could not be created.
+    #[error("cannot create the database directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// SQLite failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] rusqlite::Error),
+}
+
+/// A rule a workflow spec broke.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    /// A name or key broke the naming rule.
+    #[error("{what} `{value}` is invalid: {reason}")]
+    InvalidName {
+        /// Which name: "workflow name", "task key", "skill name".
+        what: &'static str,
+        /// The value given (shortened when long).
+        value: String,
+        /// The rule it broke.
+        reason: &'static str,
+    },
+    /// A text field broke its length rule.
+    #[error("{field} is invalid: {reason}")]
+    InvalidText {
+        /// The field, with the task key when it belongs to a task.
+        field: String,
+        /// The rule it broke.
+        reason: String,
+    },
+    /// The spec has no tasks.
+    #[error("a workflow needs at least one task")]
+    NoTasks,
+    /// The spec has more tasks than the limit.
+    #[error("a workflow may have at most {max} tasks, this one has {count}")]
+    TooManyTasks {
+        /// Tasks in the spec.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Two tasks share a key.
+    #[error(
+        "task key `{key}` is used twice (tasks {first} and {second}); keys must be unique within a workflow"
+    )]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// Zero-based position of the first task with it.
+        first: usize,
+        /// Zero-based position of the second.
+        second: usize,
+    },
+    /// A dependency names no task of the spec.
+    #[error("task `{task}` depends on `{dependency}`, which is not a task of this workflow")]
+    UnknownDependency {
+        /// The dependent task.
+        task: String,
+        /// The unknown key.
+        dependency: String,
+    },
+    /// A task depends on itself.
+    #[error("task `{0}` depends on itself")]
+    SelfDependency(String),
+    /// A task has more dependencies than the limit.
+    #[error("task `{task}` has {count} dependencies; at most {max} are allowed")]
+    TooManyDependencies {
+        /// The task.
+        task: String,
+        /// Its dependency count.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// `depends_on` in a mode that derives the dependencies itself.
+    #[error(
+        "task `{task}` lists depends_on, but mode `{mode}` derives dependencies itself; use mode `dag` for explicit dependencies"
+    )]
+    DependenciesNotAllowed {
+        /// The task.
+        task: String,
+        /// The workflow's mode.
+        mode: &'static str,
+    },
+    /// An estimate outside the allowed range.
+    #[error(
+        "task `{task}` has estimate {value}; estimates are finite numbers from 0 to {max} points"
+    )]
+    InvalidEstimate {
+        /// The task.
+        task: String,
+        /// The value given.
+        value: f64,
+        /// The largest estimate allowed.
+        max: f64,
+    },
+    /// A priority outside the allowed range.
+    #[error("task `{task}` has priority {value}; priorities go from 0 (lowest) to 100 (highest)")]
+    InvalidPriority {
+        /// The task.
+        task: String,
+        /// The value given.
+        value: i64,
+    },
+    /// `max_attempts` outside the allowed range.
+    #[error(
+        "task `{task}` has max_attempts {value}; it must be from 1 to {max} (it counts the first attempt)"
+    )]
+    InvalidMaxAttempts {
+        /// The task.
+        task: String,
+        /// The value given.
+        value: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// A skill level outside 1 to 5.
+    #[error("task `{task}` requires skill `{skill}` at level {level}; levels go from 1 to 5")]
+    InvalidSkillLevel {
+        /// The task.
+        task: String,
+        /// The skill.
+        skill: String,
+        /// The level given.
+        level: u8,
+    },
+    /// A retry policy with impossible values.
+    #[error("retry policy is invalid: {0}")]
+    InvalidRetryPolicy(String),
+}

@@ -1,0 +1,46 @@
+//! Coordinate many AI agents working on one project.
+//!
+//! Workflows are DAGs of tasks with parallel and sequential steps, cycle-checked dependencies,
+//! atomic claims with leases and fencing tokens, retries with backoff, and failure propagation.
+//! State lives in SQLite ([`Store`]); every change is appended to an event log in the same
+//! transaction.
+//!
+//! ```
+//! use orchestration_core::{ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec};
+//!
+//! let store = Store::open_in_memory()?;
+//! let spec = WorkflowSpec::new("release", Mode::Dag)
+//!     .task(TaskSpec::new("build", "Build the binaries"))
+//!     .task(TaskSpec::new("test", "Run the tests").after(["build"]));
+//! let created = store.create_workflow(spec, &CreateOptions { start: true, ..Default::default() })?;
+//! assert_eq!(created.ready, ["build"]);
+//!
+//! let claim = store.claim(&ClaimRequest::new("agent-1"))?.expect("build is ready");
+//! let done = Report::Complete { result: Some("ok".into()), actual: None };
+//! let outcome = store.report(&claim.task.id.into(), "agent-1", claim.token, &done, None)?;
+//! assert_eq!(outcome.unblocked, ["test"]);
+//! # Ok::<(), orchestration_core::Error>(())
+//! ```
+
+mod clock;
+mod error;
+mod id;
+mod runner;
+mod store;
+mod workflow;
+
+pub use crate::clock::{Clock, ManualClock};
+pub use crate::error::{Error, Result, SpecError};
+pub use crate::id::{LeaseToken, TaskId, WorkflowId};
+pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
+pub use crate::store::{
+    AgentProfile, AgentStatus, AgentUpdate, Claim, ClaimRequest, CreateOptions, Created,
+    DEFAULT_DB_PATH, DEFAULT_LEASE, DependencyEdit, DependencyResult, Event, EventKind,
+    ExecuteOutcome, LeasedTask, Progress, Report, ReportOutcome, Store, TaskBrief, TaskRef,
+    TaskView, Tick, WorkflowRef, WorkflowReport, WorkflowSummary,
+};
+pub use crate::workflow::{
+    AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
+    RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,
+    WorkflowSpec, WorkflowStatus, limits, transition,
+};

@@ -1,0 +1,190 @@
+//! The SQLite store: the only stateful type and the only user of rusqlite.
+//!
+//! Each public method is one use case and one transaction: read the time once, load what the
+//! pure logic needs, call it, save the result and append events, commit. Writes begin with
+//! `BEGIN IMMEDIATE`, so two processes never both read a row and then both update it: the second
+//! waits for the first to commit (up to the busy timeout) and then sees its result.
+
+mod agent;
+mod event;
+mod refs;
+mod task;
+mod workflow;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+
+pub use agent::{AgentProfile, AgentStatus, AgentUpdate};
+pub use event::{Event, EventKind};
+pub use refs::{TaskRef, WorkflowRef};
+pub use task::{
+    Claim, ClaimRequest, DEFAULT_LEASE, DependencyResult, Report, ReportOutcome, TaskView, Tick,
+};
+pub use workflow::{
+    CreateOptions, Created, DependencyEdit, ExecuteOutcome, LeasedTask, Progress, TaskBrief,
+    WorkflowReport, WorkflowSummary,
+};
+
+/// The default database file, relative to the working directory.
+pub const DEFAULT_DB_PATH: &str = ".orchestration/orchestration.db";
+
+/// How long a write waits for another connection's write to finish before giving up.
+const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+
+/// How many times a write is retried when SQLite still reports the database as busy.
+const BUSY_RETRIES: u32 = 5;
+
+const SCHEMA: &str = include_str!("store/schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+
+/// A handle on one orchestration database. Cheap to share behind an `Arc`: methods take `&self`
+/// and serialise on one connection; several processes may open the same file at once.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    clock: Clock,
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (and creates, with its directory, when missing) the database at `path`. The path
+    /// `:memory:` opens a throwaway in-memory database.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        if path == Path::new(":memory:") {
+            return Store::open_in_memory();
+        }
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints only, which
+        // survives a crash of the process (not of the machine) without losing commits.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Store::init(conn, Some(path.to_path_buf()))
+    }
+
+    /// Opens [`DEFAULT_DB_PATH`] under the working directory.
+    pub fn open_default() -> Result<Store> {
+        Store::open(DEFAULT_DB_PATH)
+    }
+
+    /// Opens a private in-memory database.
+    pub fn open_in_memory() -> Result<Store> {
+        Store::init(Connection::open_in_memory()?, None)
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Store> {
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            clock: Clock::System,
+            path,
+        })
+    }
+
+    /// Uses `clock` for every timestamp from now on.
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the store reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open: rusqlite rolls back on
+        // drop. So the connection is still consistent and the poison can be ignored.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`) and commits when it returns `Ok`.
+    /// An error rolls everything back, so a rejected call writes nothing.
+    fn write<T>(
+        &self,
+        mut f: impl FnMut(&Transaction<'_>, DateTime<Utc>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.lock();
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = f(&tx, self.clock.now())?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match result {
+                Err(Error::Storage(err)) if is_busy(&err) && attempt < BUSY_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(StdDuration::from_millis(10 << attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` in a read transaction, so it sees one consistent snapshot.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>, DateTime<Utc>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let value = f(&tx, self.clock.now())?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::IncompatibleSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        tx.execute_batch(SCHEMA)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}

@@ -1,0 +1,176 @@
+//! The append-only event log: every change is recorded in the transaction that makes it, so the
+//! analytics can be rebuilt from it at any time.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Transaction, params};
+
+use crate::clock::from_millis;
+use crate::error::Result;
+use crate::id::{TaskId, WorkflowId};
+use crate::workflow::TaskState;
+
+use super::{Store, millis, refs::parse_column};
+
+/// What an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A workflow was created with all its tasks pending.
+    WorkflowCreated,
+    /// A workflow started, paused, resumed, was cancelled, was retried or finished; `detail`
+    /// holds the new status.
+    WorkflowStatus,
+    /// A task changed state.
+    TaskState,
+    /// An agent reported progress on a task.
+    TaskProgress,
+    /// A dependency was added (`detail`: the dependency's key).
+    DependencyAdded,
+    /// A dependency was removed (`detail`: the dependency's key).
+    DependencyRemoved,
+    /// An agent profile was created or changed.
+    AgentProfile,
+}
+
+impl EventKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::WorkflowCreated => "workflow_created",
+            EventKind::WorkflowStatus => "workflow_status",
+            EventKind::TaskState => "task_state",
+            EventKind::TaskProgress => "task_progress",
+            EventKind::DependencyAdded => "dependency_added",
+            EventKind::DependencyRemoved => "dependency_removed",
+            EventKind::AgentProfile => "agent_profile",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EventKind> {
+        [
+            EventKind::WorkflowCreated,
+            EventKind::WorkflowStatus,
+            EventKind::TaskState,
+            EventKind::TaskProgress,
+            EventKind::DependencyAdded,
+            EventKind::DependencyRemoved,
+            EventKind::AgentProfile,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == s)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Position in the log; grows by one per event.
+    pub seq: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub kind: EventKind,
+    /// The workflow's id, when it concerns one.
+    pub workflow: Option<WorkflowId>,
+    /// The workflow's name.
+    pub workflow_name: Option<String>,
+    /// The task's id, when it concerns one.
+    pub task: Option<TaskId>,
+    /// The task's key.
+    pub task_key: Option<String>,
+    /// The agent involved.
+    pub agent: Option<String>,
+    /// The state before a task state change.
+    pub from: Option<TaskState>,
+    /// The state after a task state change.
+    pub to: Option<TaskState>,
+    /// The attempt number at the time.
+    pub attempt: Option<u32>,
+    /// A number: the estimate at creation, the actual effort at completion.
+    pub value: Option<f64>,
+    /// Free text: a reason, a note, a status.
+    pub detail: Option<String>,
+}
+
+/// An event about to be written.
+#[derive(Debug, Default)]
+pub(crate) struct NewEvent<'a> {
+    pub(crate) workflow: Option<i64>,
+    pub(crate) task: Option<i64>,
+    pub(crate) agent: Option<&'a str>,
+    pub(crate) from: Option<TaskState>,
+    pub(crate) to: Option<TaskState>,
+    pub(crate) attempt: Option<u32>,
+    pub(crate) value: Option<f64>,
+    pub(crate) detail: Option<&'a str>,
+}
+
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    event: NewEvent<'_>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, \
+         value, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        millis(at),
+        kind.as_str(),
+        event.workflow,
+        event.task,
+        event.agent,
+        event.from.map(TaskState::as_str),
+        event.to.map(TaskState::as_str),
+        event.attempt,
+        event.value,
+        event.detail,
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// Events after `after_seq` (0 for the start of the log), oldest first, at most `limit`.
+    pub fn events_since(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
+        self.read(|tx, _| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT e.seq, e.at, e.kind, w.uuid, w.name, t.uuid, t.key, e.agent, \
+                 e.from_state, e.to_state, e.attempt, e.value, e.detail \
+                 FROM events e LEFT JOIN workflows w ON w.id = e.workflow \
+                 LEFT JOIN tasks t ON t.id = e.task WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after_seq, limit as i64], |row| {
+                let state = |i: usize| {
+                    row.get::<_, Option<String>>(i)
+                        .map(|s| s.and_then(|s| s.parse().ok()))
+                };
+                Ok(Event {
+                    seq: row.get(0)?,
+                    at: from_millis(row.get(1)?),
+                    kind: parse_column(row, 2, EventKind::parse)?,
+                    workflow: row
+                        .get::<_, Option<[u8; 16]>>(3)?
+                        .map(WorkflowId::from_bytes),
+                    workflow_name: row.get(4)?,
+                    task: row.get::<_, Option<[u8; 16]>>(5)?.map(TaskId::from_bytes),
+                    task_key: row.get(6)?,
+                    agent: row.get(7)?,
+                    from: state(8)?,
+                    to: state(9)?,
+                    attempt: row.get(10)?,
+                    value: row.get(11)?,
+                    detail: row.get(12)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! How callers name workflows and tasks, and the rows those names resolve to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::clock::from_millis;
+use crate::error::{Error, Result};
+use crate::id::{LeaseToken, TaskId, WorkflowId};
+use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, TaskState, WorkflowStatus};
+
+/// A workflow, by name or by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WorkflowRef {
+    /// By id.
+    Id(WorkflowId),
+    /// By its unique name.
+    Name(String),
+}
+
+impl FromStr for WorkflowRef {
+    type Err = Error;
+
+    /// A UUID is an id; anything else a name.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.parse::<WorkflowId>() {
+            Ok(id) => WorkflowRef::Id(id),
+            Err(_) => WorkflowRef::Name(s.to_owned()),
+        })
+    }
+}
+
+impl From<WorkflowId> for WorkflowRef {
+    fn from(id: WorkflowId) -> Self {
+        WorkflowRef::Id(id)
+    }
+}
+
+impl From<&str> for WorkflowRef {
+    fn from(name: &str) -> Self {
+        name.parse()
+            .unwrap_or_else(|_| WorkflowRef::Name(name.to_owned()))
+    }
+}
+
+impl fmt::Display for WorkflowRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkflowRef::Id(id) => write!(f, "{id}"),
+            WorkflowRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A task, as `workflow/key` or by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TaskRef {
+    /// By id.
+    Id(TaskId),
+    /// By workflow and key.
+    Key {
+        /// The workflow.
+        workflow: WorkflowRef,
+        /// The task's key in it.
+        key: String,
+    },
+}
+
+impl TaskRef {
+    /// The task `key` of `workflow`.
+    pub fn key(workflow: impl Into<WorkflowRef>, key: impl Into<String>) -> TaskRef {
+        TaskRef::Key {
+            workflow: workflow.into(),
+            key: key.into(),
+        }
+    }
+}
+
+impl FromStr for TaskRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some((workflow, key)) = s.split_once('/') {
+            return Ok(TaskRef::key(workflow.parse::<WorkflowRef>()?, key));
+        }
+        s.parse::<TaskId>()
+            .map(TaskRef::Id)
+            .map_err(|_| Error::InvalidArgument {
+                field: "task".into(),
+                reason: format!("`{s}` is neither `workflow/key` nor a task id"),
+            })
+    }
+}
+
+impl From<TaskId> for TaskRef {
+    fn from(id: TaskId) -> Self {
+        TaskRef::Id(id)
+    }
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskRef::Id(id) => write!(f, "{id}"),
+            TaskRef::Key { workflow, key } => write!(f, "{workflow}/{key}"),
+        }
+    }
+}
+
+/// A row of `workflows`.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkflowRow {
+    pub(crate) id: i64,
+    pub(crate) uuid: WorkflowId,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) mode: Mode,
+    pub(crate) on_failure: FailurePolicy,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) status: WorkflowStatus,
+    pub(crate) open_tasks: u64,
+    pub(crate) fail_fast_triggered: bool,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const WORKFLOW_COLUMNS: &str = "id, uuid, name, description, mode, on_failure, \
+    retry_initial_ms, retry_coefficient, retry_max_ms, status, open_tasks, fail_fast_triggered, \
+    created_at, started_at, finished_at";
+
+impl WorkflowRow {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<WorkflowRow> {
+        Ok(WorkflowRow {
+            id: row.get(0)?,
+            uuid: WorkflowId::from_bytes(row.get(1)?),
+            name: row.get(2)?,
+            description: row.get(3)?,
+            mode: parse_column(row, 4, Mode::parse)?,
+            on_failure: parse_column(row, 5, FailurePolicy::parse)?,
+            retry: RetryPolicy {
+                initial_interval: Duration::milliseconds(row.get(6)?),
+                backoff_coefficient: row.get(7)?,
+                max_interval: Duration::milliseconds(row.get(8)?),
+            },
+            status: parse_column(row, 9, WorkflowStatus::parse)?,
+            open_tasks: row.get::<_, i64>(10)? as u64,
+            fail_fast_triggered: row.get(11)?,
+            created_at: from_millis(row.get(12)?),
+            started_at: row.get::<_, Option<i64>>(13)?.map(from_millis),
+            finished_at: row.get::<_, Option<i64>>(14)?.map(from_millis),
+        })
+    }
+
+    pub(crate) fn by_id(conn: &Connection, id: i64) -> Result<WorkflowRow> {
+        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1");
+        Ok(conn
+            .prepare_cached(&sql)?
+            .query_row([id], WorkflowRow::from_row)?)
+    }
+
+    pub(crate) fn resolve(conn: &Connection, workflow: &WorkflowRef) -> Result<WorkflowRow> {
+        let row = match workflow {
+            WorkflowRef::Id(id) => {
+                let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE uuid = ?1");
+                conn.prepare_cached(&sql)?
+                    .query_row([id.as_bytes()], WorkflowRow::from_row)
+                    .optional()?
+            }
+            WorkflowRef::Name(name) => {
+                let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE name = ?1");
+                conn.prepare_cached(&sql)?
+                    .query_row([name], WorkflowRow::from_row)
+                    .optional()?
+            }
+        };
+        row.ok_or_else(|| Error::UnknownWorkflow(workflow.to_string()))
+    }
+}
+
+/// A row of `tasks`, with its workflow's name for messages.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskRow {
+    pub(crate) id: i64,
+    pub(crate) uuid: TaskId,
+    pub(crate) workflow: i64,
+    pub(crate) workflow_name: String,
+    pub(crate) key: String,
+    pub(crate) title: String,
+    pub(crate) description: Option<String>,
+    pub(crate) estimate: f64,
+    pub(crate) priority: i64,
+    pub(crate) max_attempts: u32,
+    pub(crate) b_level: f64,
+    pub(crate) has_skills: bool,
+    pub(crate) state: TaskState,
+    pub(crate) reason: Option<FailureReason>,
+    pub(crate) attempt: u32,
+    pub(crate) agent: Option<String>,
+    pub(crate) token: LeaseToken,
+    pub(crate) deadline: Option<DateTime<Utc>>,
+    pub(crate) ready_at: Option<DateTime<Utc>>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+    pub(crate) note: Option<String>,
+    pub(crate) result: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) actual: Option<f64>,
+}
+
+pub(crate) const TASK_COLUMNS: &str = "t.id, t.uuid, t.workflow, w.name, t.key, t.title, \
+    t.description, t.estimate, t.priority, t.max_attempts, t.b_level, t.has_skills, t.state, t.reason, t.attempt, t.agent, t.token, t.deadline, t.ready_at, \
+    t.started_at, t.finished_at, t.note, t.result, t.error, t.actual";
+
+impl TaskRow {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
+        let millis = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.map(from_millis));
+        Ok(TaskRow {
+            id: row.get(0)?,
+            uuid: TaskId::from_bytes(row.get(1)?),
+            workflow: row.get(2)?,
+            workflow_name: row.get(3)?,
+            key: row.get(4)?,
+            title: row.get(5)?,
+            description: row.get(6)?,
+            estimate: row.get(7)?,
+            priority: row.get(8)?,
+            max_attempts: row.get(9)?,
+            b_level: row.get(10)?,
+            has_skills: row.get(11)?,
+            state: parse_column(row, 12, |s| s.parse().ok())?,
+            reason: row
+                .get::<_, Option<String>>(13)?
+                .and_then(|s| FailureReason::parse(&s)),
+            attempt: row.get(14)?,
+            agent: row.get(15)?,
+            token: LeaseToken(row.get::<_, i64>(16)? as u64),
+            deadline: millis(17)?,
+            ready_at: millis(18)?,
+            started_at: millis(19)?,
+            finished_at: millis(20)?,
+            note: row.get(21)?,
+            result: row.get(22)?,
+            error: row.get(23)?,
+            actual: row.get(24)?,
+        })
+    }
+
+    /// `workflow/key`, for messages.
+    pub(crate) fn display(&self) -> String {
+        format!("{}/{}", self.workflow_name, self.key)
+    }
+
+    pub(crate) fn by_id(conn: &Connection, id: i64) -> Result<TaskRow> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow WHERE t.id = ?1"
+        );
+        Ok(conn
+            .prepare_cached(&sql)?
+            .query_row([id], TaskRow::from_row)?)
+    }
+
+    pub(crate) fn resolve(conn: &Connection, task: &TaskRef) -> Result<TaskRow> {
+        let row = match task {
+            TaskRef::Id(id) => {
+                let sql = format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow \
+                     WHERE t.uuid = ?1"
+                );
+                conn.prepare_cached(&sql)?
+                    .query_row([id.as_bytes()], TaskRow::from_row)
+                    .optional()?
+            }
+            TaskRef::Key { workflow, key } => {
+                let workflow = WorkflowRow::resolve(conn, workflow)?;
+                let sql = format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow \
+                     WHERE t.workflow = ?1 AND t.key = ?2"
+                );
+                conn.prepare_cached(&sql)?
+                    .query_row(params![workflow.id, key], TaskRow::from_row)
+                    .optional()?
+            }
+        };
+        row.ok_or_else(|| Error::UnknownTask(task.to_string()))
+    }
+}
+
+/// Reads a text column through `parse`, turning an unknown value into a conversion error rather
+/// than a panic: a database edited by hand must not crash the server.
+pub(crate) fn parse_column<T>(
+    row: &Row<'_>,
+    index: usize,
+    parse: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unexpected value `{text}`").into(),
+        )
+    })
+}

@@ -1,0 +1,1047 @@
+//! Task use cases: claims with leases, reports (heartbeat, progress, complete, fail, release),
+//! lease expiry and due retries, and the propagation that follows a task's end.
+//!
+//! Every state change goes through [`apply`], which checks it against the state machine, keeps
+//! the workflow's count of open tasks, and appends the event; every end of a task goes through
+//! [`settle`], which moves its dependents and decides the workflow's outcome.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::error::{Error, Result};
+use crate::id::{LeaseToken, TaskId, WorkflowId};
+use crate::workflow::{
+    AfterFailure, FailurePolicy, FailureReason, TaskEvent, TaskState, UpstreamEffect,
+    WorkflowStatus, check_name, check_text, limits, outcome, transition, upstream_effect,
+};
+
+use super::agent::{AgentProfile, AgentStatus, load_profile, touch};
+use super::event::{EventKind, NewEvent, append};
+use super::refs::{TASK_COLUMNS, TaskRef, TaskRow, WorkflowRef, WorkflowRow};
+use super::{Store, millis};
+
+/// The lease a claim gets when the caller does not say: 15 minutes.
+pub const DEFAULT_LEASE: Duration = Duration::minutes(15);
+
+/// Ready tasks looked at, at most, for one claim, before giving up on finding one the agent
+/// has the skills for.
+const CLAIM_SCAN_LIMIT: usize = 10_000;
+
+/// A request for work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// The agent asking.
+    pub agent: String,
+    /// Only tasks of this workflow.
+    pub workflow: Option<WorkflowRef>,
+    /// Exactly this task.
+    pub task: Option<TaskRef>,
+    /// Lease length (default 15 minutes, at most a day).
+    pub lease: Option<Duration>,
+}
+
+impl ClaimRequest {
+    /// The best ready task of any running workflow, for `agent`.
+    pub fn new(agent: impl Into<String>) -> ClaimRequest {
+        ClaimRequest {
+            agent: agent.into(),
+            workflow: None,
+            task: None,
+            lease: None,
+        }
+    }
+
+    /// Only tasks of `workflow`.
+    pub fn in_workflow(mut self, workflow: impl Into<WorkflowRef>) -> ClaimRequest {
+        self.workflow = Some(workflow.into());
+        self
+    }
+
+    /// Exactly `task`.
+    pub fn task(mut self, task: impl Into<TaskRef>) -> ClaimRequest {
+        self.task = Some(task.into());
+        self
+    }
+
+    /// A lease of `lease`.
+    pub fn lease(mut self, lease: Duration) -> ClaimRequest {
+        self.lease = Some(lease);
+        self
+    }
+}
+
+/// A task handed to an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The task as it is now (running, leased to the agent).
+    pub task: TaskView,
+    /// The token every report on this lease must carry.
+    pub token: LeaseToken,
+    /// When the lease runs out unless a heartbeat extends it.
+    pub lease_expires_at: DateTime<Utc>,
+    /// The task's direct dependencies and what they produced.
+    pub dependencies: Vec<DependencyResult>,
+}
+
+/// A dependency of a claimed task and its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyResult {
+    /// The dependency's key.
+    pub key: String,
+    /// Its state (succeeded, unless the workflow's policy lets failures through).
+    pub state: TaskState,
+    /// What it reported on completion.
+    pub result: Option<String>,
+}
+
+/// A task and everything known about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView {
+    /// Id.
+    pub id: TaskId,
+    /// Its workflow's id.
+    pub workflow: WorkflowId,
+    /// Its workflow's name.
+    pub workflow_name: String,
+    /// Key within the workflow.
+    pub key: String,
+    /// Title.
+    pub title: String,
+    /// What to do.
+    pub description: Option<String>,
+    /// Size in points.
+    pub estimate: f64,
+    /// 0 to 100.
+    pub priority: i64,
+    /// Required skills and minimum levels.
+    pub skills: BTreeMap<String, u8>,
+    /// Keys of its direct dependencies.
+    pub depends_on: Vec<String>,
+    /// State.
+    pub state: TaskState,
+    /// Why it failed or was cancelled.
+    pub reason: Option<FailureReason>,
+    /// Attempts started in this run of the task.
+    pub attempt: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// The agent holding its lease.
+    pub agent: Option<String>,
+    /// When the lease runs out.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When the next attempt may start.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it last became ready.
+    pub ready_at: Option<DateTime<Utc>>,
+    /// When its current or last attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The agent's last progress note.
+    pub note: Option<String>,
+    /// What it produced.
+    pub result: Option<String>,
+    /// The last failure's message.
+    pub error: Option<String>,
+    /// Effort actually spent, in points, as reported.
+    pub actual: Option<f64>,
+    /// Its rank for the claim order: the longest estimate-weighted path to the end.
+    pub b_level: f64,
+}
+
+/// What an agent reports on a task it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Still working: extend the lease.
+    Heartbeat,
+    /// Still working, with a note: extend the lease and record the note.
+    Progress {
+        /// What has been done so far.
+        note: String,
+    },
+    /// Done.
+    Complete {
+        /// What it produced, handed to the dependents' agents.
+        result: Option<String>,
+        /// Effort actually spent, in points.
+        actual: Option<f64>,
+    },
+    /// This attempt failed.
+    Fail {
+        /// What went wrong.
+        error: String,
+        /// Whether another attempt could succeed.
+        retryable: bool,
+    },
+    /// Give the task back untouched; the attempt does not count.
+    Release,
+}
+
+/// The effect of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOutcome {
+    /// The task after the report.
+    pub task: TaskView,
+    /// Its workflow's status after the report.
+    pub workflow_status: WorkflowStatus,
+    /// Tasks that became ready because of it.
+    pub unblocked: Vec<String>,
+}
+
+/// What a pass over due deadlines did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tick {
+    /// Leases that ran out.
+    pub expired: usize,
+    /// Tasks whose retry backoff ended.
+    pub retried: usize,
+}
+
+impl Store {
+    /// Hands the best ready task to `request.agent`, atomically, with a lease; `None` when
+    /// nothing suits it now. Tasks delegated to the agent come first, then ready tasks by
+    /// priority, b-level and time ready. An agent with a profile gets only tasks it has the
+    /// skills for, and nothing while it is not active or is at its WIP limit.
+    pub fn claim(&self, request: &ClaimRequest) -> Result<Option<Claim>> {
+        check_name("agent name", &request.agent)?;
+        let lease = check_lease(request.lease)?;
+        self.write(|tx, now| {
+            tick(tx, now)?;
+            let profile = load_profile(tx, &request.agent)?;
+            if let Some(profile) = &profile {
+                check_can_take_work(tx, profile)?;
+            }
+            let candidate = match &request.task {
+                Some(task) => Some(claimable_task(tx, task, &request.agent, profile.as_ref())?),
+                None => next_task(tx, request, profile.as_ref())?,
+            };
+            let Some(mut task) = candidate else {
+                return Ok(None);
+            };
+            apply(
+                tx,
+                now,
+                &mut task,
+                TaskEvent::Start,
+                Change {
+                    agent: Some(&request.agent),
+                    deadline: Some(now + lease),
+                    ..Change::default()
+                },
+            )?;
+            touch(tx, &request.agent, now)?;
+            let dependencies = dependency_results(tx, task.id)?;
+            let lease_expires_at = now + lease;
+            Ok(Some(Claim {
+                token: task.token,
+                lease_expires_at,
+                task: view(tx, &task)?,
+                dependencies,
+            }))
+        })
+    }
+
+    /// Records a report from the agent holding `task`'s lease `token`. A report from another
+    /// agent, with an old token, or after the lease ran out is rejected and changes nothing.
+    pub fn report(
+        &self,
+        task: &TaskRef,
+        agent: &str,
+        token: LeaseToken,
+        report: &Report,
+        lease: Option<Duration>,
+    ) -> Result<ReportOutcome> {
+        let lease = check_lease(lease)?;
+        check_report(report)?;
+        self.write(|tx, now| {
+            let mut row = TaskRow::resolve(tx, task)?;
+            check_lease_holder(&row, agent, token, report, now)?;
+            let mut unblocked = Vec::new();
+            match report {
+                Report::Heartbeat | Report::Progress { .. } => {
+                    let note = match report {
+                        Report::Progress { note } => Some(note.as_str()),
+                        _ => None,
+                    };
+                    extend_lease(tx, now, &row, now + lease, note)?;
+                }
+                Report::Complete { result, actual } => {
+                    apply(
+                        tx,
+                        now,
+                        &mut row,
+                        TaskEvent::Complete,
+                        Change {
+                            result: result.as_deref(),
+                            actual: *actual,
+                            ..Change::default()
+                        },
+                    )?;
+                    unblocked = settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
+                }
+                Report::Fail { error, retryable } => {
+                    let workflow = WorkflowRow::by_id(tx, row.workflow)?;
+                    let decision = workflow.retry.after_failure(
+                        row.uuid,
+                        row.attempt,
+                        row.max_attempts,
+                        *retryable,
+                        now,
+                    );
+                    match decision {
+                        AfterFailure::RetryAt(at) => {
+                            apply(
+                                tx,
+                                now,
+                                &mut row,
+                                TaskEvent::FailAndRetry,
+                                Change {
+                                    deadline: Some(at),
+                                    error: Some(error),
+                                    ..Change::default()
+                                },
+                            )?;
+                        }
+                        AfterFailure::GiveUp(reason) => {
+                            apply(
+                                tx,
+                                now,
+                                &mut row,
+                                TaskEvent::Fail,
+                                Change {
+                                    reason: Some(reason),
+                                    error: Some(error),
+                                    ..Change::default()
+                                },
+                            )?;
+                            settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
+                        }
+                    }
+                }
+                Report::Release => {
+                    apply(tx, now, &mut row, TaskEvent::Release, Change::default())?;
+                }
+            }
+            touch(tx, agent, now)?;
+            let row = TaskRow::by_id(tx, row.id)?;
+            let workflow_status = WorkflowRow::by_id(tx, row.workflow)?.status;
+            Ok(ReportOutcome {
+                task: view(tx, &row)?,
+                workflow_status,
+                unblocked,
+            })
+        })
+    }
+
+    /// Cancels one task; its dependents are treated as after a failure.
+    pub fn cancel_task(&self, task: &TaskRef) -> Result<TaskView> {
+        self.write(|tx, now| {
+            let mut row = TaskRow::resolve(tx, task)?;
+            apply(
+                tx,
+                now,
+                &mut row,
+                TaskEvent::Cancel,
+                Change {
+                    reason: Some(FailureReason::Cancelled),
+                    ..Change::default()
+                },
+            )?;
+            settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
+            view(tx, &row)
+        })
+    }
+
+    /// Expires leases that ran out and makes tasks whose backoff ended ready again. Claims do
+    /// this themselves; call it to move time-driven work along when nobody claims.
+    pub fn tick(&self) -> Result<Tick> {
+        self.write(tick)
+    }
+
+    /// One task, by reference.
+    pub fn task(&self, task: &TaskRef) -> Result<TaskView> {
+        self.read(|tx, _| view(tx, &TaskRow::resolve(tx, task)?))
+    }
+}
+
+fn check_lease(lease: Option<Duration>) -> Result<Duration> {
+    let lease = lease.unwrap_or(DEFAULT_LEASE);
+    if lease < Duration::seconds(1) || lease > Duration::seconds(limits::MAX_LEASE_SECONDS) {
+        return Err(Error::InvalidArgument {
+            field: "lease_seconds".into(),
+            reason: format!(
+                "{} s is outside 1 to {} s",
+                lease.num_seconds(),
+                limits::MAX_LEASE_SECONDS
+            ),
+        });
+    }
+    Ok(lease)
+}
+
+fn check_report(report: &Report) -> Result<()> {
+    match report {
+        Report::Progress { note } => {
+            check_text("note", Some(note), limits::MAX_DESCRIPTION_LEN)?;
+        }
+        Report::Complete { result, actual } => {
+            check_text("result", result.as_deref(), limits::MAX_RESULT_LEN)?;
+            if let Some(actual) = actual
+                && !(actual.is_finite() && (0.0..=limits::MAX_ESTIMATE).contains(actual))
+            {
+                return Err(Error::InvalidArgument {
+                    field: "actual".into(),
+                    reason: format!("{actual} is outside 0 to {} points", limits::MAX_ESTIMATE),
+                });
+            }
+        }
+        Report::Fail { error, .. } => {
+            check_text("error", Some(error), limits::MAX_DESCRIPTION_LEN)?;
+        }
+        Report::Heartbeat | Report::Release => {}
+    }
+    Ok(())
+}
+
+fn check_lease_holder(
+    row: &TaskRow,
+    agent: &str,
+    token: LeaseToken,
+    report: &Report,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if let Some(holder) = &row.agent
+        && holder != agent
+    {
+        return Err(Error::NotLeaseHolder {
+            task: row.display(),
+            agent: agent.to_owned(),
+            holder: holder.clone(),
+        });
+    }
+    if row.state != TaskState::Running {
+        let event = match report {
+            Report::Complete { .. } => TaskEvent::Complete,
+            Report::Fail { .. } => TaskEvent::Fail,
+            Report::Release => TaskEvent::Release,
+            Report::Heartbeat | Report::Progress { .. } => TaskEvent::LeaseExpired,
+        };
+        if token < row.token {
+            return Err(Error::StaleLease {
+                task: row.display(),
+                presented: token.0,
+                current: row.token.0,
+            });
+        }
+        return Err(Error::IllegalTransition {
+            task: row.display(),
+            state: row.state,
+            verb: match report {
+                Report::Heartbeat | Report::Progress { .. } => "take a heartbeat",
+                _ => event.verb(),
+            },
+        });
+    }
+    if token != row.token {
+        return Err(Error::StaleLease {
+            task: row.display(),
+            presented: token.0,
+            current: row.token.0,
+        });
+    }
+    if let Some(deadline) = row.deadline
+        && deadline <= now
+    {
+        return Err(Error::LeaseExpired {
+            task: row.display(),
+            expired_at: deadline,
+        });
+    }
+    Ok(())
+}
+
+fn check_can_take_work(conn: &Connection, profile: &AgentProfile) -> Result<()> {
+    if profile.status != AgentStatus::Active {
+        return Err(Error::NotQualified {
+            agent: profile.name.clone(),
+            task: "any".into(),
+            reason: format!(
+                "the agent is {}; set it active to take work",
+                profile.status
+            ),
+        });
+    }
+    let in_flight = in_flight(conn, &profile.name)?;
+    if in_flight >= u64::from(profile.max_concurrent) {
+        return Err(Error::NotQualified {
+            agent: profile.name.clone(),
+            task: "any".into(),
+            reason: format!(
+                "it holds {in_flight} task(s), its WIP limit of {}; complete or release one first",
+                profile.max_concurrent
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Tasks leased to `agent`.
+pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM tasks WHERE agent = ?1 AND state IN ('assigned', 'running')",
+        )?
+        .query_row([agent], |row| row.get::<_, i64>(0))? as u64)
+}
+
+/// The task named in a claim, if the agent may start it now.
+fn claimable_task(
+    tx: &Transaction<'_>,
+    task: &TaskRef,
+    agent: &str,
+    profile: Option<&AgentProfile>,
+) -> Result<TaskRow> {
+    let row = TaskRow::resolve(tx, task)?;
+    let workflow = WorkflowRow::by_id(tx, row.workflow)?;
+    if workflow.status != WorkflowStatus::Running {
+        return Err(Error::NotQualified {
+            agent: agent.to_owned(),
+            task: row.display(),
+            reason: format!(
+                "workflow `{}` is {}, not running",
+                workflow.name, workflow.status
+            ),
+        });
+    }
+    let delegated_to_other =
+        row.state == TaskState::Assigned && row.agent.as_deref() != Some(agent);
+    if delegated_to_other {
+        return Err(Error::NotLeaseHolder {
+            task: row.display(),
+            agent: agent.to_owned(),
+            holder: row.agent.clone().unwrap_or_default(),
+        });
+    }
+    if transition(row.state, TaskEvent::Start).is_none() {
+        return Err(Error::IllegalTransition {
+            task: row.display(),
+            state: row.state,
+            verb: TaskEvent::Start.verb(),
+        });
+    }
+    if let Some(profile) = profile
+        && row.has_skills
+        && let Some(reason) = profile.unmet_skill(&task_skills(tx, row.id)?)
+    {
+        return Err(Error::NotQualified {
+            agent: agent.to_owned(),
+            task: row.display(),
+            reason,
+        });
+    }
+    Ok(row)
+}
+
+/// The best task for the agent: one delegated to it, else the first ready one it can do.
+fn next_task(
+    tx: &Transaction<'_>,
+    request: &ClaimRequest,
+    profile: Option<&AgentProfile>,
+) -> Result<Option<TaskRow>> {
+    let workflow = match &request.workflow {
+        Some(workflow) => {
+            let workflow = WorkflowRow::resolve(tx, workflow)?;
+            if workflow.status != WorkflowStatus::Running {
+                return Ok(None);
+            }
+            Some(workflow.id)
+        }
+        None => None,
+    };
+    let delegated: Option<i64> = tx
+        .prepare_cached(
+            "SELECT t.id FROM tasks t JOIN workflows w ON w.id = t.workflow \
+             WHERE t.agent = ?1 AND t.state = 'assigned' AND w.status = 'running' \
+             AND (?2 IS NULL OR t.workflow = ?2) ORDER BY t.ready_at, t.id LIMIT 1",
+        )?
+        .query_row(params![request.agent, workflow], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = delegated {
+        return TaskRow::by_id(tx, id).map(Some);
+    }
+
+    let mut in_workflow;
+    let mut anywhere;
+    let mut rows = match workflow {
+        Some(id) => {
+            in_workflow = tx.prepare_cached(
+                "SELECT id, has_skills FROM tasks WHERE workflow = ?1 AND state = 'ready' \
+                 ORDER BY priority DESC, b_level DESC, ready_at, id",
+            )?;
+            in_workflow.query([id])?
+        }
+        None => {
+            anywhere = tx.prepare_cached(
+                "SELECT t.id, t.has_skills FROM tasks t INDEXED BY tasks_ready \
+                 JOIN workflows w ON w.id = t.workflow \
+                 WHERE t.state = 'ready' AND w.status = 'running' \
+                 ORDER BY t.priority DESC, t.b_level DESC, t.ready_at, t.id",
+            )?;
+            anywhere.query([])?
+        }
+    };
+    let mut scanned = 0;
+    while let Some(row) = rows.next()? {
+        let (id, has_skills): (i64, bool) = (row.get(0)?, row.get(1)?);
+        let suits = match profile {
+            Some(profile) if has_skills => profile.unmet_skill(&task_skills(tx, id)?).is_none(),
+            _ => true,
+        };
+        if suits {
+            return TaskRow::by_id(tx, id).map(Some);
+        }
+        scanned += 1;
+        if scanned >= CLAIM_SCAN_LIMIT {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// Columns a transition sets besides the state; the rest follow from the states involved.
+#[derive(Debug, Default)]
+pub(crate) struct Change<'a> {
+    pub(crate) reason: Option<FailureReason>,
+    pub(crate) agent: Option<&'a str>,
+    pub(crate) deadline: Option<DateTime<Utc>>,
+    pub(crate) result: Option<&'a str>,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) actual: Option<f64>,
+    pub(crate) detail: Option<&'a str>,
+}
+
+/// Moves `task` by `event` when the state machine allows it, keeps the workflow's count of
+/// open tasks, and appends the event. `task` is updated to the new row values.
+pub(crate) fn apply(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    task: &mut TaskRow,
+    event: TaskEvent,
+    change: Change<'_>,
+) -> Result<()> {
+    let from = task.state;
+    let Some(to) = transition(from, event) else {
+        return Err(Error::IllegalTransition {
+            task: task.display(),
+            state: from,
+            verb: event.verb(),
+        });
+    };
+    let event_agent = change
+        .agent
+        .map(str::to_owned)
+        .or_else(|| task.agent.clone());
+    // Any lease that starts or ends moves the fencing token, so reports on an old lease fail.
+    if from.is_leased() || to.is_leased() {
+        task.token = LeaseToken(task.token.0 + 1);
+    }
+    match event {
+        TaskEvent::Start => {
+            task.attempt += 1;
+            task.started_at = Some(now);
+        }
+        TaskEvent::Release => task.attempt = task.attempt.saturating_sub(1),
+        TaskEvent::Reset => task.attempt = 0,
+        _ => {}
+    }
+    task.agent = if to.is_leased() {
+        change.agent.map(str::to_owned).or(task.agent.take())
+    } else {
+        None
+    };
+    task.deadline = match to {
+        TaskState::Assigned | TaskState::Running | TaskState::WaitingRetry => change.deadline,
+        _ => None,
+    };
+    if to == TaskState::Ready {
+        task.ready_at = Some(now);
+    }
+    if to.is_terminal() {
+        task.finished_at = Some(now);
+        task.reason = change.reason;
+    } else {
+        task.finished_at = None;
+        task.reason = None;
+    }
+    if to == TaskState::Pending {
+        task.ready_at = None;
+        task.started_at = None;
+        task.result = None;
+        task.actual = None;
+    }
+    if let Some(result) = change.result {
+        task.result = Some(result.to_owned());
+    }
+    if let Some(error) = change.error {
+        task.error = Some(error.to_owned());
+    }
+    if change.actual.is_some() {
+        task.actual = change.actual;
+    }
+    task.state = to;
+    tx.prepare_cached(
+        "UPDATE tasks SET state = ?2, reason = ?3, attempt = ?4, agent = ?5, token = ?6, \
+         deadline = ?7, ready_at = ?8, started_at = ?9, finished_at = ?10, result = ?11, \
+         error = ?12, actual = ?13 WHERE id = ?1",
+    )?
+    .execute(params![
+        task.id,
+        to.as_str(),
+        task.reason.map(FailureReason::as_str),
+        task.attempt,
+        task.agent,
+        task.token.0 as i64,
+        task.deadline.map(millis),
+        task.ready_at.map(millis),
+        task.started_at.map(millis),
+        task.finished_at.map(millis),
+        task.result,
+        task.error,
+        task.actual,
+    ])?;
+    let opened = i64::from(from.is_terminal()) - i64::from(to.is_terminal());
+    if opened != 0 {
+        tx.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
+            .execute(params![task.workflow, opened])?;
+    }
+    let detail = change
+        .detail
+        .or(change.reason.map(FailureReason::as_str))
+        .or(change.error);
+    append(
+        tx,
+        now,
+        EventKind::TaskState,
+        NewEvent {
+            workflow: Some(task.workflow),
+            task: Some(task.id),
+            agent: event_agent.as_deref(),
+            from: Some(from),
+            to: Some(to),
+            attempt: Some(task.attempt),
+            value: match to {
+                TaskState::Succeeded => task.actual,
+                _ => None,
+            },
+            detail,
+        },
+    )?;
+    Ok(())
+}
+
+fn extend_lease(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    task: &TaskRow,
+    until: DateTime<Utc>,
+    note: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE tasks SET deadline = ?2, note = coalesce(?3, note) WHERE id = ?1")?
+        .execute(params![task.id, millis(until), note])?;
+    // A bare heartbeat changes nothing but the lease, so it is not logged: the log would
+    // otherwise grow with every minute an agent works.
+    if let Some(note) = note {
+        append(
+            tx,
+            now,
+            EventKind::TaskProgress,
+            NewEvent {
+                workflow: Some(task.workflow),
+                task: Some(task.id),
+                agent: task.agent.as_deref(),
+                attempt: Some(task.attempt),
+                detail: Some(note),
+                ..NewEvent::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Moves the dependents of tasks that just reached a terminal state, transitively, then ends
+/// the workflow when nothing is left open. Returns the keys of tasks that became ready.
+pub(crate) fn settle(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    workflow: i64,
+    mut finished: Vec<(i64, TaskState)>,
+) -> Result<Vec<String>> {
+    let mut row = WorkflowRow::by_id(tx, workflow)?;
+    let mut unblocked = Vec::new();
+    while let Some((task, state)) = finished.pop() {
+        if state == TaskState::Failed
+            && row.on_failure == FailurePolicy::FailFast
+            && !row.fail_fast_triggered
+        {
+            row.fail_fast_triggered = true;
+            tx.prepare_cached("UPDATE workflows SET fail_fast_triggered = 1 WHERE id = ?1")?
+                .execute([workflow])?;
+            for id in ids(
+                tx,
+                "SELECT id FROM tasks WHERE workflow = ?1 AND state IN \
+                ('pending', 'ready', 'assigned', 'waiting_retry')",
+                workflow,
+            )? {
+                let mut dependent = TaskRow::by_id(tx, id)?;
+                apply(
+                    tx,
+                    now,
+                    &mut dependent,
+                    TaskEvent::Cancel,
+                    Change {
+                        reason: Some(FailureReason::FailFast),
+                        ..Change::default()
+                    },
+                )?;
+            }
+            continue;
+        }
+        let Some(effect) = upstream_effect(row.on_failure, state) else {
+            continue;
+        };
+        for id in ids(tx, "SELECT task FROM deps WHERE dep = ?1", task)? {
+            match effect {
+                UpstreamEffect::Satisfied => {
+                    let (unmet, state): (u32, String) = tx
+                        .prepare_cached(
+                            "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 \
+                             RETURNING unmet, state",
+                        )?
+                        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let startable =
+                        matches!(row.status, WorkflowStatus::Running | WorkflowStatus::Paused);
+                    if unmet == 0 && state == TaskState::Pending.as_str() && startable {
+                        let mut dependent = TaskRow::by_id(tx, id)?;
+                        apply(
+                            tx,
+                            now,
+                            &mut dependent,
+                            TaskEvent::DependenciesMet,
+                            Change::default(),
+                        )?;
+                        unblocked.push(dependent.key);
+                    }
+                }
+                UpstreamEffect::Blocked => {
+                    let mut dependent = TaskRow::by_id(tx, id)?;
+                    if transition(dependent.state, TaskEvent::UpstreamFailed).is_some() {
+                        apply(
+                            tx,
+                            now,
+                            &mut dependent,
+                            TaskEvent::UpstreamFailed,
+                            Change {
+                                reason: Some(FailureReason::Upstream),
+                                ..Change::default()
+                            },
+                        )?;
+                        finished.push((dependent.id, dependent.state));
+                    }
+                }
+            }
+        }
+    }
+    finish_if_done(tx, now, workflow)?;
+    Ok(unblocked)
+}
+
+/// Applies the leaf rule once no task is open.
+pub(crate) fn finish_if_done(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    workflow: i64,
+) -> Result<()> {
+    let row = WorkflowRow::by_id(tx, workflow)?;
+    if !matches!(row.status, WorkflowStatus::Running | WorkflowStatus::Paused) {
+        return Ok(());
+    }
+    let leaves: Vec<TaskState> = tx
+        .prepare_cached("SELECT state FROM tasks WHERE workflow = ?1 AND is_leaf = 1")?
+        .query_map([workflow], |r| r.get::<_, String>(0))?
+        .filter_map(|state| state.ok().and_then(|s| s.parse().ok()))
+        .collect();
+    if let Some(status) = outcome(row.open_tasks, row.fail_fast_triggered, leaves) {
+        super::workflow::set_status(tx, now, &row, status)?;
+    }
+    Ok(())
+}
+
+/// Expires run-out leases and ends finished backoffs.
+pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
+    let mut done = Tick::default();
+    let due = ids(
+        tx,
+        "SELECT id FROM tasks WHERE deadline <= ?1 ORDER BY deadline",
+        millis(now),
+    )?;
+    for id in due {
+        let mut task = TaskRow::by_id(tx, id)?;
+        match task.state {
+            TaskState::WaitingRetry => {
+                apply(tx, now, &mut task, TaskEvent::RetryDue, Change::default())?;
+                done.retried += 1;
+            }
+            TaskState::Assigned => {
+                apply(
+                    tx,
+                    now,
+                    &mut task,
+                    TaskEvent::LeaseExpired,
+                    Change {
+                        detail: Some("lease_expired"),
+                        ..Change::default()
+                    },
+                )?;
+                done.expired += 1;
+            }
+            TaskState::Running if task.attempt >= task.max_attempts => {
+                apply(
+                    tx,
+                    now,
+                    &mut task,
+                    TaskEvent::Fail,
+                    Change {
+                        reason: Some(FailureReason::LeaseExpired),
+                        error: Some("the lease expired without a report"),
+                        ..Change::default()
+                    },
+                )?;
+                settle(tx, now, task.workflow, vec![(task.id, task.state)])?;
+                done.expired += 1;
+            }
+            TaskState::Running => {
+                apply(
+                    tx,
+                    now,
+                    &mut task,
+                    TaskEvent::LeaseExpired,
+                    Change {
+                        error: Some("the lease expired without a report"),
+                        detail: Some("lease_expired"),
+                        ..Change::default()
+                    },
+                )?;
+                done.expired += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(done)
+}
+
+/// The integer ids a one-parameter query returns.
+pub(crate) fn ids(conn: &Connection, sql: &str, param: i64) -> Result<Vec<i64>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map([param], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn task_skills(conn: &Connection, task: i64) -> Result<BTreeMap<String, u8>> {
+    Ok(conn
+        .prepare_cached("SELECT skill, level FROM task_skills WHERE task = ?1")?
+        .query_map([task], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResult>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.key, t.state, t.result FROM deps d JOIN tasks t ON t.id = d.dep \
+         WHERE d.task = ?1 ORDER BY t.id",
+    )?;
+    let rows = stmt.query_map([task], |row| {
+        Ok(DependencyResult {
+            key: row.get(0)?,
+            state: super::refs::parse_column(row, 1, |s| s.parse().ok())?,
+            result: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The public view of a task row.
+pub(crate) fn view(conn: &Connection, row: &TaskRow) -> Result<TaskView> {
+    let depends_on = conn
+        .prepare_cached(
+            "SELECT t.key FROM deps d JOIN tasks t ON t.id = d.dep WHERE d.task = ?1 ORDER BY t.id",
+        )?
+        .query_map([row.id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let skills = if row.has_skills {
+        task_skills(conn, row.id)?
+    } else {
+        BTreeMap::new()
+    };
+    let workflow: [u8; 16] = conn
+        .prepare_cached("SELECT uuid FROM workflows WHERE id = ?1")?
+        .query_row([row.workflow], |r| r.get(0))?;
+    Ok(view_with(
+        row,
+        WorkflowId::from_bytes(workflow),
+        skills,
+        depends_on,
+    ))
+}
+
+pub(crate) fn view_with(
+    row: &TaskRow,
+    workflow: WorkflowId,
+    skills: BTreeMap<String, u8>,
+    depends_on: Vec<String>,
+) -> TaskView {
+    let (lease_expires_at, next_attempt_at) = match row.state {
+        TaskState::WaitingRetry => (None, row.deadline),
+        _ => (row.deadline, None),
+    };
+    TaskView {
+        id: row.uuid,
+        workflow,
+        workflow_name: row.workflow_name.clone(),
+        key: row.key.clone(),
+        title: row.title.clone(),
+        description: row.description.clone(),
+        estimate: row.estimate,
+        priority: row.priority,
+        skills,
+        depends_on,
+        state: row.state,
+        reason: row.reason,
+        attempt: row.attempt,
+        max_attempts: row.max_attempts,
+        agent: row.agent.clone(),
+        lease_expires_at,
+        next_attempt_at,
+        ready_at: row.ready_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        note: row.note.clone(),
+        result: row.result.clone(),
+        error: row.error.clone(),
+        actual: row.actual,
+        b_level: row.b_level,
+    }
+}
+
+/// All task rows of a workflow, in creation order.
+pub(crate) fn workflow_tasks(conn: &Connection, workflow: i64) -> Result<Vec<TaskRow>> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow \
+         WHERE t.workflow = ?1 ORDER BY t.id"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([workflow], TaskRow::from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}

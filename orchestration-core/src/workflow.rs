@@ -1,0 +1,24 @@
+//! Workflows: the pure model. Specs and their validation, the dependency graph and its analysis,
+//! the task state machine, retry decisions, failure propagation and the workflow outcome.
+//!
+//! Nothing here reads the clock or touches the database: the store's use cases load state, call
+//! these functions with the time they read once, and save what comes back.
+
+mod dag;
+mod retry;
+mod spec;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use dag::{CycleNodes, Dag, Schedule};
+pub use retry::{AfterFailure, RetryPolicy};
+pub use spec::{Analysis, CriticalPath, Mode, TaskSpec, ValidatedWorkflow, WorkflowSpec, limits};
+pub(crate) use spec::{
+    analyse as spec_analyse, check_name, check_text, cycle_keys as spec_cycle_keys,
+};
+pub use state::{
+    FailurePolicy, FailureReason, TaskEvent, TaskState, WorkflowAction, WorkflowStatus, transition,
+};
+pub(crate) use state::{UpstreamEffect, outcome, upstream_effect};
