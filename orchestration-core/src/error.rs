@@ -15,8 +15,8 @@ pub enum Error {
     /// A workflow spec broke a rule; nothing was written.
     #[error("invalid workflow spec: {0}")]
     InvalidSpec(#[from] SpecError),
-    /// The dependencies would form a cycle, named in execution order.
-    #[error("dependency cycle: {}", .0.join(" -> "))]
+    /// The dependencies would form a cycle; each task named depends on the next.
+    #[error("dependency cycle: {} (each task depends on the next)", .0.join(" -> "))]
     Cycle(Vec<String>),
     /// An argument of a call broke a rule.
     #[error("invalid {field}: {reason}")]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::{LeaseToken, TaskId, WorkflowId};
 use crate::workflow::{
     AfterFailure, FailurePolicy, FailureReason, TaskEvent, TaskState, UpstreamEffect,
-    WorkflowStatus, check_name, check_text, limits, outcome, transition, upstream_effect,
+    WorkflowStatus, check_name, limits, outcome, transition, upstream_effect,
 };
 
 use super::agent::{AgentProfile, AgentStatus, load_profile, touch};
@@ -384,10 +384,14 @@ fn check_lease(lease: Option<Duration>) -> Result<Duration> {
 fn check_report(report: &Report) -> Result<()> {
     match report {
         Report::Progress { note } => {
-            check_text("note", Some(note), limits::MAX_DESCRIPTION_LEN)?;
+            check_length("note", note, limits::MAX_DESCRIPTION_LEN)?;
         }
         Report::Complete { result, actual } => {
-            check_text("result", result.as_deref(), limits::MAX_RESULT_LEN)?;
+            check_length(
+                "result",
+                result.as_deref().unwrap_or_default(),
+                limits::MAX_RESULT_LEN,
+            )?;
             if let Some(actual) = actual
                 && !(actual.is_finite() && (0.0..=limits::MAX_ESTIMATE).contains(actual))
             {
@@ -398,9 +402,21 @@ fn check_report(report: &Report) -> Result<()> {
             }
         }
         Report::Fail { error, .. } => {
-            check_text("error", Some(error), limits::MAX_DESCRIPTION_LEN)?;
+            check_length("error", error, limits::MAX_DESCRIPTION_LEN)?;
         }
         Report::Heartbeat | Report::Release => {}
+    }
+    Ok(())
+}
+
+/// Rejects an argument longer than `max` characters.
+pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<()> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(Error::InvalidArgument {
+            field: field.to_owned(),
+            reason: format!("must be at most {max} characters, got {length}"),
+        });
     }
     Ok(())
 }

@@ -178,7 +178,7 @@ impl Store {
     /// idempotency key that was used before for the same spec, returns the first result.
     pub fn create_workflow(&self, spec: WorkflowSpec, options: &CreateOptions) -> Result<Created> {
         if let Some(key) = &options.idempotency_key {
-            crate::workflow::check_text("idempotency_key", Some(key), 200)?;
+            super::task::check_length("idempotency_key", key, 200)?;
         }
         let fingerprint = options
             .idempotency_key
@@ -312,10 +312,13 @@ impl Store {
                         )));
                     }
                     let graph = Graph::load(tx, row.workflow)?;
-                    if let Some(path) = graph
+                    if let Some(mut path) = graph
                         .dag
                         .path(graph.index[&row.id], graph.index[&dependency.id])
                     {
+                        // `path` runs in execution order from the task to its would-be
+                        // dependency; the cycle reads in "depends on" order from the task.
+                        path[1..].reverse();
                         let keys = crate::workflow::spec_cycle_keys(&path, |v| {
                             graph.tasks[v as usize].key.clone()
                         });

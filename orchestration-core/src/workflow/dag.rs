@@ -24,7 +24,8 @@ pub struct Dag {
     level: Vec<u32>,
 }
 
-/// The nodes of one cycle, in edge order; the first node is not repeated at the end.
+/// The nodes of one cycle, each depending on the next (edges run from the next node to the
+/// previous); the first node is not repeated at the end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CycleNodes(pub Vec<u32>);
 
@@ -306,9 +307,8 @@ fn find_cycle(predecessors: &Graph, order: &[u32]) -> CycleNodes {
             .find(|&p| !ordered[p as usize])
             .unwrap_or(at);
     }
-    // `walk` follows edges backwards; reverse the loop so it reads in execution order.
+    // `walk` follows edges backwards, which is the order of "depends on".
     let mut cycle = walk[seen_at[at as usize]..].to_vec();
-    cycle.reverse();
     // Start the cycle at its smallest node so the same cycle is always named the same way.
     if let Some(min_pos) = cycle
         .iter()

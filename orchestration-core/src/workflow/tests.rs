@@ -1,1 +1,608 @@
-//! Workflow unit tests.
+//! Tests of the pure workflow model: validation messages, cycle naming, stages, critical path,
+//! the transition table, retry timing and properties of random graphs.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::*;
+use crate::id::TaskId;
+
+fn spec(tasks: Vec<TaskSpec>) -> WorkflowSpec {
+    WorkflowSpec {
+        name: "wf".into(),
+        tasks,
+        ..WorkflowSpec::default()
+    }
+}
+
+fn task(key: &str, deps: &[&str]) -> TaskSpec {
+    TaskSpec::new(key, format!("do {key}")).after(deps.iter().copied())
+}
+
+/// Validates `spec` and compares the error message (or "ok").
+#[track_caller]
+fn check(spec: WorkflowSpec, expected: &str) {
+    let actual = match spec.validate() {
+        Ok(_) => "ok".to_owned(),
+        Err(err) => err.to_string(),
+    };
+    assert_eq!(actual, expected);
+}
+
+#[test]
+fn validation_errors_name_the_field_and_the_reason() {
+    let long = "x".repeat(65);
+    let cases: Vec<(WorkflowSpec, String)> = vec![
+        (spec(vec![task("a", &[])]), "ok".into()),
+        (
+            WorkflowSpec { name: String::new(), ..spec(vec![task("a", &[])]) },
+            "invalid workflow spec: workflow name `` is invalid: must not be empty".into(),
+        ),
+        (
+            WorkflowSpec { name: "has space".into(), ..spec(vec![task("a", &[])]) },
+            "invalid workflow spec: workflow name `has space` is invalid: may contain only ASCII letters, digits, `-`, `_` and `.`".into(),
+        ),
+        (
+            WorkflowSpec { name: "-lead".into(), ..spec(vec![task("a", &[])]) },
+            "invalid workflow spec: workflow name `-lead` is invalid: must start with a letter or digit".into(),
+        ),
+        (
+            WorkflowSpec { name: long.clone(), ..spec(vec![task("a", &[])]) },
+            format!("invalid workflow spec: workflow name `{long}` is invalid: must be at most 64 characters"),
+        ),
+        (spec(vec![]), "invalid workflow spec: a workflow needs at least one task".into()),
+        (
+            spec(vec![task("a/b", &[])]),
+            "invalid workflow spec: task key `a/b` is invalid: may contain only ASCII letters, digits, `-`, `_` and `.`".into(),
+        ),
+        (
+            spec(vec![task("a", &[]), task("b", &[]), task("a", &[])]),
+            "invalid workflow spec: task key `a` is used twice (tasks 0 and 2); keys must be unique within a workflow".into(),
+        ),
+        (
+            spec(vec![task("a", &["ghost"])]),
+            "invalid workflow spec: task `a` depends on `ghost`, which is not a task of this workflow".into(),
+        ),
+        (spec(vec![task("a", &["a"])]), "invalid workflow spec: task `a` depends on itself".into()),
+        (
+            spec(vec![TaskSpec::new("a", "  ")]),
+            "invalid workflow spec: title of task `a` is invalid: must not be empty".into(),
+        ),
+        (
+            spec(vec![TaskSpec::new("a", "t".repeat(201))]),
+            "invalid workflow spec: title of task `a` is invalid: must be at most 200 characters, got 201".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).estimate(-1.0)]),
+            "invalid workflow spec: task `a` has estimate -1; estimates are finite numbers from 0 to 10000 points".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).estimate(f64::NAN)]),
+            "invalid workflow spec: task `a` has estimate NaN; estimates are finite numbers from 0 to 10000 points".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).estimate(f64::INFINITY)]),
+            "invalid workflow spec: task `a` has estimate inf; estimates are finite numbers from 0 to 10000 points".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).priority(101)]),
+            "invalid workflow spec: task `a` has priority 101; priorities go from 0 (lowest) to 100 (highest)".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).max_attempts(0)]),
+            "invalid workflow spec: task `a` has max_attempts 0; it must be from 1 to 100 (it counts the first attempt)".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).skill("rust", 6)]),
+            "invalid workflow spec: task `a` requires skill `rust` at level 6; levels go from 1 to 5".into(),
+        ),
+        (
+            spec(vec![task("a", &[]).skill("no spaces", 2)]),
+            "invalid workflow spec: skill name `no spaces` is invalid: may contain only ASCII letters, digits, `-`, `_` and `.`".into(),
+        ),
+        (
+            WorkflowSpec { mode: Mode::Sequential, ..spec(vec![task("a", &[]), task("b", &["a"])]) },
+            "invalid workflow spec: task `b` lists depends_on, but mode `sequential` derives dependencies itself; use mode `dag` for explicit dependencies".into(),
+        ),
+        (
+            WorkflowSpec {
+                retry: RetryPolicy { backoff_coefficient: 0.5, ..RetryPolicy::default() },
+                ..spec(vec![task("a", &[])])
+            },
+            "invalid workflow spec: retry policy is invalid: backoff_coefficient must be from 1 to 100".into(),
+        ),
+        (
+            WorkflowSpec {
+                retry: RetryPolicy {
+                    max_interval: Duration::milliseconds(10),
+                    ..RetryPolicy::default()
+                },
+                ..spec(vec![task("a", &[])])
+            },
+            "invalid workflow spec: retry policy is invalid: max_interval must be at least initial_interval".into(),
+        ),
+        (
+            WorkflowSpec { description: Some("d".repeat(10_001)), ..spec(vec![task("a", &[])]) },
+            "invalid workflow spec: description is invalid: must be at most 10000 characters, got 10001".into(),
+        ),
+        (
+            spec(vec![task("a", &["b"]), task("b", &["c"]), task("c", &["a"])]),
+            "dependency cycle: a -> b -> c -> a (each task depends on the next)".into(),
+        ),
+    ];
+    for (spec, expected) in cases {
+        check(spec, &expected);
+    }
+}
+
+#[test]
+fn too_many_tasks_and_dependencies_are_rejected() {
+    let many: Vec<TaskSpec> = (0..=limits::MAX_TASKS)
+        .map(|i| task(&format!("t{i}"), &[]))
+        .collect();
+    check(
+        spec(many),
+        "invalid workflow spec: a workflow may have at most 100000 tasks, this one has 100001",
+    );
+    let deps: Vec<String> = (0..=limits::MAX_DEPENDENCIES)
+        .map(|i| format!("t{i}"))
+        .collect();
+    let mut tasks: Vec<TaskSpec> = deps.iter().map(|k| task(k, &[])).collect();
+    tasks.push(TaskSpec::new("sink", "sink").after(deps.iter().cloned()));
+    check(
+        spec(tasks),
+        "invalid workflow spec: task `sink` has 1001 dependencies; at most 1000 are allowed",
+    );
+}
+
+#[test]
+fn cycles_are_named_in_execution_order() {
+    // Named in "depends on" order, from the first task listed.
+    let cases = [
+        (
+            vec![task("a", &["b"]), task("b", &["c"]), task("c", &["a"])],
+            "a -> b -> c -> a",
+        ),
+        (
+            vec![
+                task("x", &[]),
+                task("a", &["c"]),
+                task("b", &["a"]),
+                task("c", &["b"]),
+            ],
+            "a -> c -> b -> a",
+        ),
+        (vec![task("p", &["q"]), task("q", &["p"])], "p -> q -> p"),
+    ];
+    for (tasks, expected) in cases {
+        match spec(tasks).validate() {
+            Err(crate::Error::Cycle(keys)) => assert_eq!(keys.join(" -> "), expected),
+            other => panic!("expected a cycle, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_named_cycle_follows_real_edges() {
+    let tasks = vec![
+        task("a", &["c"]),
+        task("b", &["a"]),
+        task("c", &["b"]),
+        task("d", &["a"]),
+    ];
+    let spec = spec(tasks.clone());
+    let Err(crate::Error::Cycle(keys)) = spec.validate() else {
+        panic!("expected a cycle")
+    };
+    for pair in keys.windows(2) {
+        let dependent = tasks.iter().find(|t| t.key == pair[0]).unwrap();
+        assert!(
+            dependent.depends_on.contains(&pair[1]),
+            "{} does not depend on {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[test]
+fn stages_and_critical_path_match_a_hand_computed_example() {
+    // design(3) -> api(5) -> integrate(2) -> release(1)
+    //          \-> ui(2) ---/
+    // docs(1), independent.
+    let tasks = vec![
+        task("design", &[]).estimate(3.0),
+        task("api", &["design"]).estimate(5.0),
+        task("ui", &["design"]).estimate(2.0),
+        task("integrate", &["api", "ui"]).estimate(2.0),
+        task("release", &["integrate"]).estimate(1.0),
+        task("docs", &[]).estimate(1.0),
+    ];
+    let validated = spec(tasks).validate().unwrap();
+    let analysis = validated.analysis();
+    assert_eq!(
+        analysis.stages,
+        vec![
+            vec!["design", "docs"],
+            vec!["api", "ui"],
+            vec!["integrate"],
+            vec!["release"]
+        ]
+    );
+    assert_eq!(
+        analysis.critical_path.keys,
+        ["design", "api", "integrate", "release"]
+    );
+    assert_eq!(analysis.critical_path.length, 11.0);
+    // b-levels: release 1, integrate 3, api 8, ui 5, design 11, docs 1.
+    assert_eq!(analysis.b_levels, vec![11.0, 8.0, 5.0, 3.0, 1.0, 1.0]);
+    let schedule = validated.dag().schedule(&[3.0, 5.0, 2.0, 2.0, 1.0, 1.0]);
+    // ui can slip 3 (finishes at 5, integrate starts at 8); docs can slip 10.
+    assert_eq!(schedule.total_float, vec![0.0, 0.0, 3.0, 0.0, 0.0, 10.0]);
+    assert_eq!(schedule.earliest_start, vec![0.0, 3.0, 3.0, 8.0, 10.0, 0.0]);
+    assert_eq!(
+        analysis.warnings,
+        ["1 task(s) neither depend on nor are needed by any other: docs"]
+    );
+}
+
+#[test]
+fn modes_derive_their_dependencies() {
+    let tasks = || vec![task("a", &[]), task("b", &[]), task("c", &[])];
+    let sequential = WorkflowSpec {
+        mode: Mode::Sequential,
+        ..spec(tasks())
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(
+        sequential.analysis().stages,
+        vec![vec!["a"], vec!["b"], vec!["c"]]
+    );
+    assert_eq!(sequential.spec().tasks[2].depends_on, ["b"]);
+    let parallel = WorkflowSpec {
+        mode: Mode::Parallel,
+        ..spec(tasks())
+    }
+    .validate()
+    .unwrap();
+    assert_eq!(parallel.analysis().stages, vec![vec!["a", "b", "c"]]);
+    assert!(parallel.analysis().warnings.is_empty());
+}
+
+#[test]
+fn duplicate_dependencies_are_merged_with_a_warning() {
+    let validated = spec(vec![task("a", &[]), task("b", &["a", "a"])])
+        .validate()
+        .unwrap();
+    assert_eq!(validated.spec().tasks[1].depends_on, ["a"]);
+    assert_eq!(
+        validated.analysis().warnings,
+        ["task `b` lists a dependency twice"]
+    );
+}
+
+#[test]
+fn a_100k_chain_validates_on_a_small_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let n = 100_000;
+            let tasks: Vec<TaskSpec> = (0..n)
+                .map(|i| {
+                    let t = TaskSpec::new(format!("t{i}"), "step");
+                    if i == 0 {
+                        t
+                    } else {
+                        t.after([format!("t{}", i - 1)])
+                    }
+                })
+                .collect();
+            let validated = spec(tasks).validate().unwrap();
+            (
+                validated.analysis().stages.len(),
+                validated.analysis().critical_path.keys.len(),
+            )
+        })
+        .unwrap();
+    assert_eq!(handle.join().unwrap(), (100_000, 100_000));
+}
+
+#[test]
+fn a_100k_reverse_chain_cycle_is_found_on_a_small_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let n = 100_000u32;
+            let mut edges: Vec<(u32, u32)> = (1..n).map(|i| (i, i - 1)).collect();
+            edges.push((0, n - 1));
+            Dag::new(n as usize, &edges).unwrap_err().0.len()
+        })
+        .unwrap();
+    assert_eq!(handle.join().unwrap(), 100_000);
+}
+
+#[test]
+fn every_transition_in_the_table_is_allowed_and_every_other_rejected() {
+    use TaskEvent as E;
+    use TaskState as S;
+    let allowed: BTreeSet<(S, &str, S)> = [
+        (S::Pending, E::DependenciesMet, S::Ready),
+        (S::Pending, E::UpstreamFailed, S::UpstreamFailed),
+        (S::Ready, E::DependencyAdded, S::Pending),
+        (S::Ready, E::UpstreamFailed, S::UpstreamFailed),
+        (S::Ready, E::Assign, S::Assigned),
+        (S::Ready, E::Start, S::Running),
+        (S::Assigned, E::Start, S::Running),
+        (S::Assigned, E::Release, S::Ready),
+        (S::Running, E::Release, S::Ready),
+        (S::Assigned, E::LeaseExpired, S::Ready),
+        (S::Running, E::LeaseExpired, S::Ready),
+        (S::Running, E::Complete, S::Succeeded),
+        (S::Running, E::FailAndRetry, S::WaitingRetry),
+        (S::Running, E::Fail, S::Failed),
+        (S::WaitingRetry, E::RetryDue, S::Ready),
+        (S::Pending, E::Cancel, S::Cancelled),
+        (S::Ready, E::Cancel, S::Cancelled),
+        (S::Assigned, E::Cancel, S::Cancelled),
+        (S::Running, E::Cancel, S::Cancelled),
+        (S::WaitingRetry, E::Cancel, S::Cancelled),
+        (S::Failed, E::Reset, S::Pending),
+        (S::UpstreamFailed, E::Reset, S::Pending),
+        (S::Cancelled, E::Reset, S::Pending),
+        (S::Skipped, E::Reset, S::Pending),
+    ]
+    .into_iter()
+    .map(|(from, event, to)| (from, event_name(event), to))
+    .collect();
+    let events = [
+        E::DependenciesMet,
+        E::UpstreamFailed,
+        E::DependencyAdded,
+        E::Assign,
+        E::Start,
+        E::Release,
+        E::LeaseExpired,
+        E::Complete,
+        E::FailAndRetry,
+        E::Fail,
+        E::RetryDue,
+        E::Cancel,
+        E::Reset,
+    ];
+    let mut seen = BTreeSet::new();
+    for from in TaskState::ALL {
+        for event in events {
+            match transition(from, event) {
+                Some(to) => {
+                    assert!(
+                        allowed.contains(&(from, event_name(event), to)),
+                        "{from} --{event:?}--> {to} is not in the table"
+                    );
+                    seen.insert((from, event_name(event), to));
+                }
+                None => assert!(
+                    !allowed
+                        .iter()
+                        .any(|(f, e, _)| *f == from && *e == event_name(event)),
+                    "{from} --{event:?} should be allowed"
+                ),
+            }
+        }
+    }
+    assert_eq!(seen, allowed);
+    // Terminal states are absorbing but for an explicit reset.
+    for from in TaskState::ALL.into_iter().filter(|s| s.is_terminal()) {
+        for event in events.into_iter().filter(|e| *e != E::Reset) {
+            assert_eq!(
+                transition(from, event),
+                None,
+                "{from} must absorb {event:?}"
+            );
+        }
+    }
+}
+
+fn event_name(event: TaskEvent) -> &'static str {
+    // Debug names are stable enough for a set key in a test.
+    match event {
+        TaskEvent::DependenciesMet => "dependencies_met",
+        TaskEvent::UpstreamFailed => "upstream_failed",
+        TaskEvent::DependencyAdded => "dependency_added",
+        TaskEvent::Assign => "assign",
+        TaskEvent::Start => "start",
+        TaskEvent::Release => "release",
+        TaskEvent::LeaseExpired => "lease_expired",
+        TaskEvent::Complete => "complete",
+        TaskEvent::FailAndRetry => "fail_and_retry",
+        TaskEvent::Fail => "fail",
+        TaskEvent::RetryDue => "retry_due",
+        TaskEvent::Cancel => "cancel",
+        TaskEvent::Reset => "reset",
+    }
+}
+
+#[test]
+fn state_names_round_trip() {
+    for state in TaskState::ALL {
+        assert_eq!(state.as_str().parse::<TaskState>(), Ok(state));
+    }
+    assert_eq!(
+        "bogus".parse::<TaskState>(),
+        Err("unknown task state `bogus`".to_owned())
+    );
+}
+
+#[test]
+fn retry_delays_grow_exponentially_with_bounded_deterministic_jitter() {
+    let policy = RetryPolicy {
+        initial_interval: Duration::seconds(1),
+        backoff_coefficient: 2.0,
+        max_interval: Duration::seconds(10),
+    };
+    let task = TaskId::new();
+    for (attempt, base_ms) in [
+        (1, 1_000),
+        (2, 2_000),
+        (3, 4_000),
+        (4, 8_000),
+        (5, 10_000),
+        (9, 10_000),
+    ] {
+        let delay = policy.delay(task, attempt).num_milliseconds();
+        assert!(
+            delay >= base_ms && delay <= base_ms + base_ms / 5,
+            "attempt {attempt}: {delay} ms"
+        );
+        assert_eq!(
+            policy.delay(task, attempt),
+            policy.delay(task, attempt),
+            "deterministic"
+        );
+    }
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    assert_eq!(
+        policy.after_failure(task, 3, 3, true, now),
+        AfterFailure::GiveUp(FailureReason::Error)
+    );
+    assert_eq!(
+        policy.after_failure(task, 1, 3, false, now),
+        AfterFailure::GiveUp(FailureReason::NonRetryable)
+    );
+    assert_eq!(
+        policy.after_failure(task, 1, 3, true, now),
+        AfterFailure::RetryAt(now + policy.delay(task, 1))
+    );
+    // Different tasks failing together come back at different times.
+    let spread: BTreeSet<i64> = (0..20)
+        .map(|_| policy.delay(TaskId::new(), 2).num_milliseconds())
+        .collect();
+    assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
+}
+
+#[test]
+fn workflow_actions_follow_the_status_table() {
+    use WorkflowAction as A;
+    use WorkflowStatus as W;
+    let cases = [
+        (A::Start, W::Created, Some(W::Running)),
+        (A::Start, W::Running, None),
+        (A::Pause, W::Running, Some(W::Paused)),
+        (A::Pause, W::Created, None),
+        (A::Resume, W::Paused, Some(W::Running)),
+        (A::Resume, W::Running, None),
+        (A::Cancel, W::Paused, Some(W::Cancelled)),
+        (A::Cancel, W::Succeeded, None),
+        (A::RetryFailed, W::Failed, Some(W::Running)),
+        (A::RetryFailed, W::Succeeded, None),
+        (A::RetryFailed, W::Cancelled, None),
+    ];
+    for (action, from, expected) in cases {
+        assert_eq!(action.apply(from), expected, "{action} from {from}");
+    }
+}
+
+#[test]
+fn the_leaf_rule_decides_the_outcome() {
+    use TaskState as S;
+    assert_eq!(outcome(1, false, [S::Succeeded]), None);
+    assert_eq!(
+        outcome(0, false, [S::Succeeded, S::Skipped]),
+        Some(WorkflowStatus::Succeeded)
+    );
+    assert_eq!(
+        outcome(0, false, [S::Succeeded, S::UpstreamFailed]),
+        Some(WorkflowStatus::Failed)
+    );
+    assert_eq!(
+        outcome(0, false, [S::Cancelled]),
+        Some(WorkflowStatus::Failed)
+    );
+    assert_eq!(
+        outcome(0, true, [S::Succeeded]),
+        Some(WorkflowStatus::Failed)
+    );
+}
+
+/// A random DAG over `n` nodes: edges only go from lower to higher index, then the indices are
+/// shuffled by `perm` so the order is not given away.
+fn random_dag() -> impl Strategy<Value = (usize, Vec<(u32, u32)>)> {
+    (2usize..40).prop_flat_map(|n| {
+        let edges = proptest::collection::vec((0..n as u32, 0..n as u32), 0..n * 3);
+        (
+            Just(n),
+            edges,
+            Just(()).prop_perturb(move |_, mut rng| {
+                let mut perm: Vec<u32> = (0..n as u32).collect();
+                for i in (1..n).rev() {
+                    perm.swap(i, rng.random_range(0..=i));
+                }
+                perm
+            }),
+        )
+            .prop_map(|(n, edges, perm)| {
+                let edges = edges
+                    .into_iter()
+                    .filter(|(a, b)| a != b)
+                    .map(|(a, b)| (a.min(b), a.max(b)))
+                    .map(|(a, b)| (perm[a as usize], perm[b as usize]))
+                    .collect();
+                (n, edges)
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn topological_order_and_levels_respect_every_edge((n, edges) in random_dag()) {
+        let dag = Dag::new(n, &edges).unwrap();
+        let mut position = vec![0; n];
+        for (i, &v) in dag.topological_order().iter().enumerate() {
+            position[v as usize] = i;
+        }
+        prop_assert_eq!(dag.topological_order().len(), n);
+        for &(a, b) in &edges {
+            prop_assert!(position[a as usize] < position[b as usize]);
+            prop_assert!(dag.levels()[a as usize] < dag.levels()[b as usize]);
+        }
+    }
+
+    #[test]
+    fn critical_path_is_a_longest_path((n, edges) in random_dag(), weights in proptest::collection::vec(0u8..10, 40)) {
+        let dag = Dag::new(n, &edges).unwrap();
+        let durations: Vec<f64> = (0..n).map(|i| f64::from(weights[i])).collect();
+        let schedule = dag.schedule(&durations);
+        // The path follows edges and its length is the makespan.
+        for pair in schedule.critical_path.windows(2) {
+            prop_assert!(dag.successors(pair[0]).contains(&pair[1]));
+        }
+        let length: f64 = schedule.critical_path.iter().map(|&v| durations[v as usize]).sum();
+        prop_assert!((length - schedule.makespan).abs() < 1e-9);
+        // Nothing finishes later than the makespan, and every float is non-negative.
+        for (v, duration) in durations.iter().enumerate() {
+            prop_assert!(schedule.earliest_start[v] + duration <= schedule.makespan + 1e-9);
+            prop_assert!(schedule.total_float[v] >= 0.0);
+        }
+    }
+
+    #[test]
+    fn an_added_back_edge_is_reported_as_a_real_cycle((n, edges) in random_dag()) {
+        prop_assume!(!edges.is_empty());
+        let dag = Dag::new(n, &edges).unwrap();
+        let (a, b) = edges[0];
+        let path = dag.path(a, b).unwrap();
+        let mut cyclic = edges.clone();
+        cyclic.push((b, a));
+        let cycle = Dag::new(n, &cyclic).unwrap_err().0;
+        prop_assert!(cycle.len() >= 2);
+        let all: BTreeSet<(u32, u32)> = cyclic.iter().copied().collect();
+        for i in 0..cycle.len() {
+            let (dependent, dependency) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+            prop_assert!(all.contains(&(dependency, dependent)), "{dependency} -> {dependent} is not an edge");
+        }
+        prop_assert_eq!(path.first(), Some(&a));
+        prop_assert_eq!(path.last(), Some(&b));
+    }
+}
