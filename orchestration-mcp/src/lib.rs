@@ -1,1 +1,1 @@
-//! placeholder
+//! placeholder until the MCP server lands.

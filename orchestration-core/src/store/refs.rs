@@ -181,12 +181,14 @@ impl WorkflowRow {
 }
 
 /// A row of `tasks`, with its workflow's name for messages.
+
 #[derive(Debug, Clone)]
 pub(crate) struct TaskRow {
     pub(crate) id: i64,
     pub(crate) uuid: TaskId,
     pub(crate) workflow: i64,
     pub(crate) workflow_name: String,
+    pub(crate) workflow_uuid: WorkflowId,
     pub(crate) key: String,
     pub(crate) title: String,
     pub(crate) description: Option<String>,
@@ -210,7 +212,9 @@ pub(crate) struct TaskRow {
     pub(crate) actual: Option<f64>,
 }
 
-pub(crate) const TASK_COLUMNS: &str = "t.id, t.uuid, t.workflow, w.name, t.key, t.title, \
+pub(crate) const TASK_COLUMNS: &str = "t.id, t.uuid, t.workflow, \
+    (SELECT name FROM workflows WHERE id = t.workflow), \
+    (SELECT uuid FROM workflows WHERE id = t.workflow), t.key, t.title, \
     t.description, t.estimate, t.priority, t.max_attempts, t.b_level, t.has_skills, t.state, t.reason, t.attempt, t.agent, t.token, t.deadline, t.ready_at, \
     t.started_at, t.finished_at, t.note, t.result, t.error, t.actual";
 
@@ -222,29 +226,30 @@ impl TaskRow {
             uuid: TaskId::from_bytes(row.get(1)?),
             workflow: row.get(2)?,
             workflow_name: row.get(3)?,
-            key: row.get(4)?,
-            title: row.get(5)?,
-            description: row.get(6)?,
-            estimate: row.get(7)?,
-            priority: row.get(8)?,
-            max_attempts: row.get(9)?,
-            b_level: row.get(10)?,
-            has_skills: row.get(11)?,
-            state: parse_column(row, 12, |s| s.parse().ok())?,
+            workflow_uuid: WorkflowId::from_bytes(row.get(4)?),
+            key: row.get(5)?,
+            title: row.get(6)?,
+            description: row.get(7)?,
+            estimate: row.get(8)?,
+            priority: row.get(9)?,
+            max_attempts: row.get(10)?,
+            b_level: row.get(11)?,
+            has_skills: row.get(12)?,
+            state: parse_column(row, 13, |s| s.parse().ok())?,
             reason: row
-                .get::<_, Option<String>>(13)?
+                .get::<_, Option<String>>(14)?
                 .and_then(|s| FailureReason::parse(&s)),
-            attempt: row.get(14)?,
-            agent: row.get(15)?,
-            token: LeaseToken(row.get::<_, i64>(16)? as u64),
-            deadline: millis(17)?,
-            ready_at: millis(18)?,
-            started_at: millis(19)?,
-            finished_at: millis(20)?,
-            note: row.get(21)?,
-            result: row.get(22)?,
-            error: row.get(23)?,
-            actual: row.get(24)?,
+            attempt: row.get(15)?,
+            agent: row.get(16)?,
+            token: LeaseToken(row.get::<_, i64>(17)? as u64),
+            deadline: millis(18)?,
+            ready_at: millis(19)?,
+            started_at: millis(20)?,
+            finished_at: millis(21)?,
+            note: row.get(22)?,
+            result: row.get(23)?,
+            error: row.get(24)?,
+            actual: row.get(25)?,
         })
     }
 
@@ -254,9 +259,7 @@ impl TaskRow {
     }
 
     pub(crate) fn by_id(conn: &Connection, id: i64) -> Result<TaskRow> {
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow WHERE t.id = ?1"
-        );
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?1");
         Ok(conn
             .prepare_cached(&sql)?
             .query_row([id], TaskRow::from_row)?)
@@ -266,7 +269,7 @@ impl TaskRow {
         let row = match task {
             TaskRef::Id(id) => {
                 let sql = format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow \
+                    "SELECT {TASK_COLUMNS} FROM tasks t \
                      WHERE t.uuid = ?1"
                 );
                 conn.prepare_cached(&sql)?
@@ -276,7 +279,7 @@ impl TaskRow {
             TaskRef::Key { workflow, key } => {
                 let workflow = WorkflowRow::resolve(conn, workflow)?;
                 let sql = format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow \
+                    "SELECT {TASK_COLUMNS} FROM tasks t \
                      WHERE t.workflow = ?1 AND t.key = ?2"
                 );
                 conn.prepare_cached(&sql)?

@@ -56,11 +56,14 @@ CREATE TABLE tasks (
     UNIQUE (workflow, key)
 );
 
-CREATE INDEX tasks_ready ON tasks (priority DESC, b_level DESC, ready_at, id) WHERE state = 'ready';
+-- The claim order within a workflow. Claims across workflows take the head of each running
+-- workflow's order, so there is no global index to keep up on every claim.
 CREATE INDEX tasks_ready_in_workflow ON tasks (workflow, priority DESC, b_level DESC, ready_at, id)
     WHERE state = 'ready';
 CREATE INDEX tasks_deadline ON tasks (deadline) WHERE deadline IS NOT NULL;
-CREATE INDEX tasks_agent ON tasks (agent) WHERE agent IS NOT NULL;
+-- Queries repeat this index's WHERE clause word for word, so SQLite can use it without
+-- re-preparing the statement for each agent name.
+CREATE INDEX tasks_leased ON tasks (agent, state) WHERE state IN ('assigned', 'running');
 
 CREATE TABLE deps (
     task INTEGER NOT NULL,
@@ -109,5 +112,3 @@ CREATE TABLE events (
     value      REAL,
     detail     TEXT
 );
-
-CREATE INDEX events_workflow ON events (workflow, seq);

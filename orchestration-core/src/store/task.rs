@@ -231,13 +231,21 @@ impl Store {
                     ..Change::default()
                 },
             )?;
-            touch(tx, &request.agent, now)?;
+            if profile.is_some() {
+                touch(tx, &request.agent, now)?;
+            }
             let dependencies = dependency_results(tx, task.id)?;
+            let depends_on = dependencies.iter().map(|d| d.key.clone()).collect();
+            let skills = if task.has_skills {
+                task_skills(tx, task.id)?
+            } else {
+                BTreeMap::new()
+            };
             let lease_expires_at = now + lease;
             Ok(Some(Claim {
                 token: task.token,
                 lease_expires_at,
-                task: view(tx, &task)?,
+                task: view_with(&task, skills, depends_on),
                 dependencies,
             }))
         })
@@ -507,7 +515,7 @@ fn check_can_take_work(conn: &Connection, profile: &AgentProfile) -> Result<()> 
 pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
     Ok(conn
         .prepare_cached(
-            "SELECT count(*) FROM tasks WHERE agent = ?1 AND state IN ('assigned', 'running')",
+            "SELECT count(*) FROM tasks WHERE state IN ('assigned', 'running') AND agent = ?1",
         )?
         .query_row([agent], |row| row.get::<_, i64>(0))? as u64)
 }
@@ -576,51 +584,105 @@ fn next_task(
         }
         None => None,
     };
-    let delegated: Option<i64> = tx
-        .prepare_cached(
-            "SELECT t.id FROM tasks t JOIN workflows w ON w.id = t.workflow \
-             WHERE t.agent = ?1 AND t.state = 'assigned' AND w.status = 'running' \
-             AND (?2 IS NULL OR t.workflow = ?2) ORDER BY t.ready_at, t.id LIMIT 1",
-        )?
-        .query_row(params![request.agent, workflow], |row| row.get(0))
-        .optional()?;
+    let delegated: Option<i64> = match workflow {
+        Some(workflow) => tx
+            .prepare_cached(
+                "SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND agent = ?1 \
+                 AND state = 'assigned' AND workflow = ?2 ORDER BY ready_at, id LIMIT 1",
+            )?
+            .query_row(params![request.agent, workflow], |row| row.get(0))
+            .optional()?,
+        None => tx
+            .prepare_cached(
+                "SELECT t.id FROM tasks t WHERE t.state IN ('assigned', 'running') \
+                 AND t.agent = ?1 AND t.state = 'assigned' \
+                 AND (SELECT status FROM workflows WHERE id = t.workflow) = 'running' \
+                 ORDER BY t.ready_at, t.id LIMIT 1",
+            )?
+            .query_row(params![request.agent], |row| row.get(0))
+            .optional()?,
+    };
     if let Some(id) = delegated {
         return TaskRow::by_id(tx, id).map(Some);
     }
 
-    let mut in_workflow;
-    let mut anywhere;
-    let mut rows = match workflow {
-        Some(id) => {
-            in_workflow = tx.prepare_cached(
-                "SELECT id, has_skills FROM tasks WHERE workflow = ?1 AND state = 'ready' \
-                 ORDER BY priority DESC, b_level DESC, ready_at, id",
-            )?;
-            in_workflow.query([id])?
-        }
-        None => {
-            anywhere = tx.prepare_cached(
-                "SELECT t.id, t.has_skills FROM tasks t INDEXED BY tasks_ready \
-                 JOIN workflows w ON w.id = t.workflow \
-                 WHERE t.state = 'ready' AND w.status = 'running' \
-                 ORDER BY t.priority DESC, t.b_level DESC, t.ready_at, t.id",
-            )?;
-            anywhere.query([])?
-        }
+    let workflows = match workflow {
+        Some(id) => vec![id],
+        None => tx
+            .prepare_cached("SELECT id FROM workflows WHERE status = 'running' ORDER BY id")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
     };
-    let mut scanned = 0;
+    // Each running workflow offers its best suitable task; the best of those wins. One index
+    // per workflow keeps every claim and report to a few pages of writes, and there are few
+    // running workflows at a time.
+    let mut best: Option<Candidate> = None;
+    let mut budget = CLAIM_SCAN_LIMIT;
+    for workflow in workflows {
+        if let Some(candidate) = best_in_workflow(tx, workflow, profile, &mut budget)?
+            && best
+                .as_ref()
+                .is_none_or(|best| candidate.ranks_before(best))
+        {
+            best = Some(candidate);
+        }
+    }
+    best.map(|candidate| TaskRow::by_id(tx, candidate.id))
+        .transpose()
+}
+
+/// A ready task and its place in the claim order.
+struct Candidate {
+    id: i64,
+    priority: i64,
+    b_level: f64,
+    ready_at: i64,
+}
+
+impl Candidate {
+    /// Priority first, then b-level, then the longest wait, then creation order.
+    fn ranks_before(&self, other: &Candidate) -> bool {
+        other
+            .priority
+            .cmp(&self.priority)
+            .then(other.b_level.total_cmp(&self.b_level))
+            .then(self.ready_at.cmp(&other.ready_at))
+            .then(self.id.cmp(&other.id))
+            .is_lt()
+    }
+}
+
+/// The first ready task of `workflow`, in claim order, that the agent has the skills for.
+fn best_in_workflow(
+    tx: &Transaction<'_>,
+    workflow: i64,
+    profile: Option<&AgentProfile>,
+    budget: &mut usize,
+) -> Result<Option<Candidate>> {
+    // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, has_skills, priority, b_level, ready_at FROM tasks \
+         INDEXED BY tasks_ready_in_workflow WHERE workflow = ?1 AND state = 'ready' \
+         ORDER BY priority DESC, b_level DESC, ready_at, id",
+    )?;
+    let mut rows = stmt.query([workflow])?;
     while let Some(row) = rows.next()? {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
         let (id, has_skills): (i64, bool) = (row.get(0)?, row.get(1)?);
         let suits = match profile {
             Some(profile) if has_skills => profile.unmet_skill(&task_skills(tx, id)?).is_none(),
             _ => true,
         };
         if suits {
-            return TaskRow::by_id(tx, id).map(Some);
-        }
-        scanned += 1;
-        if scanned >= CLAIM_SCAN_LIMIT {
-            break;
+            return Ok(Some(Candidate {
+                id,
+                priority: row.get(2)?,
+                b_level: row.get(3)?,
+                ready_at: row.get::<_, Option<i64>>(4)?.unwrap_or_default(),
+            }));
         }
     }
     Ok(None)
@@ -879,6 +941,14 @@ pub(crate) fn finish_if_done(
     now: DateTime<Utc>,
     workflow: i64,
 ) -> Result<()> {
+    // Most calls end here: the whole row and the leaves are only worth loading once nothing
+    // is open.
+    let open: i64 = tx
+        .prepare_cached("SELECT open_tasks FROM workflows WHERE id = ?1")?
+        .query_row([workflow], |r| r.get(0))?;
+    if open > 0 {
+        return Ok(());
+    }
     let row = WorkflowRow::by_id(tx, workflow)?;
     if !matches!(row.status, WorkflowStatus::Running | WorkflowStatus::Paused) {
         return Ok(());
@@ -974,8 +1044,8 @@ pub(crate) fn task_skills(conn: &Connection, task: i64) -> Result<BTreeMap<Strin
 
 fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResult>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT t.key, t.state, t.result FROM deps d JOIN tasks t ON t.id = d.dep \
-         WHERE d.task = ?1 ORDER BY t.id",
+        "SELECT key, state, result FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1) \
+         ORDER BY id",
     )?;
     let rows = stmt.query_map([task], |row| {
         Ok(DependencyResult {
@@ -991,7 +1061,7 @@ fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResu
 pub(crate) fn view(conn: &Connection, row: &TaskRow) -> Result<TaskView> {
     let depends_on = conn
         .prepare_cached(
-            "SELECT t.key FROM deps d JOIN tasks t ON t.id = d.dep WHERE d.task = ?1 ORDER BY t.id",
+            "SELECT key FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1) ORDER BY id",
         )?
         .query_map([row.id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -1000,20 +1070,11 @@ pub(crate) fn view(conn: &Connection, row: &TaskRow) -> Result<TaskView> {
     } else {
         BTreeMap::new()
     };
-    let workflow: [u8; 16] = conn
-        .prepare_cached("SELECT uuid FROM workflows WHERE id = ?1")?
-        .query_row([row.workflow], |r| r.get(0))?;
-    Ok(view_with(
-        row,
-        WorkflowId::from_bytes(workflow),
-        skills,
-        depends_on,
-    ))
+    Ok(view_with(row, skills, depends_on))
 }
 
 pub(crate) fn view_with(
     row: &TaskRow,
-    workflow: WorkflowId,
     skills: BTreeMap<String, u8>,
     depends_on: Vec<String>,
 ) -> TaskView {
@@ -1023,7 +1084,7 @@ pub(crate) fn view_with(
     };
     TaskView {
         id: row.uuid,
-        workflow,
+        workflow: row.workflow_uuid,
         workflow_name: row.workflow_name.clone(),
         key: row.key.clone(),
         title: row.title.clone(),
@@ -1053,7 +1114,7 @@ pub(crate) fn view_with(
 /// All task rows of a workflow, in creation order.
 pub(crate) fn workflow_tasks(conn: &Connection, workflow: i64) -> Result<Vec<TaskRow>> {
     let sql = format!(
-        "SELECT {TASK_COLUMNS} FROM tasks t JOIN workflows w ON w.id = t.workflow \
+        "SELECT {TASK_COLUMNS} FROM tasks t \
          WHERE t.workflow = ?1 ORDER BY t.id"
     );
     Ok(conn

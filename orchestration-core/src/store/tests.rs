@@ -1152,3 +1152,53 @@ proptest! {
         run_random_workflow(n, &edges, &failures, policy);
     }
 }
+
+/// A statement SQLite re-prepares on every run costs more than the rest of a claim; the query
+/// planner stability guarantee set at open keeps the hot statements prepared once.
+#[test]
+fn hot_statements_are_prepared_once() {
+    let h = harness();
+    for name in ["p", "q"] {
+        h.create(
+            name,
+            FailurePolicy::default(),
+            (0..30).map(|i| task(&format!("t{i}"), &[])).collect(),
+        );
+    }
+    for i in 0..20 {
+        let workflow = if i % 2 == 0 { "p" } else { "q" };
+        let claim = h
+            .store
+            .claim(&ClaimRequest::new(format!("w{i}")).in_workflow(workflow))
+            .unwrap()
+            .unwrap();
+        h.complete(&claim, &format!("w{i}"));
+        let claim = h.claim(&format!("v{i}")).unwrap();
+        h.complete(&claim, &format!("v{i}"));
+    }
+    let conn = h.store.lock();
+    let by_id = format!(
+        "SELECT {} FROM tasks t WHERE t.id = ?1",
+        super::refs::TASK_COLUMNS
+    );
+    let ready = "SELECT id, has_skills, priority, b_level, ready_at FROM tasks \
+         INDEXED BY tasks_ready_in_workflow WHERE workflow = ?1 AND state = 'ready' \
+         ORDER BY priority DESC, b_level DESC, ready_at, id";
+    let delegated = "SELECT t.id FROM tasks t WHERE t.state IN ('assigned', 'running') \
+                 AND t.agent = ?1 AND t.state = 'assigned' \
+                 AND (SELECT status FROM workflows WHERE id = t.workflow) = 'running' \
+                 ORDER BY t.ready_at, t.id LIMIT 1";
+    for sql in [by_id.as_str(), ready, delegated] {
+        let stmt = conn.prepare_cached(sql).unwrap();
+        let runs = stmt.get_status(rusqlite::StatementStatus::Run);
+        assert!(
+            runs >= 20,
+            "the statement under test ran ({runs} runs): {sql}"
+        );
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "{sql}"
+        );
+    }
+}

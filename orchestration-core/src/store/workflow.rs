@@ -637,7 +637,7 @@ fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> 
     for task in &mut tasks {
         let states: Vec<String> = tx
             .prepare_cached(
-                "SELECT t.state FROM deps d JOIN tasks t ON t.id = d.dep WHERE d.task = ?1",
+                "SELECT state FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1)",
             )?
             .query_map([task.id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -872,14 +872,12 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
 
     let summary = summary(tx, row)?;
     let progress = progress(tx, row, &summary, &ready, tasks, &skills)?;
-    let workflow_id = row.uuid;
     let views = tasks
         .iter()
         .enumerate()
         .map(|(v, t)| {
             view_with(
                 t,
-                workflow_id,
                 skills.get(&t.id).cloned().unwrap_or_default(),
                 depends_on(v as u32),
             )
