@@ -157,8 +157,7 @@ impl TaskEvent {
 /// The transition table of the task state machine. Every pair not listed is illegal.
 ///
 /// A task that expires its lease goes back to `ready` when attempts remain: its agent is gone,
-/// so there is nothing to back off from; [`retry`](super::retry) decides between that and
-/// `failed`.
+/// so there is nothing to back off from. When no attempts remain it fails instead.
 pub fn transition(from: TaskState, event: TaskEvent) -> Option<TaskState> {
     use TaskEvent as E;
     use TaskState as S;
