@@ -1,1 +1,16 @@
-//! placeholder until the MCP server lands.
+//! The MCP server of orchestration: the core's workflows, tasks and agents as MCP tools, over
+//! stdio or streamable HTTP.
+//!
+//! The adapter is thin: each tool decodes its arguments, makes one call on the core's
+//! [`Store`](orchestration_core::Store), and encodes the result as structured content with a
+//! one-line summary. It never writes to stdout, which is the stdio transport's channel.
+#![deny(clippy::print_stdout)]
+
+mod error;
+mod http;
+mod output;
+mod server;
+mod tools;
+
+pub use crate::http::{HttpOptions, http_app};
+pub use crate::server::{INSTRUCTIONS, OrchestrationServer, Toolset};

@@ -138,6 +138,28 @@ impl Store {
         })
     }
 
+    /// Sets the status of an existing agent.
+    pub fn set_agent_status(&self, name: &str, status: AgentStatus) -> Result<AgentProfile> {
+        self.write(|tx, now| {
+            let mut profile =
+                load_profile(tx, name)?.ok_or_else(|| Error::UnknownAgent(name.into()))?;
+            profile.status = status;
+            profile.updated_at = now;
+            save_profile(tx, &profile)?;
+            append(
+                tx,
+                now,
+                EventKind::AgentProfile,
+                NewEvent {
+                    agent: Some(name),
+                    detail: Some(status.as_str()),
+                    ..NewEvent::default()
+                },
+            )?;
+            Ok(profile)
+        })
+    }
+
     /// The profile of `name`.
     pub fn agent(&self, name: &str) -> Result<AgentProfile> {
         self.read(|tx, _| load_profile(tx, name)?.ok_or_else(|| Error::UnknownAgent(name.into())))

@@ -1069,3 +1069,43 @@ impl Graph {
         Ok(())
     }
 }
+
+impl WorkflowReport {
+    /// The DAG as a Mermaid flowchart, each task coloured by its state.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        let id_of: HashMap<&str, usize> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.key.as_str(), i))
+            .collect();
+        for (i, task) in self.tasks.iter().enumerate() {
+            let title = task.title.replace(['"', '[', ']', '<', '>', '`'], "'");
+            out.push_str(&format!(
+                "  t{i}[\"{}: {}\"]:::{}\n",
+                task.key, title, task.state
+            ));
+        }
+        for (from, to) in &self.edges {
+            if let (Some(a), Some(b)) = (id_of.get(from.as_str()), id_of.get(to.as_str())) {
+                out.push_str(&format!("  t{a} --> t{b}\n"));
+            }
+        }
+        for (state, style) in [
+            (TaskState::Pending, "fill:#eeeeee,stroke:#999999"),
+            (TaskState::Ready, "fill:#dbeafe,stroke:#3b82f6"),
+            (TaskState::Assigned, "fill:#e0e7ff,stroke:#6366f1"),
+            (TaskState::Running, "fill:#fef3c7,stroke:#f59e0b"),
+            (TaskState::WaitingRetry, "fill:#ffedd5,stroke:#f97316"),
+            (TaskState::Succeeded, "fill:#dcfce7,stroke:#22c55e"),
+            (TaskState::Failed, "fill:#fee2e2,stroke:#ef4444"),
+            (TaskState::UpstreamFailed, "fill:#fce7f3,stroke:#ec4899"),
+            (TaskState::Skipped, "fill:#f5f5f5,stroke:#d4d4d4"),
+            (TaskState::Cancelled, "fill:#e5e7eb,stroke:#6b7280"),
+        ] {
+            out.push_str(&format!("  classDef {state} {style}\n"));
+        }
+        out
+    }
+}

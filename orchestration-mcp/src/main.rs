@@ -1,0 +1,153 @@
+//! The `orchestration-mcp` binary: serves the tools over stdio (the default) or streamable
+//! HTTP. Logs go to stderr; stdout carries only the protocol.
+#![deny(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use orchestration_core::Store;
+use orchestration_mcp::{HttpOptions, OrchestrationServer, Toolset, http_app};
+use rmcp::ServiceExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orchestration-mcp",
+    version,
+    about = "MCP server for coordinating AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the tools (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
+    /// The database file; `:memory:` for a throwaway one.
+    #[arg(long, env = "ORCHESTRATION_DB", default_value = orchestration_core::DEFAULT_DB_PATH)]
+    db: PathBuf,
+    /// Serve streamable HTTP at this address (for example 127.0.0.1:8080) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Offer only these tool groups: workflow, task, agent (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_toolset)]
+    toolsets: Option<Vec<Toolset>>,
+    /// Require `Authorization: Bearer TOKEN` on HTTP; needed to listen beyond loopback.
+    #[arg(long, env = "ORCHESTRATION_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+fn parse_toolset(s: &str) -> Result<Toolset, String> {
+    s.parse()
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let toolsets = args
+        .toolsets
+        .clone()
+        .unwrap_or_else(|| Toolset::ALL.to_vec());
+    let server = OrchestrationServer::with_toolsets(Arc::new(store), &toolsets);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match args.http {
+            Some(addr) => serve_http(server, addr, args.token).await,
+            None => serve_stdio(server).await,
+        }
+    })
+}
+
+async fn serve_stdio(server: OrchestrationServer) -> Result<()> {
+    let service = server
+        .serve(rmcp::transport::stdio_pipes())
+        .await
+        .context("MCP handshake over stdio")?;
+    let cancel = service.cancellation_token();
+    tokio::select! {
+        result = service.waiting() => { result.context("serving stdio")?; }
+        () = shutdown_signal() => {
+            tracing::info!("signal received, shutting down");
+            cancel.cancel();
+        }
+    }
+    Ok(())
+}
+
+async fn serve_http(
+    server: OrchestrationServer,
+    addr: SocketAddr,
+    token: Option<String>,
+) -> Result<()> {
+    let mut options = HttpOptions {
+        token,
+        ..HttpOptions::default()
+    };
+    if !addr.ip().is_loopback() {
+        if options.token.is_none() {
+            bail!(
+                "listening on {addr}, beyond loopback, needs --token so that only holders of it can call the tools"
+            );
+        }
+        options.allowed_hosts.push(addr.ip().to_string());
+        options.allowed_hosts.push(addr.to_string());
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(
+        "serving MCP over HTTP at http://{}/mcp",
+        listener.local_addr()?
+    );
+    axum::serve(listener, http_app(server, options))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,100 @@
+//! `OrchestrationServer`: the MCP server handler, its tool router and its tool groups.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use orchestration_core::Store;
+use rmcp::ServerHandler;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::tool_handler;
+
+use crate::output::portable;
+
+/// What the server tells an agent about how to work with it.
+pub const INSTRUCTIONS: &str = "Coordinates agents on shared workflows (DAGs of tasks). \
+Loop: agent_profile upsert once with your skills; task_claim {agent} gives you a task, its lease \
+token and its dependencies' results; task_update heartbeat before the lease ends; then \
+task_update complete with a result, or fail with an error. Pass the token on every update. \
+workflow_status shows progress; workflow_create adds work.";
+
+/// A group of tools, for narrowing what a server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Toolset {
+    /// `workflow_create`, `workflow_execute`, `task_dependency`, `workflow_status`.
+    Workflow,
+    /// `task_claim`, `task_update`.
+    Task,
+    /// `agent_profile`.
+    Agent,
+}
+
+impl Toolset {
+    /// Every group.
+    pub const ALL: [Toolset; 3] = [Toolset::Workflow, Toolset::Task, Toolset::Agent];
+}
+
+impl FromStr for Toolset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "workflow" => Ok(Toolset::Workflow),
+            "task" => Ok(Toolset::Task),
+            "agent" => Ok(Toolset::Agent),
+            other => Err(format!(
+                "unknown toolset `{other}`; choose from workflow, task, agent"
+            )),
+        }
+    }
+}
+
+/// The MCP server: the core's use cases as tools over one shared [`Store`].
+#[derive(Debug, Clone)]
+pub struct OrchestrationServer {
+    store: Arc<Store>,
+    /// The tools this server offers, built once. Public so that a host program can add tools of
+    /// its own (`tool_router.add_route(..)`) or remove some before serving.
+    pub tool_router: ToolRouter<OrchestrationServer>,
+}
+
+impl OrchestrationServer {
+    /// A server with every tool.
+    pub fn new(store: Arc<Store>) -> OrchestrationServer {
+        OrchestrationServer::with_toolsets(store, &Toolset::ALL)
+    }
+
+    /// A server with the tools of `toolsets` only.
+    pub fn with_toolsets(store: Arc<Store>, toolsets: &[Toolset]) -> OrchestrationServer {
+        let mut tool_router = ToolRouter::new();
+        for toolset in Toolset::ALL.into_iter().filter(|t| toolsets.contains(t)) {
+            tool_router += match toolset {
+                Toolset::Workflow => Self::workflow_router(),
+                Toolset::Task => Self::task_router(),
+                Toolset::Agent => Self::agent_router(),
+            };
+        }
+        // Make every schema portable once, here, rather than on each tools/list.
+        for route in tool_router.map.values_mut() {
+            route.attr.input_schema = portable(&route.attr.input_schema);
+        }
+        OrchestrationServer { store, tool_router }
+    }
+
+    /// The store behind the tools.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for OrchestrationServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "orchestration",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(INSTRUCTIONS)
+    }
+}
