@@ -1,0 +1,2 @@
+//! MCP benchmarks (filled in below).
+fn main() {}

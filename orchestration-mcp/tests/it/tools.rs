@@ -1,0 +1,624 @@
+//! Every tool through a real MCP client in process: each happy path and each error.
+
+use serde_json::json;
+
+use crate::support::harness;
+
+#[tokio::test]
+async fn server_info_names_the_server_and_tells_agents_how_to_work() {
+    let h = harness().await;
+    let info = h.client.peer_info().unwrap();
+    let server = info.server_info.clone().unwrap();
+    assert_eq!(server.name, "orchestration");
+    let instructions = info.instructions.clone().unwrap();
+    for step in ["agent_profile", "task_claim", "heartbeat", "complete"] {
+        assert!(instructions.contains(step), "instructions mention {step}");
+    }
+}
+
+#[tokio::test]
+async fn workflow_create_returns_stages_critical_path_and_ready_tasks() {
+    let h = harness().await;
+    let reply = h
+        .call(
+            "workflow_create",
+            json!({
+                "name": "ship",
+                "tasks": [
+                    {"key": "design", "title": "Design", "estimate": 3},
+                    {"key": "build", "title": "Build", "estimate": 5, "depends_on": ["design"]},
+                    {"key": "docs", "title": "Docs", "depends_on": ["design"]},
+                    {"key": "release", "title": "Release", "depends_on": ["build", "docs"]}
+                ]
+            }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        reply.at("/stages"),
+        &json!([["design"], ["build", "docs"], ["release"]])
+    );
+    assert_eq!(
+        reply.at("/critical_path/keys"),
+        &json!(["design", "build", "release"])
+    );
+    assert_eq!(reply.at("/critical_path/length"), &json!(9.0));
+    assert_eq!(reply.at("/ready"), &json!(["design"]));
+    assert_eq!(reply.at("/status"), &json!("running"));
+    assert!(
+        reply
+            .text
+            .starts_with("created workflow `ship` (running): 3 stages"),
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn workflow_create_errors_name_the_problem_and_write_nothing() {
+    let h = harness().await;
+    let cases = [
+        (
+            json!({"name": "w", "tasks": []}),
+            "invalid workflow spec: a workflow needs at least one task",
+        ),
+        (
+            json!({"name": "w", "tasks": [{"key": "a", "title": "A", "depends_on": ["b"]}, {"key": "b", "title": "B", "depends_on": ["a"]}]}),
+            "dependency cycle: a -> b -> a (each task depends on the next)",
+        ),
+        (
+            json!({"name": "w", "tasks": [{"key": "a", "title": "A", "estimate": -2}]}),
+            "task `a` has estimate -2",
+        ),
+        (
+            json!({"name": "bad name", "tasks": [{"key": "a", "title": "A"}]}),
+            "workflow name `bad name` is invalid",
+        ),
+        (
+            json!({"name": "w", "tasks": [{"key": "a"}]}),
+            "missing field `title`",
+        ),
+        (
+            json!({"name": "w", "tasks": "nope"}),
+            "invalid type: string \"nope\", expected a sequence",
+        ),
+        (
+            json!({"name": "w", "tasks": [{"key": "a", "title": "A"}], "colour": "red"}),
+            "unknown field `colour`",
+        ),
+        (
+            json!({"name": "w", "mode": "circular", "tasks": [{"key": "a", "title": "A"}]}),
+            "unknown variant `circular`",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let message = h.call("workflow_create", arguments).await.err();
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
+    }
+    let list = h.call("workflow_status", json!({})).await.ok();
+    assert_eq!(list.at("/workflows"), &json!([]), "nothing was written");
+}
+
+#[tokio::test]
+async fn workflow_create_is_idempotent_with_a_key() {
+    let h = harness().await;
+    let args =
+        json!({"name": "once", "idempotency_key": "k1", "tasks": [{"key": "a", "title": "A"}]});
+    let first = h.call("workflow_create", args.clone()).await.ok();
+    let second = h.call("workflow_create", args).await.ok();
+    assert_eq!(first.at("/id"), second.at("/id"));
+    assert_eq!(second.at("/replayed"), &json!(true));
+    let taken = h
+        .call(
+            "workflow_create",
+            json!({"name": "once", "tasks": [{"key": "a", "title": "A"}]}),
+        )
+        .await
+        .err();
+    assert!(
+        taken.contains("a workflow named `once` already exists"),
+        "{taken}"
+    );
+}
+
+#[tokio::test]
+async fn claim_heartbeat_complete_and_hand_results_to_dependents() {
+    let h = harness().await;
+    h.workflow("flow", &[("a", &[]), ("b", &["a"])]).await;
+    let (task, token) = h.claim("agent-1").await;
+    assert_eq!(task, "flow/a");
+    let beat = h
+        .call("task_update", json!({"task": task, "agent": "agent-1", "token": token, "action": "heartbeat", "lease_seconds": 600}))
+        .await
+        .ok();
+    assert_eq!(beat.at("/task/state"), &json!("running"));
+    let progress = h
+        .call("task_update", json!({"task": task, "agent": "agent-1", "token": token, "action": "progress", "note": "half way"}))
+        .await
+        .ok();
+    assert_eq!(progress.at("/task/state"), &json!("running"));
+    let done = h
+        .call("task_update", json!({"task": task, "agent": "agent-1", "token": token, "action": "complete", "result": "schema v2", "actual": 1.5}))
+        .await
+        .ok();
+    assert_eq!(done.at("/task/state"), &json!("succeeded"));
+    assert_eq!(done.at("/unblocked"), &json!(["b"]));
+    let next = h
+        .call(
+            "task_claim",
+            json!({"agent": "agent-2", "workflow": "flow"}),
+        )
+        .await
+        .ok();
+    assert_eq!(next.at("/task/task"), &json!("flow/b"));
+    assert_eq!(
+        next.at("/dependencies"),
+        &json!([{"key": "a", "state": "succeeded", "result": "schema v2"}])
+    );
+}
+
+#[tokio::test]
+async fn task_claim_with_nothing_ready_says_so() {
+    let h = harness().await;
+    let reply = h.call("task_claim", json!({"agent": "idle"})).await.ok();
+    assert_eq!(reply.at("/claimed"), &json!(false));
+    assert!(
+        reply.text.starts_with("nothing to claim now"),
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn task_claim_and_update_errors_are_specific() {
+    let h = harness().await;
+    h.workflow("errs", &[("a", &[]), ("b", &["a"])]).await;
+    let (task, token) = h.claim("owner").await;
+    let cases = [
+        (
+            json!({"agent": "x", "task": "errs/ghost"}),
+            "task_claim",
+            "unknown task `errs/ghost`",
+        ),
+        (
+            json!({"agent": "x", "workflow": "nope"}),
+            "task_claim",
+            "unknown workflow `nope`",
+        ),
+        (
+            json!({"agent": "x", "task": "errs/b"}),
+            "task_claim",
+            "task `errs/b` is pending: it cannot be claimed",
+        ),
+        (
+            json!({"agent": "x", "task": "no-slash"}),
+            "task_claim",
+            "`no-slash` is neither `workflow/key` nor a task id",
+        ),
+        (
+            json!({"agent": "x", "lease_seconds": 0}),
+            "task_claim",
+            "invalid lease_seconds: 0 s is outside 1 to 86400 s",
+        ),
+        (
+            json!({"agent": "bad agent"}),
+            "task_claim",
+            "agent name `bad agent` is invalid",
+        ),
+        (
+            json!({"task": task, "agent": "thief", "token": token, "action": "complete"}),
+            "task_update",
+            "task `errs/a` is leased to `owner`, not to `thief`",
+        ),
+        (
+            json!({"task": task, "agent": "owner", "token": token + 7, "action": "complete"}),
+            "task_update",
+            "stale lease token",
+        ),
+        (
+            json!({"task": task, "agent": "owner", "token": token, "action": "progress"}),
+            "task_update",
+            "progress needs a note",
+        ),
+        (
+            json!({"task": task, "agent": "owner", "token": token, "action": "fail"}),
+            "task_update",
+            "fail needs an error message",
+        ),
+        (
+            json!({"task": task, "agent": "owner", "token": "abc", "action": "complete"}),
+            "task_update",
+            "invalid type: string \"abc\"",
+        ),
+        (
+            json!({"task": task, "agent": "owner", "token": -1, "action": "complete"}),
+            "task_update",
+            "invalid value: integer `-1`",
+        ),
+        (
+            json!({"task": task, "agent": "owner", "token": token, "action": "complete", "actual": 1e9}),
+            "task_update",
+            "invalid actual: 1000000000 is outside 0 to 10000 points",
+        ),
+    ];
+    for (arguments, tool, expected) in cases {
+        let message = h.call(tool, arguments).await.err();
+        assert!(
+            message.contains(expected),
+            "{tool}: {message:?} should contain {expected:?}"
+        );
+    }
+    let status = h
+        .call("workflow_status", json!({"workflow": "errs"}))
+        .await
+        .ok();
+    assert_eq!(
+        status.at("/running/0/key"),
+        &json!("a"),
+        "the rejected calls changed nothing"
+    );
+    assert_eq!(status.at("/running/0/agent"), &json!("owner"));
+}
+
+#[tokio::test]
+async fn a_lease_that_expires_is_rejected_and_the_task_retried() {
+    let h = harness().await;
+    h.workflow("lease", &[("a", &[])]).await;
+    let reply = h
+        .call("task_claim", json!({"agent": "gone", "lease_seconds": 60}))
+        .await
+        .ok();
+    let (task, token) = (
+        reply.at("/task/task").clone(),
+        reply.at("/token").as_u64().unwrap(),
+    );
+    h.clock.advance(chrono::Duration::seconds(61));
+    let message = h
+        .call(
+            "task_update",
+            json!({"task": task, "agent": "gone", "token": token, "action": "complete"}),
+        )
+        .await
+        .err();
+    assert!(message.contains("expired"), "{message}");
+    let again = h.call("task_claim", json!({"agent": "other"})).await.ok();
+    assert_eq!(again.at("/task/attempt"), &json!(2));
+    let stale = h
+        .call(
+            "task_update",
+            json!({"task": task, "agent": "gone", "token": token, "action": "complete"}),
+        )
+        .await
+        .err();
+    assert!(stale.contains("leased to `other`"), "{stale}");
+}
+
+#[tokio::test]
+async fn fail_retries_with_backoff_then_fails_for_good() {
+    let h = harness().await;
+    h.call(
+        "workflow_create",
+        json!({"name": "flaky", "retry": {"initial_interval_ms": 1000}, "tasks": [{"key": "a", "title": "A", "max_attempts": 2}, {"key": "b", "title": "B", "depends_on": ["a"]}]}),
+    )
+    .await
+    .ok();
+    let (task, token) = h.claim("w").await;
+    let first = h
+        .call(
+            "task_update",
+            json!({"task": task, "agent": "w", "token": token, "action": "fail", "error": "boom"}),
+        )
+        .await
+        .ok();
+    assert_eq!(first.at("/task/state"), &json!("waiting_retry"));
+    assert!(first.at("/task/next_attempt_at").is_string());
+    h.clock.advance(chrono::Duration::seconds(2));
+    let (task, token) = h.claim("w").await;
+    let last = h
+        .call("task_update", json!({"task": task, "agent": "w", "token": token, "action": "fail", "error": "boom again"}))
+        .await
+        .ok();
+    assert_eq!(last.at("/task/state"), &json!("failed"));
+    assert_eq!(last.at("/workflow_status"), &json!("failed"));
+    let status = h
+        .call("workflow_status", json!({"workflow": "flaky"}))
+        .await
+        .ok();
+    assert_eq!(
+        status.at("/workflow/counts"),
+        &json!({"failed": 1, "upstream_failed": 1})
+    );
+}
+
+#[tokio::test]
+async fn release_gives_the_task_back() {
+    let h = harness().await;
+    h.workflow("rel", &[("a", &[])]).await;
+    let (task, token) = h.claim("w").await;
+    let reply = h
+        .call(
+            "task_update",
+            json!({"task": task, "agent": "w", "token": token, "action": "release"}),
+        )
+        .await
+        .ok();
+    assert_eq!(reply.at("/task/state"), &json!("ready"));
+}
+
+#[tokio::test]
+async fn workflow_execute_moves_the_workflow_and_rejects_illegal_actions() {
+    let h = harness().await;
+    h.call(
+        "workflow_create",
+        json!({"name": "ops", "start": false, "tasks": [{"key": "a", "title": "A"}]}),
+    )
+    .await
+    .ok();
+    let cases = [
+        ("pause", Err("workflow `ops` is created: it cannot pause")),
+        ("start", Ok("running")),
+        ("pause", Ok("paused")),
+        ("resume", Ok("running")),
+        (
+            "retry_failed",
+            Err("has no failed, upstream-failed or fail-fast-cancelled tasks to retry"),
+        ),
+        ("cancel", Ok("cancelled")),
+        (
+            "resume",
+            Err("workflow `ops` is cancelled: it cannot resume"),
+        ),
+    ];
+    for (action, expected) in cases {
+        let reply = h
+            .call(
+                "workflow_execute",
+                json!({"workflow": "ops", "action": action}),
+            )
+            .await;
+        match expected {
+            Ok(status) => assert_eq!(reply.ok().at("/status"), &json!(status), "{action}"),
+            Err(message) => {
+                let text = reply.err();
+                assert!(text.contains(message), "{action}: {text}");
+            }
+        }
+    }
+    let unknown = h
+        .call(
+            "workflow_execute",
+            json!({"workflow": "ghost", "action": "start"}),
+        )
+        .await
+        .err();
+    assert!(unknown.starts_with("unknown workflow `ghost`"), "{unknown}");
+}
+
+#[tokio::test]
+async fn task_dependency_adds_removes_lists_validates_and_names_cycles() {
+    let h = harness().await;
+    h.workflow("deps", &[("a", &[]), ("b", &["a"]), ("c", &["b"])])
+        .await;
+    let cycle = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "add", "task": "a", "depends_on": "c"}),
+        )
+        .await
+        .err();
+    assert!(
+        cycle.contains("dependency cycle: a -> c -> b -> a"),
+        "{cycle}"
+    );
+    let added = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "add", "task": "c", "depends_on": "a"}),
+        )
+        .await
+        .ok();
+    assert_eq!(added.at("/task/depends_on"), &json!(["a", "b"]));
+    let removed = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "remove", "task": "c", "depends_on": "b"}),
+        )
+        .await
+        .ok();
+    assert_eq!(removed.at("/task/depends_on"), &json!(["a"]));
+    let list = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "list", "limit": 2}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        list.at("/dependencies"),
+        &json!([{"task": "a", "depends_on": []}, {"task": "b", "depends_on": ["a"]}])
+    );
+    assert_eq!(list.at("/next_cursor"), &json!("2"));
+    let rest = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "list", "cursor": "2"}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        rest.at("/dependencies"),
+        &json!([{"task": "c", "depends_on": ["a"]}])
+    );
+    let valid = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "validate"}),
+        )
+        .await
+        .ok();
+    assert_eq!(valid.at("/stages"), &json!([["a"], ["b", "c"]]));
+    let missing = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "add", "task": "a"}),
+        )
+        .await
+        .err();
+    assert!(
+        missing.contains("add and remove need `task` and `depends_on`"),
+        "{missing}"
+    );
+    let bad_cursor = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "deps", "action": "list", "cursor": "x"}),
+        )
+        .await
+        .err();
+    assert!(bad_cursor.contains("invalid cursor"), "{bad_cursor}");
+}
+
+#[tokio::test]
+async fn workflow_status_reports_one_workflow_lists_all_and_draws_mermaid() {
+    let h = harness().await;
+    h.workflow("one", &[("a", &[]), ("b", &["a"])]).await;
+    h.workflow("two", &[("x", &[])]).await;
+    let (task, _) = h.claim("w").await;
+    assert_eq!(task, "one/a");
+    let all = h.call("workflow_status", json!({"limit": 1})).await.ok();
+    assert_eq!(all.at("/workflows/0/name"), &json!("two"), "newest first");
+    assert_eq!(all.at("/next_cursor"), &json!("1"));
+    let one = h
+        .call(
+            "workflow_status",
+            json!({"workflow": "one", "diagram": true, "detail": "full"}),
+        )
+        .await
+        .ok();
+    assert_eq!(one.at("/progress"), &json!("moving"));
+    assert_eq!(one.at("/running/0/agent"), &json!("w"));
+    assert_eq!(one.at("/blocked/0/reason"), &json!("waiting on a"));
+    assert_eq!(one.at("/remaining_critical_path/keys"), &json!(["a", "b"]));
+    assert_eq!(one.at("/tasks/1/depends_on"), &json!(["a"]));
+    let mermaid = one.at("/mermaid").as_str().unwrap();
+    assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
+    assert!(
+        mermaid.contains("t0[\"a: do a\"]:::running") && mermaid.contains("t0 --> t1"),
+        "{mermaid}"
+    );
+    assert!(
+        one.text
+            .starts_with("one: running, 0/2 done (0/2 points), 0 ready, 1 running, 0 failed"),
+        "{}",
+        one.text
+    );
+    let unknown = h
+        .call("workflow_status", json!({"workflow": "three"}))
+        .await
+        .err();
+    assert!(unknown.starts_with("unknown workflow `three`"));
+    let bad_limit = h.call("workflow_status", json!({"limit": 0})).await.err();
+    assert!(
+        bad_limit.contains("invalid limit: 0 is outside 1 to 500"),
+        "{bad_limit}"
+    );
+}
+
+#[tokio::test]
+async fn agent_profile_upserts_gets_lists_and_sets_status() {
+    let h = harness().await;
+    let saved = h
+        .call("agent_profile", json!({"action": "upsert", "name": "rusty", "capabilities": {"rust": 4}, "max_concurrent": 2}))
+        .await
+        .ok();
+    assert_eq!(saved.at("/agent/capabilities"), &json!({"rust": 4}));
+    assert_eq!(saved.at("/agent/status"), &json!("active"));
+    let got = h
+        .call("agent_profile", json!({"action": "get", "name": "rusty"}))
+        .await
+        .ok();
+    assert_eq!(got.at("/agent/max_concurrent"), &json!(2));
+    h.call("agent_profile", json!({"action": "upsert", "name": "web"}))
+        .await
+        .ok();
+    let list = h
+        .call("agent_profile", json!({"action": "list"}))
+        .await
+        .ok();
+    assert_eq!(list.at("/agents/1/name"), &json!("web"));
+    let paused = h
+        .call(
+            "agent_profile",
+            json!({"action": "set_status", "name": "rusty", "status": "paused"}),
+        )
+        .await
+        .ok();
+    assert_eq!(paused.at("/agent/status"), &json!("paused"));
+    let cases = [
+        (
+            json!({"action": "get", "name": "nobody"}),
+            "unknown agent `nobody`",
+        ),
+        (
+            json!({"action": "set_status", "name": "nobody", "status": "active"}),
+            "unknown agent `nobody`",
+        ),
+        (
+            json!({"action": "upsert", "name": "x", "capabilities": {"rust": 9}}),
+            "skill `rust` has level 9; levels go from 1 to 5",
+        ),
+        (
+            json!({"action": "upsert", "name": "x", "max_concurrent": 0}),
+            "invalid max_concurrent: 0 is outside 1 to 1000",
+        ),
+        (
+            json!({"action": "upsert", "name": "x", "points_per_day": -1}),
+            "invalid points_per_day: -1 is outside 0 to 1000",
+        ),
+        (
+            json!({"action": "get"}),
+            "this action needs the agent's name",
+        ),
+        (
+            json!({"action": "set_status", "name": "rusty"}),
+            "set_status needs a status",
+        ),
+        (
+            json!({"action": "dance", "name": "rusty"}),
+            "unknown variant `dance`",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let message = h.call("agent_profile", arguments).await.err();
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
+    }
+    // A paused agent gets no work; claims respect skills of profiled agents.
+    h.workflow("skills", &[("plain", &[])]).await;
+    let paused_claim = h.call("task_claim", json!({"agent": "rusty"})).await.err();
+    assert!(
+        paused_claim.contains("the agent is paused"),
+        "{paused_claim}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_tool_is_a_protocol_error_and_the_server_keeps_serving() {
+    let h = harness().await;
+    let arguments = serde_json::Map::new();
+    let error = h
+        .client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("no_such_tool").with_arguments(arguments),
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("tool not found"), "{error}");
+    h.call("workflow_status", json!({})).await.ok();
+    drop(h.store);
+}
