@@ -622,3 +622,32 @@ async fn an_unknown_tool_is_a_protocol_error_and_the_server_keeps_serving() {
     h.call("workflow_status", json!({})).await.ok();
     drop(h.store);
 }
+
+/// The tool list is the contract with every client: a schema changes only on purpose. Run with
+/// `UPDATE_SNAPSHOTS=1` to accept a change, and review the diff of `tools_list.json`.
+#[tokio::test]
+async fn tools_list_matches_the_snapshot_and_stays_small() {
+    let h = harness().await;
+    let tools = h.client.list_all_tools().await.unwrap();
+    let listed = serde_json::to_value(&tools).unwrap();
+    let compact = serde_json::to_string(&listed).unwrap();
+    assert!(compact.len() <= 16 * 1024, "tools/list is {} bytes; the budget is 16 KB", compact.len());
+    let pretty = serde_json::to_string_pretty(&listed).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/tools_list.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == pretty,
+        "tools/list changed; if on purpose, rerun with UPDATE_SNAPSHOTS=1 and review the diff"
+    );
+    // Every tool has an output schema and truthful annotations.
+    for tool in &tools {
+        assert!(tool.output_schema.is_some(), "{} has no output schema", tool.name);
+        let annotations = tool.annotations.as_ref().unwrap();
+        let read_only = annotations.read_only_hint == Some(true);
+        assert_eq!(read_only, tool.name == "workflow_status", "{} read_only_hint", tool.name);
+        assert_eq!(annotations.open_world_hint, Some(false), "{}", tool.name);
+    }
+}
