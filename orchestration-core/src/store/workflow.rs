@@ -516,10 +516,11 @@ fn insert(
         )?;
         let mut insert_skill =
             tx.prepare_cached("INSERT INTO task_skills (task, skill, level) VALUES (?1, ?2, ?3)")?;
-        for (position, task) in spec.tasks.iter().enumerate() {
+        let uuids = TaskId::batch(spec.tasks.len());
+        for ((position, task), uuid) in spec.tasks.iter().enumerate().zip(uuids) {
             let node = position as u32;
             insert_task.execute(params![
-                TaskId::new().as_bytes(),
+                uuid.as_bytes(),
                 workflow,
                 task.key,
                 task.title,

@@ -606,3 +606,18 @@ proptest! {
         prop_assert_eq!(path.last(), Some(&b));
     }
 }
+
+#[test]
+fn batched_task_ids_are_distinct_increasing_version_7_uuids() {
+    let ids: Vec<TaskId> = TaskId::batch(10_000).collect();
+    // The counter could wrap in its 62 bits (about once in 10^14 batches); distinctness is the
+    // property that matters.
+    let unique: BTreeSet<TaskId> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), 10_000);
+    for id in &ids {
+        assert_eq!(id.as_uuid().get_version_num(), 7);
+        assert_eq!(id.as_uuid().get_variant(), uuid::Variant::RFC4122);
+    }
+    let other: BTreeSet<TaskId> = TaskId::batch(10_000).collect();
+    assert!(unique.is_disjoint(&other), "two batches do not collide");
+}
