@@ -13,6 +13,9 @@ use crate::id::LeaseToken;
 use crate::store::{Claim, ClaimRequest, Report, Store, TaskRef, WorkflowRef};
 use crate::workflow::WorkflowStatus;
 
+#[cfg(test)]
+mod tests;
+
 /// Runs one workflow's tasks on worker threads.
 #[derive(Debug, Clone)]
 pub struct Runner {
