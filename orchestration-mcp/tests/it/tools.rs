@@ -631,7 +631,11 @@ async fn tools_list_matches_the_snapshot_and_stays_small() {
     let tools = h.client.list_all_tools().await.unwrap();
     let listed = serde_json::to_value(&tools).unwrap();
     let compact = serde_json::to_string(&listed).unwrap();
-    assert!(compact.len() <= 16 * 1024, "tools/list is {} bytes; the budget is 16 KB", compact.len());
+    assert!(
+        compact.len() <= 16 * 1024,
+        "tools/list is {} bytes; the budget is 16 KB",
+        compact.len()
+    );
     let pretty = serde_json::to_string_pretty(&listed).unwrap() + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/tools_list.json");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
@@ -644,10 +648,65 @@ async fn tools_list_matches_the_snapshot_and_stays_small() {
     );
     // Every tool has an output schema and truthful annotations.
     for tool in &tools {
-        assert!(tool.output_schema.is_some(), "{} has no output schema", tool.name);
+        assert!(
+            tool.output_schema.is_some(),
+            "{} has no output schema",
+            tool.name
+        );
         let annotations = tool.annotations.as_ref().unwrap();
         let read_only = annotations.read_only_hint == Some(true);
-        assert_eq!(read_only, tool.name == "workflow_status", "{} read_only_hint", tool.name);
+        assert_eq!(
+            read_only,
+            tool.name == "workflow_status",
+            "{} read_only_hint",
+            tool.name
+        );
         assert_eq!(annotations.open_world_hint, Some(false), "{}", tool.name);
     }
+}
+
+/// A host program can add a tool of its own to the server's public router and serve both.
+#[tokio::test]
+async fn a_host_can_add_its_own_tool_to_the_router() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use orchestration_mcp::OrchestrationServer;
+    use rmcp::ServiceExt;
+    use rmcp::handler::server::router::tool::ToolRoute;
+    use rmcp::handler::server::tool::ToolCallContext;
+    use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, Tool};
+
+    type Reply<'a> = Pin<Box<dyn Future<Output = Result<CallToolResponse, rmcp::ErrorData>> + Send + 'a>>;
+    let store = Arc::new(orchestration_core::Store::open_in_memory().unwrap());
+    let mut server = OrchestrationServer::new(store);
+    let schema = serde_json::json!({"type": "object", "properties": {}});
+    let serde_json::Value::Object(schema) = schema else { unreachable!() };
+    let tool = Tool::new("project_info", "The host's own tool", Arc::new(schema));
+    server.tool_router.add_route(ToolRoute::new_dyn(tool, |context: ToolCallContext<'_, OrchestrationServer>| -> Reply<'_> {
+        let workflows = context.service.store().workflows().map(|w| w.len()).unwrap_or(0);
+        Box::pin(async move {
+            Ok(CallToolResult::success(vec![ContentBlock::text(format!("host: demo; workflows: {workflows}"))]).into())
+        })
+    }));
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        if let Ok(service) = server.serve(server_io).await {
+            let _ = service.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await.unwrap();
+    let names: Vec<String> = client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert!(names.contains(&"project_info".to_owned()) && names.contains(&"workflow_create".to_owned()), "{names:?}");
+    let own = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("project_info").with_arguments(serde_json::Map::new()))
+        .await
+        .unwrap();
+    assert_eq!(own.content[0].as_text().unwrap().text, "host: demo; workflows: 0");
+    let ours = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("workflow_status").with_arguments(serde_json::Map::new()))
+        .await
+        .unwrap();
+    assert_eq!(ours.is_error, Some(false));
 }
