@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ToolFailure;
 use crate::output::{Structured, output_schema, page};
 use crate::server::OrchestrationServer;
+use crate::tools::workflow::DetailIn;
 use crate::tools::{blocking, time};
 
 /// What to do with profiles.
@@ -46,6 +47,8 @@ pub(crate) struct ProfileIn {
     /// Points per working day, default 5
     points_per_day: Option<f64>,
     status: Option<StatusIn>,
+    /// list: summary (default) or full (adds skills)
+    detail: Option<DetailIn>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -54,9 +57,11 @@ pub(crate) struct ProfileIn {
 pub(crate) struct ProfileOut {
     name: String,
     status: String,
-    capabilities: BTreeMap<String, u8>,
     max_concurrent: u32,
-    points_per_day: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capabilities: Option<BTreeMap<String, u8>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    points_per_day: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_active_at: Option<String>,
 }
@@ -71,14 +76,19 @@ pub(crate) struct ProfilesOut {
     next_cursor: Option<String>,
 }
 
-fn profile_out(profile: AgentProfile) -> ProfileOut {
+/// A profile; `full` adds skills, pace and last activity.
+fn profile_out(profile: AgentProfile, full: bool) -> ProfileOut {
     ProfileOut {
         name: profile.name,
         status: profile.status.to_string(),
-        capabilities: profile.capabilities,
         max_concurrent: profile.max_concurrent,
-        points_per_day: profile.points_per_day,
-        last_active_at: profile.last_active_at.map(time),
+        capabilities: full.then_some(profile.capabilities),
+        points_per_day: full.then_some(profile.points_per_day),
+        last_active_at: if full {
+            profile.last_active_at.map(time)
+        } else {
+            None
+        },
     }
 }
 
@@ -113,7 +123,7 @@ impl OrchestrationServer {
             Structured::new(
                 summary,
                 ProfilesOut {
-                    agent: Some(profile_out(profile)),
+                    agent: Some(profile_out(profile, true)),
                     agents: None,
                     next_cursor: None,
                 },
@@ -128,7 +138,8 @@ impl OrchestrationServer {
         match input.action {
             ProfileActionIn::List => {
                 let all = blocking(self.store(), |store| store.agents()).await?;
-                let all: Vec<ProfileOut> = all.into_iter().map(profile_out).collect();
+                let full = input.detail.unwrap_or_default() == DetailIn::Full;
+                let all: Vec<ProfileOut> = all.into_iter().map(|p| profile_out(p, full)).collect();
                 let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
                 let summary = format!("{} of {} agents", items.len(), all.len());
                 Ok(Structured::new(

@@ -150,6 +150,8 @@ pub(crate) struct DependencyIn {
     task: Option<String>,
     /// Key the task waits for (add, remove)
     depends_on: Option<String>,
+    /// list: summary (default) or full (adds states)
+    detail: Option<DetailIn>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -158,6 +160,9 @@ pub(crate) struct DependencyIn {
 pub(crate) struct DependenciesOut {
     task: String,
     depends_on: Vec<String>,
+    /// detail=full
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -193,7 +198,7 @@ pub(crate) enum DetailIn {
 pub(crate) struct StatusIn {
     /// Name or id; omit to list all workflows
     workflow: Option<String>,
-    /// summary (default) or full (adds every task)
+    /// summary (default) or full: all fields, and every task
     detail: Option<DetailIn>,
     /// Add a Mermaid flowchart coloured by state
     diagram: Option<bool>,
@@ -203,15 +208,20 @@ pub(crate) struct StatusIn {
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct SummaryOut {
-    id: String,
     name: String,
     status: String,
-    /// Tasks by state
-    counts: BTreeMap<String, u64>,
     total_tasks: u64,
     total_points: f64,
     done_points: f64,
-    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// Tasks by state
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counts: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
 }
@@ -418,12 +428,14 @@ impl OrchestrationServer {
             DependencyActionIn::List => {
                 let report =
                     blocking(self.store(), move |store| store.workflow_report(&workflow)).await?;
+                let full = input.detail.unwrap_or_default() == DetailIn::Full;
                 let all: Vec<DependenciesOut> = report
                     .tasks
                     .iter()
                     .map(|t| DependenciesOut {
                         task: t.key.clone(),
                         depends_on: t.depends_on.clone(),
+                        state: full.then(|| t.state.to_string()),
                     })
                     .collect();
                 let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
@@ -485,9 +497,10 @@ impl OrchestrationServer {
             mermaid: None,
             next_cursor: None,
         };
+        let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let Some(name) = input.workflow else {
             let all = blocking(self.store(), |store| store.workflows()).await?;
-            let all: Vec<SummaryOut> = all.into_iter().map(summary_out).collect();
+            let all: Vec<SummaryOut> = all.into_iter().map(|w| summary_out(w, full)).collect();
             let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
             let summary = format!("{} of {} workflows", items.len(), all.len());
             return Ok(Structured::new(
@@ -501,7 +514,6 @@ impl OrchestrationServer {
         };
         let workflow = WorkflowRef::from(name.as_str());
         let report = blocking(self.store(), move |store| store.workflow_report(&workflow)).await?;
-        let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let mermaid = input.diagram.unwrap_or(false).then(|| report.to_mermaid());
         let (progress, stalled_reason) = match &report.progress {
             Progress::NotStarted => ("not_started", None),
@@ -527,7 +539,7 @@ impl OrchestrationServer {
         Ok(Structured::new(
             summary,
             StatusOut {
-                workflow: Some(summary_out(report.summary.clone())),
+                workflow: Some(summary_out(report.summary.clone(), true)),
                 progress: Some(progress.into()),
                 stalled_reason,
                 ready: Some(report.ready.iter().take(limit).map(brief_out).collect()),
@@ -609,21 +621,29 @@ fn path(analysis: &Analysis) -> PathOut {
     }
 }
 
-fn summary_out(summary: WorkflowSummary) -> SummaryOut {
+/// A workflow's headline; `full` adds its id, description, counts by state and times.
+fn summary_out(summary: WorkflowSummary, full: bool) -> SummaryOut {
     SummaryOut {
-        id: summary.id.to_string(),
         name: summary.name,
         status: summary.status.to_string(),
-        counts: summary
-            .counts
-            .into_iter()
-            .map(|(state, n)| (state.to_string(), n))
-            .collect(),
         total_tasks: summary.total_tasks,
         total_points: summary.total_points,
         done_points: summary.done_points,
-        created_at: time(summary.created_at),
-        finished_at: summary.finished_at.map(time),
+        id: full.then(|| summary.id.to_string()),
+        description: if full { summary.description } else { None },
+        counts: full.then(|| {
+            summary
+                .counts
+                .into_iter()
+                .map(|(state, n)| (state.to_string(), n))
+                .collect()
+        }),
+        created_at: full.then(|| time(summary.created_at)),
+        finished_at: if full {
+            summary.finished_at.map(time)
+        } else {
+            None
+        },
     }
 }
 

@@ -678,18 +678,32 @@ async fn a_host_can_add_its_own_tool_to_the_router() {
     use rmcp::handler::server::tool::ToolCallContext;
     use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, Tool};
 
-    type Reply<'a> = Pin<Box<dyn Future<Output = Result<CallToolResponse, rmcp::ErrorData>> + Send + 'a>>;
+    type Reply<'a> =
+        Pin<Box<dyn Future<Output = Result<CallToolResponse, rmcp::ErrorData>> + Send + 'a>>;
     let store = Arc::new(orchestration_core::Store::open_in_memory().unwrap());
     let mut server = OrchestrationServer::new(store);
     let schema = serde_json::json!({"type": "object", "properties": {}});
-    let serde_json::Value::Object(schema) = schema else { unreachable!() };
+    let serde_json::Value::Object(schema) = schema else {
+        unreachable!()
+    };
     let tool = Tool::new("project_info", "The host's own tool", Arc::new(schema));
-    server.tool_router.add_route(ToolRoute::new_dyn(tool, |context: ToolCallContext<'_, OrchestrationServer>| -> Reply<'_> {
-        let workflows = context.service.store().workflows().map(|w| w.len()).unwrap_or(0);
-        Box::pin(async move {
-            Ok(CallToolResult::success(vec![ContentBlock::text(format!("host: demo; workflows: {workflows}"))]).into())
-        })
-    }));
+    server.tool_router.add_route(ToolRoute::new_dyn(
+        tool,
+        |context: ToolCallContext<'_, OrchestrationServer>| -> Reply<'_> {
+            let workflows = context
+                .service
+                .store()
+                .workflows()
+                .map(|w| w.len())
+                .unwrap_or(0);
+            Box::pin(async move {
+                Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+                    "host: demo; workflows: {workflows}"
+                ))])
+                .into())
+            })
+        },
+    ));
     let (server_io, client_io) = tokio::io::duplex(1 << 16);
     tokio::spawn(async move {
         if let Ok(service) = server.serve(server_io).await {
@@ -697,16 +711,88 @@ async fn a_host_can_add_its_own_tool_to_the_router() {
         }
     });
     let client = ().serve(client_io).await.unwrap();
-    let names: Vec<String> = client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
-    assert!(names.contains(&"project_info".to_owned()) && names.contains(&"workflow_create".to_owned()), "{names:?}");
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        names.contains(&"project_info".to_owned()) && names.contains(&"workflow_create".to_owned()),
+        "{names:?}"
+    );
     let own = client
-        .call_tool(rmcp::model::CallToolRequestParams::new("project_info").with_arguments(serde_json::Map::new()))
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("project_info")
+                .with_arguments(serde_json::Map::new()),
+        )
         .await
         .unwrap();
-    assert_eq!(own.content[0].as_text().unwrap().text, "host: demo; workflows: 0");
+    assert_eq!(
+        own.content[0].as_text().unwrap().text,
+        "host: demo; workflows: 0"
+    );
     let ours = client
-        .call_tool(rmcp::model::CallToolRequestParams::new("workflow_status").with_arguments(serde_json::Map::new()))
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("workflow_status")
+                .with_arguments(serde_json::Map::new()),
+        )
         .await
         .unwrap();
     assert_eq!(ours.is_error, Some(false));
+}
+
+#[tokio::test]
+async fn lists_are_short_by_default_and_complete_with_detail_full() {
+    let h = harness().await;
+    h.workflow("listed", &[("a", &[]), ("b", &["a"])]).await;
+    h.call(
+        "agent_profile",
+        json!({"action": "upsert", "name": "ana", "capabilities": {"rust": 3}}),
+    )
+    .await
+    .ok();
+
+    let agents = h
+        .call("agent_profile", json!({"action": "list"}))
+        .await
+        .ok();
+    assert_eq!(
+        agents.at("/agents/0"),
+        &json!({"name": "ana", "status": "active", "max_concurrent": 3})
+    );
+    let agents = h
+        .call("agent_profile", json!({"action": "list", "detail": "full"}))
+        .await
+        .ok();
+    assert_eq!(agents.at("/agents/0/capabilities"), &json!({"rust": 3}));
+
+    let workflows = h.call("workflow_status", json!({})).await.ok();
+    assert!(workflows.at("/workflows/0/counts").is_null());
+    let workflows = h
+        .call("workflow_status", json!({"detail": "full"}))
+        .await
+        .ok();
+    assert_eq!(
+        workflows.at("/workflows/0/counts"),
+        &json!({"pending": 1, "ready": 1})
+    );
+
+    let deps = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "listed", "action": "list"}),
+        )
+        .await
+        .ok();
+    assert!(deps.at("/dependencies/1/state").is_null());
+    let deps = h
+        .call(
+            "task_dependency",
+            json!({"workflow": "listed", "action": "list", "detail": "full"}),
+        )
+        .await
+        .ok();
+    assert_eq!(deps.at("/dependencies/1/state"), &json!("pending"));
 }
