@@ -48,13 +48,18 @@ const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","param
 /// POSTs `body` to /mcp with extra headers; returns the status code and the body.
 fn post(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut request = format!(
         "POST /mcp HTTP/1.1\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
         request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
     }
     for (name, value) in headers {
@@ -65,7 +70,11 @@ fn post(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, response)
 }
 
@@ -77,9 +86,17 @@ fn http_serves_loopback_and_checks_host_and_origin() {
     assert!(body.contains("\"name\":\"orchestration\""), "{body}");
     let (status, _) = post(server.port, &[("Host", "evil.example")], INITIALIZE);
     assert_eq!(status, 403, "a foreign Host is refused (DNS rebinding)");
-    let (status, _) = post(server.port, &[("Origin", "http://evil.example")], INITIALIZE);
+    let (status, _) = post(
+        server.port,
+        &[("Origin", "http://evil.example")],
+        INITIALIZE,
+    );
     assert_eq!(status, 403, "a foreign Origin is refused");
-    let (status, _) = post(server.port, &[("Origin", &format!("http://localhost:{}", server.port))], INITIALIZE);
+    let (status, _) = post(
+        server.port,
+        &[("Origin", &format!("http://localhost:{}", server.port))],
+        INITIALIZE,
+    );
     assert_eq!(status, 200, "a loopback Origin is accepted");
 }
 
@@ -88,10 +105,22 @@ fn http_with_a_token_rejects_missing_and_wrong_tokens() {
     let server = start(&["--token", "s3cret"]);
     let (status, body) = post(server.port, &[], INITIALIZE);
     assert_eq!(status, 401, "{body}");
-    assert!(body.to_ascii_lowercase().contains("www-authenticate: bearer"), "{body}");
-    let (status, _) = post(server.port, &[("Authorization", "Bearer wrong")], INITIALIZE);
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{body}"
+    );
+    let (status, _) = post(
+        server.port,
+        &[("Authorization", "Bearer wrong")],
+        INITIALIZE,
+    );
     assert_eq!(status, 401);
-    let (status, body) = post(server.port, &[("Authorization", "Bearer s3cret")], INITIALIZE);
+    let (status, body) = post(
+        server.port,
+        &[("Authorization", "Bearer s3cret")],
+        INITIALIZE,
+    );
     assert_eq!(status, 200, "{body}");
 }
 

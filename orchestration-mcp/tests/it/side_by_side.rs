@@ -15,11 +15,15 @@ use tokio::process::Command;
 async fn connect(args: &[&str]) -> RunningService<RoleClient, ()> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"));
     command.args(args);
-    ().serve(TokioChildProcess::new(command).expect("spawn")).await.expect("initialize")
+    ().serve(TokioChildProcess::new(command).expect("spawn"))
+        .await
+        .expect("initialize")
 }
 
 async fn call(client: &RunningService<RoleClient, ()>, tool: &str, arguments: Value) -> Value {
-    let Value::Object(arguments) = arguments else { unreachable!() };
+    let Value::Object(arguments) = arguments else {
+        unreachable!()
+    };
     let result = client
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
         .await
@@ -36,14 +40,36 @@ async fn two_servers_on_two_databases_serve_one_program_without_sharing_state() 
     let second = connect(&["--db", b.to_str().unwrap()]).await;
     // Same tool names and the same workflow name on both: the client keeps them apart by
     // server, and each server keeps its own state.
-    call(&first, "workflow_create", json!({"name": "same", "tasks": [{"key": "only-in-a", "title": "A"}]})).await;
-    call(&second, "workflow_create", json!({"name": "same", "tasks": [{"key": "only-in-b", "title": "B"}]})).await;
+    call(
+        &first,
+        "workflow_create",
+        json!({"name": "same", "tasks": [{"key": "only-in-a", "title": "A"}]}),
+    )
+    .await;
+    call(
+        &second,
+        "workflow_create",
+        json!({"name": "same", "tasks": [{"key": "only-in-b", "title": "B"}]}),
+    )
+    .await;
     let claimed_a = call(&first, "task_claim", json!({"agent": "x"})).await;
     let claimed_b = call(&second, "task_claim", json!({"agent": "x"})).await;
     assert_eq!(claimed_a["task"]["task"], json!("same/only-in-a"));
     assert_eq!(claimed_b["task"]["task"], json!("same/only-in-b"));
-    let tools_a: Vec<String> = first.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
-    let tools_b: Vec<String> = second.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    let tools_a: Vec<String> = first
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    let tools_b: Vec<String> = second
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     assert_eq!(tools_a, tools_b);
     first.cancel().await.unwrap();
     second.cancel().await.unwrap();
@@ -56,12 +82,24 @@ async fn two_servers_on_one_database_share_it_and_never_hand_out_a_task_twice() 
     let db = db.to_str().unwrap();
     let first = connect(&["--db", db]).await;
     let second = connect(&["--db", db]).await;
-    let tasks: Vec<Value> = (0..20).map(|i| json!({"key": format!("t{i}"), "title": "work"})).collect();
-    call(&first, "workflow_create", json!({"name": "shared", "mode": "parallel", "tasks": tasks})).await;
+    let tasks: Vec<Value> = (0..20)
+        .map(|i| json!({"key": format!("t{i}"), "title": "work"}))
+        .collect();
+    call(
+        &first,
+        "workflow_create",
+        json!({"name": "shared", "mode": "parallel", "tasks": tasks}),
+    )
+    .await;
     let mut seen = std::collections::HashSet::new();
     for round in 0..10 {
         for (client, agent) in [(&first, "one"), (&second, "two")] {
-            let claim = call(client, "task_claim", json!({"agent": format!("{agent}-{round}")})).await;
+            let claim = call(
+                client,
+                "task_claim",
+                json!({"agent": format!("{agent}-{round}")}),
+            )
+            .await;
             let task = claim["task"]["task"].as_str().unwrap().to_owned();
             assert!(seen.insert(task.clone()), "{task} was handed out twice");
         }
@@ -74,7 +112,13 @@ async fn two_servers_on_one_database_share_it_and_never_hand_out_a_task_twice() 
 #[tokio::test]
 async fn toolsets_narrow_the_tools_offered() {
     let client = connect(&["--db", ":memory:", "--toolsets", "task,agent"]).await;
-    let names: Vec<String> = client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     assert_eq!(names, ["agent_profile", "task_claim", "task_update"]);
 }
 
@@ -106,9 +150,13 @@ fn the_server_exits_cleanly_on_stdin_eof_and_on_sigterm() {
         .unwrap();
     writeln!(child.stdin.as_mut().unwrap(), "{init}").unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
-    let status = wait(&mut child, Duration::from_secs(10)).expect("exits on SIGTERM with stdin open");
+    let status =
+        wait(&mut child, Duration::from_secs(10)).expect("exits on SIGTERM with stdin open");
     assert!(status.success(), "{status:?}");
 }
 
