@@ -22,6 +22,7 @@
 //! # Ok::<(), orchestration_core::Error>(())
 //! ```
 
+mod agent;
 mod clock;
 mod error;
 mod id;
@@ -29,15 +30,20 @@ mod runner;
 mod store;
 mod workflow;
 
+pub use crate::agent::{
+    AgentProfile, AgentStatus, Assignment, Breakdown, Candidate, EXHAUSTIVE_TEAM_LIMIT, Fleet,
+    Needs, OPTIMAL_LIMIT, Ranked, Ranking, Record, Rejection, Team, Weights, assemble_team, assign,
+    check, rank, score,
+};
 pub use crate::clock::{Clock, ManualClock};
 pub use crate::error::{Error, Result, SpecError};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::store::{
-    AgentProfile, AgentStatus, AgentUpdate, Claim, ClaimRequest, CreateOptions, Created,
-    DEFAULT_DB_PATH, DEFAULT_LEASE, DependencyEdit, DependencyResult, Event, EventKind,
-    ExecuteOutcome, LeasedTask, Progress, Report, ReportOutcome, Store, TaskBrief, TaskRef,
-    TaskView, Tick, WorkflowRef, WorkflowReport, WorkflowSummary,
+    AgentUpdate, Claim, ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_LEASE,
+    DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome, LeasedTask, Progress,
+    Report, ReportOutcome, Store, TaskBrief, TaskRef, TaskView, Tick, WorkflowRef, WorkflowReport,
+    WorkflowSummary,
 };
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,

@@ -25,7 +25,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 
-pub use agent::{AgentProfile, AgentStatus, AgentUpdate};
+pub use agent::AgentUpdate;
 pub use event::{Event, EventKind};
 pub use refs::{TaskRef, WorkflowRef};
 pub use task::{

@@ -2,11 +2,11 @@
 //! profile when the agent has one.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::agent::{AgentProfile, AgentStatus};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::workflow::check_name;
@@ -14,70 +14,6 @@ use crate::workflow::check_name;
 use super::event::{EventKind, NewEvent, append};
 use super::refs::parse_column;
 use super::{Store, millis};
-
-/// Whether an agent takes work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum AgentStatus {
-    /// Takes work.
-    #[default]
-    Active,
-    /// Temporarily takes no new work.
-    Paused,
-    /// Not reachable.
-    Offline,
-    /// Gone for good.
-    Retired,
-}
-
-impl AgentStatus {
-    /// The stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentStatus::Active => "active",
-            AgentStatus::Paused => "paused",
-            AgentStatus::Offline => "offline",
-            AgentStatus::Retired => "retired",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<AgentStatus> {
-        [
-            AgentStatus::Active,
-            AgentStatus::Paused,
-            AgentStatus::Offline,
-            AgentStatus::Retired,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-    }
-}
-
-impl fmt::Display for AgentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An agent's profile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentProfile {
-    /// Unique name.
-    pub name: String,
-    /// Skills with levels from 1 to 5.
-    pub capabilities: BTreeMap<String, u8>,
-    /// How many tasks it may hold at once (its WIP limit).
-    pub max_concurrent: u32,
-    /// How many points it finishes on a working day.
-    pub points_per_day: f64,
-    /// Whether it takes work.
-    pub status: AgentStatus,
-    /// When the profile was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// When the agent last claimed or reported.
-    pub last_active_at: Option<DateTime<Utc>>,
-}
 
 /// A change to a profile; `None` keeps the current value (or the default for a new agent).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,21 +30,6 @@ pub struct AgentUpdate {
 
 const DEFAULT_MAX_CONCURRENT: u32 = 3;
 const DEFAULT_POINTS_PER_DAY: f64 = 5.0;
-
-impl AgentProfile {
-    /// Why this agent cannot take a task needing `skills`, or `None` when it can.
-    pub fn unmet_skill(&self, skills: &BTreeMap<String, u8>) -> Option<String> {
-        skills
-            .iter()
-            .find_map(|(skill, &needed)| match self.capabilities.get(skill) {
-                None => Some(format!("lacks skill `{skill}` (level {needed} needed)")),
-                Some(&level) if level < needed => {
-                    Some(format!("has `{skill}` at level {level}, {needed} needed"))
-                }
-                Some(_) => None,
-            })
-    }
-}
 
 impl Store {
     /// Creates or updates the profile of `name` and records the change in the event log.

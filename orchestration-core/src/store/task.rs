@@ -17,10 +17,11 @@ use crate::workflow::{
     WorkflowStatus, check_name, limits, outcome, transition, upstream_effect,
 };
 
-use super::agent::{AgentProfile, AgentStatus, load_profile, touch};
+use super::agent::{load_profile, touch};
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TASK_COLUMNS, TaskRef, TaskRow, WorkflowRef, WorkflowRow};
 use super::{Store, millis};
+use crate::agent::{AgentProfile, AgentStatus};
 
 /// The lease a claim gets when the caller does not say: 15 minutes.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(15);

@@ -14,11 +14,11 @@ use crate::workflow::{
     ValidatedWorkflow, WorkflowAction, WorkflowSpec, WorkflowStatus, upstream_effect,
 };
 
-use super::agent::AgentStatus;
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TaskRef, TaskRow, WORKFLOW_COLUMNS, WorkflowRef, WorkflowRow};
 use super::task::{Change, TaskView, apply, ids, settle, view_with, workflow_tasks};
 use super::{Store, millis};
+use crate::agent::AgentStatus;
 
 /// Options of [`Store::create_workflow`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

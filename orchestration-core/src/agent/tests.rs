@@ -1,0 +1,333 @@
+//! Tests of the agent model: hand-computed score breakdowns, rejections, tie-breaks, batch
+//! assignment against brute force, and team assembly.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::*;
+
+fn agent(name: &str, skills: &[(&str, u8)], max: u32, active: u32, record: Record) -> Candidate {
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    Candidate {
+        profile: AgentProfile {
+            name: name.into(),
+            capabilities: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+            max_concurrent: max,
+            points_per_day: 5.0,
+            status: AgentStatus::Active,
+            created_at: at,
+            updated_at: at,
+            last_active_at: None,
+        },
+        active,
+        record,
+    }
+}
+
+fn record(succeeded: u32, attempts: u32, log_ratios: &[f64]) -> Record {
+    Record {
+        succeeded,
+        attempts,
+        log_ratio_sum: log_ratios.iter().sum(),
+        log_ratio_count: log_ratios.len() as u32,
+    }
+}
+
+fn needs(skills: &[(&str, u8)]) -> Needs {
+    Needs {
+        skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+        estimate: 1.0,
+    }
+}
+
+/// Renders a ranking as lines `agent score fit quality speed free` (4 decimals), then the
+/// rejections, and compares with `expected`.
+#[track_caller]
+fn check_ranking(candidates: &[Candidate], needs: &Needs, expected: &str) {
+    let ranking = rank(candidates, needs, &Weights::default());
+    let mut lines: Vec<String> = ranking
+        .ranked
+        .iter()
+        .map(|r| {
+            let b = r.breakdown;
+            format!(
+                "{} {:.4} F{:.4} Q{:.4} S{:.4} U{:.4} n{}",
+                r.agent, b.score, b.fit, b.quality, b.speed, b.free_capacity, b.observations
+            )
+        })
+        .collect();
+    lines.extend(
+        ranking
+            .rejected
+            .iter()
+            .map(|(name, why)| format!("{name} rejected: {why}")),
+    );
+    assert_eq!(lines.join("\n"), expected.trim());
+}
+
+#[test]
+fn scores_match_a_hand_computed_example() {
+    let ln2 = 2f64.ln();
+    // Fleet: 16 of 20 attempts succeeded (p0 = 0.8); mean log ratio ln2/2 over 4 completions.
+    let candidates = vec![
+        // F = (5/5 + 3/5)/2 = 0.8; Q = (9 + 8)/20 = 0.85; own = (2 ln2 + 5 ln2/2)/7, so
+        // S = exp(ln2/2 - own) = 0.9057; U = 1 - 1/4 = 0.75.
+        agent(
+            "ada",
+            &[("rust", 5), ("sql", 3)],
+            4,
+            1,
+            record(9, 10, &[ln2, ln2]),
+        ),
+        // F = (0.6 + 0.8)/2 = 0.7; Q = (7 + 8)/20 = 0.75; faster than the fleet: S = 1; U = 1.
+        agent(
+            "cy",
+            &[("rust", 3), ("sql", 4)],
+            2,
+            0,
+            record(7, 10, &[0.0, 0.0]),
+        ),
+        // A newcomer starts at the fleet mean: Q = 0.8, S = 1.
+        agent("new", &[("rust", 4), ("sql", 3)], 3, 0, Record::default()),
+        agent("full", &[("rust", 5), ("sql", 5)], 2, 2, Record::default()),
+        agent("frontend", &[("css", 5)], 3, 0, Record::default()),
+        agent(
+            "junior",
+            &[("rust", 2), ("sql", 5)],
+            3,
+            0,
+            Record::default(),
+        ),
+    ];
+    let mut paused = agent(
+        "paused",
+        &[("rust", 5), ("sql", 5)],
+        3,
+        0,
+        Record::default(),
+    );
+    paused.profile.status = AgentStatus::Paused;
+    let mut all = candidates;
+    all.push(paused);
+    check_ranking(
+        &all,
+        &needs(&[("rust", 3), ("sql", 2)]),
+        "
+new 0.8200 F0.7000 Q0.8000 S1.0000 U1.0000 n0
+ada 0.8156 F0.8000 Q0.8500 S0.9057 U0.7500 n10
+cy 0.8050 F0.7000 Q0.7500 S1.0000 U1.0000 n10
+frontend rejected: lacks skill `rust` (level 3 needed)
+full rejected: holds 2 task(s), its WIP limit of 2
+junior rejected: has `rust` at level 2, 3 needed
+paused rejected: it is paused
+",
+    );
+}
+
+#[test]
+fn equal_scores_go_to_the_longest_idle_then_by_name() {
+    let mut recent = agent("a-recent", &[], 3, 0, Record::default());
+    recent.profile.last_active_at = Some(Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap());
+    let mut earlier = agent("z-earlier", &[], 3, 0, Record::default());
+    earlier.profile.last_active_at = Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+    let never_b = agent("b-never", &[], 3, 0, Record::default());
+    let never_a = agent("a-never", &[], 3, 0, Record::default());
+    let ranking = rank(
+        &[recent, earlier, never_b, never_a],
+        &needs(&[]),
+        &Weights::default(),
+    );
+    let order: Vec<&str> = ranking.ranked.iter().map(|r| r.agent.as_str()).collect();
+    assert_eq!(order, ["a-never", "b-never", "z-earlier", "a-recent"]);
+}
+
+#[test]
+fn weights_change_the_order_and_bad_weights_are_rejected() {
+    let strong = agent("strong", &[("go", 5)], 1, 0, record(2, 10, &[]));
+    let reliable = agent("reliable", &[("go", 3)], 1, 0, record(10, 10, &[]));
+    let quality_only = Weights {
+        fit: 0.0,
+        quality: 1.0,
+        speed: 0.0,
+        free_capacity: 0.0,
+    };
+    let fit_only = Weights {
+        fit: 1.0,
+        quality: 0.0,
+        speed: 0.0,
+        free_capacity: 0.0,
+    };
+    let task = needs(&[("go", 3)]);
+    let first = |w: &Weights| {
+        rank(&[strong.clone(), reliable.clone()], &task, w).ranked[0]
+            .agent
+            .clone()
+    };
+    assert_eq!(first(&quality_only), "reliable");
+    assert_eq!(first(&fit_only), "strong");
+    let zero = Weights {
+        fit: 0.0,
+        quality: 0.0,
+        speed: 0.0,
+        free_capacity: 0.0,
+    };
+    assert_eq!(
+        zero.check(),
+        Err("at least one weight must be positive".into())
+    );
+    let negative = Weights {
+        fit: -1.0,
+        ..Weights::default()
+    };
+    assert_eq!(
+        negative.check(),
+        Err("weights must be finite and not negative".into())
+    );
+}
+
+#[test]
+fn batch_assignment_spreads_load_and_explains_what_is_left() {
+    let candidates = vec![
+        agent("rust-1", &[("rust", 4)], 2, 0, Record::default()),
+        agent("rust-2", &[("rust", 4)], 2, 1, Record::default()),
+        agent("web", &[("css", 3)], 1, 0, Record::default()),
+    ];
+    let tasks = vec![
+        needs(&[("rust", 3)]),
+        needs(&[("rust", 3)]),
+        needs(&[("rust", 3)]),
+        needs(&[("rust", 3)]),
+        needs(&[("css", 2)]),
+        needs(&[("haskell", 1)]),
+    ];
+    let result = assign(&tasks, &candidates, &Weights::default());
+    assert!(!result.greedy);
+    let by_agent = |name: &str| result.assigned.iter().filter(|(_, a, _)| a == name).count();
+    assert_eq!(
+        (by_agent("rust-1"), by_agent("rust-2"), by_agent("web")),
+        (2, 1, 1),
+        "slots are respected"
+    );
+    let unassigned: Vec<(usize, &str)> = result
+        .unassigned
+        .iter()
+        .map(|(t, why)| (*t, why.as_str()))
+        .collect();
+    assert_eq!(unassigned.len(), 2);
+    assert!(unassigned.contains(&(5, "no active agent has the skills: haskell>=1")));
+    assert!(unassigned.iter().any(|(_, why)| *why == "every qualified agent's slots went to other tasks or are full"));
+}
+
+/// The best total weight over every way to give tasks distinct feasible slots, maximising the
+/// number of tasks first.
+fn brute_force(weights: &[Vec<Option<i64>>], task: usize, used: &mut Vec<bool>) -> (usize, i64) {
+    if task == weights.len() {
+        return (0, 0);
+    }
+    let mut best = brute_force(weights, task + 1, used);
+    for slot in 0..used.len() {
+        if let (false, Some(w)) = (used[slot], weights[task][slot]) {
+            used[slot] = true;
+            let (count, total) = brute_force(weights, task + 1, used);
+            used[slot] = false;
+            if (count + 1, total + w) > best {
+                best = (count + 1, total + w);
+            }
+        }
+    }
+    best
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn optimal_assignment_equals_brute_force(
+        matrix in (1usize..6, 1usize..6).prop_flat_map(|(t, s)| {
+            proptest::collection::vec(proptest::collection::vec(proptest::option::weighted(0.7, 0i64..1_000), s), t)
+        })
+    ) {
+        let tasks = matrix.len();
+        let slots = matrix[0].len();
+        let pairs = optimal(tasks, slots, |t, s| matrix[t][s]);
+        let count = pairs.len();
+        let total: i64 = pairs.iter().map(|&(t, s)| matrix[t][s].unwrap()).sum();
+        let mut seen_tasks = std::collections::HashSet::new();
+        let mut seen_slots = std::collections::HashSet::new();
+        for &(t, s) in &pairs {
+            prop_assert!(seen_tasks.insert(t) && seen_slots.insert(s), "a task or slot was used twice");
+        }
+        let expected = brute_force(&matrix, 0, &mut vec![false; slots]);
+        prop_assert_eq!((count, total), expected);
+        let greedy_pairs = greedy(tasks, slots, |t, s| matrix[t][s]);
+        let greedy_total: i64 = greedy_pairs.iter().map(|&(t, s)| matrix[t][s].unwrap()).sum();
+        prop_assert!(2 * greedy_total >= expected.1 || greedy_pairs.len() < expected.0, "greedy keeps half");
+    }
+
+    #[test]
+    fn assignment_never_breaks_a_wip_limit_or_a_skill(
+        agents in proptest::collection::vec((0u8..6, 1u32..4, 0u32..3), 1..6),
+        tasks in proptest::collection::vec(0u8..6, 0..12),
+    ) {
+        let candidates: Vec<Candidate> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, &(level, max, active))| {
+                let skills: Vec<(&str, u8)> = if level == 0 { vec![] } else { vec![("rust", level)] };
+                agent(&format!("a{i}"), &skills, max, active.min(max), Record::default())
+            })
+            .collect();
+        let needs_list: Vec<Needs> =
+            tasks.iter().map(|&l| if l == 0 { needs(&[]) } else { needs(&[("rust", l)]) }).collect();
+        let result = assign(&needs_list, &candidates, &Weights::default());
+        prop_assert_eq!(result.assigned.len() + result.unassigned.len(), needs_list.len());
+        let mut load: BTreeMap<String, u32> = BTreeMap::new();
+        for (task, name, _) in &result.assigned {
+            let candidate = candidates.iter().find(|c| &c.profile.name == name).unwrap();
+            let fresh = Candidate { active: 0, ..candidate.clone() };
+            prop_assert!(check(&fresh, &needs_list[*task]).is_ok(), "{} lacks the skills", name);
+            *load.entry(name.clone()).or_default() += 1;
+        }
+        for candidate in &candidates {
+            let extra = load.get(&candidate.profile.name).copied().unwrap_or(0);
+            prop_assert!(candidate.active + extra <= candidate.profile.max_concurrent);
+        }
+    }
+}
+
+#[test]
+fn the_smallest_team_covers_every_skill_with_enough_capacity() {
+    let candidates = vec![
+        agent(
+            "full-stack",
+            &[("rust", 4), ("css", 3)],
+            2,
+            0,
+            Record::default(),
+        ),
+        agent("rust-only", &[("rust", 5)], 3, 0, Record::default()),
+        agent("css-only", &[("css", 4)], 3, 0, Record::default()),
+        agent("sql", &[("sql", 3)], 1, 0, Record::default()),
+    ];
+    let requirements: Vec<BTreeMap<String, u8>> = vec![
+        [("rust".to_owned(), 4)].into(),
+        [("css".to_owned(), 3)].into(),
+        [("rust".to_owned(), 4), ("css".to_owned(), 3)].into(),
+    ];
+    let team = assemble_team(&requirements, &candidates, 2);
+    assert_eq!(
+        (team.members.clone(), team.capacity, team.minimal),
+        (vec!["full-stack".to_owned()], 2, true)
+    );
+    // More parallel work than one agent can hold needs a second member.
+    let team = assemble_team(&requirements, &candidates, 4);
+    assert_eq!(team.members, ["full-stack", "rust-only"]);
+    // A skill nobody has is reported, and the rest still covered.
+    let mut with_go = requirements.clone();
+    with_go.push([("go".to_owned(), 1)].into());
+    let team = assemble_team(&with_go, &candidates, 1);
+    assert_eq!(team.uncovered, ["go>=1"]);
+    assert_eq!(team.members, ["full-stack"]);
+}
