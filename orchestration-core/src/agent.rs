@@ -522,7 +522,7 @@ fn greedy(
     weight: impl Fn(usize, usize) -> Option<i64>,
 ) -> Vec<(usize, usize)> {
     let mut pairs: Vec<(i64, usize, usize)> = (0..tasks)
-        .flat_map(|t| (0..slots).filter_map(move |s| Some((t, s))))
+        .flat_map(|t| (0..slots).map(move |s| (t, s)))
         .filter_map(|(t, s)| weight(t, s).map(|w| (w, t, s)))
         .collect();
     pairs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
