@@ -40,10 +40,10 @@ pub use crate::error::{Error, Result, SpecError};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::store::{
-    AgentUpdate, Claim, ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_LEASE,
-    DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome, LeasedTask, Progress,
-    Report, ReportOutcome, Store, TaskBrief, TaskRef, TaskView, Tick, WorkflowRef, WorkflowReport,
-    WorkflowSummary,
+    AgentUpdate, Assigned, BatchDelegation, Claim, ClaimRequest, CreateOptions, Created,
+    DEFAULT_DB_PATH, DEFAULT_LEASE, Delegation, DependencyEdit, DependencyResult, Event, EventKind,
+    ExecuteOutcome, LeasedTask, Progress, Report, ReportOutcome, Store, TaskBrief, TaskRef,
+    TaskView, Tick, WorkflowRef, WorkflowReport, WorkflowSummary,
 };
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,

@@ -6,6 +6,7 @@
 //! waits for the first to commit (up to the busy timeout) and then sees its result.
 
 mod agent;
+mod delegation;
 mod event;
 mod refs;
 mod task;
@@ -26,6 +27,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 pub use agent::AgentUpdate;
+pub use delegation::{Assigned, BatchDelegation, Delegation};
 pub use event::{Event, EventKind};
 pub use refs::{TaskRef, WorkflowRef};
 pub use task::{
@@ -45,8 +47,12 @@ const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// How many times a write is retried when SQLite still reports the database as busy.
 const BUSY_RETRIES: u32 = 5;
 
-const SCHEMA: &str = include_str!("store/schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// The schema's versions: entry `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 2] = [
+    include_str!("store/schema.sql"),
+    include_str!("store/schema_2.sql"),
+];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A handle on one orchestration database. Cheap to share behind an `Arc`: methods take `&self`
 /// and serialise on one connection; several processes may open the same file at once.
@@ -188,8 +194,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version < 1 {
-        tx.execute_batch(SCHEMA)?;
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(migration)?;
+        if from == 1 {
+            agent::backfill_log_ratios(&tx)?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -1,12 +1,12 @@
 //! Agent profiles: what each agent can do and how much it may hold at once. A claim checks the
 //! profile when the agent has one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::agent::{AgentProfile, AgentStatus};
+use crate::agent::{AgentProfile, AgentStatus, Candidate, Record};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::workflow::check_name;
@@ -238,4 +238,96 @@ pub(crate) fn touch(tx: &Transaction<'_>, name: &str, now: DateTime<Utc>) -> Res
     tx.prepare_cached("UPDATE agents SET last_active_at = ?2 WHERE name = ?1")?
         .execute(params![name, millis(now)])?;
     Ok(())
+}
+
+/// Adds one finished attempt to `agent`'s aggregates: a success or not, and for a success with
+/// reported effort, the log ratio of actual to estimated effort.
+pub(crate) fn record_attempt(
+    tx: &Transaction<'_>,
+    agent: &str,
+    succeeded: bool,
+    log_ratio: Option<f64>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO agent_stats (agent, succeeded, attempts, log_ratio_sum, log_ratio_count) \
+         VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (agent) DO UPDATE SET \
+         succeeded = succeeded + excluded.succeeded, attempts = attempts + 1, \
+         log_ratio_sum = log_ratio_sum + excluded.log_ratio_sum, \
+         log_ratio_count = log_ratio_count + excluded.log_ratio_count",
+    )?
+    .execute(params![
+        agent,
+        succeeded,
+        log_ratio.unwrap_or(0.0),
+        log_ratio.is_some()
+    ])?;
+    Ok(())
+}
+
+/// Migration step: the log ratios of completions already in the event log.
+pub(crate) fn backfill_log_ratios(tx: &Transaction<'_>) -> Result<()> {
+    let rows: Vec<(String, f64)> = tx
+        .prepare(
+            "SELECT e.agent, e.value / t.estimate FROM events e JOIN tasks t ON t.id = e.task \
+             WHERE e.kind = 'task_state' AND e.from_state = 'running' \
+             AND e.to_state = 'succeeded' AND e.agent IS NOT NULL AND e.value > 0 AND t.estimate > 0",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare(
+        "UPDATE agent_stats SET log_ratio_sum = log_ratio_sum + ?2, \
+         log_ratio_count = log_ratio_count + 1 WHERE agent = ?1",
+    )?;
+    for (agent, ratio) in rows {
+        update.execute(params![agent, ratio.ln()])?;
+    }
+    Ok(())
+}
+
+/// Every profiled agent as the scorer sees it: profile, tasks held, record.
+pub(crate) fn candidates(conn: &Connection) -> Result<Vec<Candidate>> {
+    let names: Vec<String> = conn
+        .prepare_cached("SELECT name FROM agents ORDER BY name")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut active: HashMap<String, u32> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT agent, count(*) FROM tasks WHERE state IN ('assigned', 'running') \
+             AND agent IS NOT NULL GROUP BY agent",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            active.insert(row.get(0)?, row.get(1)?);
+        }
+    }
+    let mut records: HashMap<String, Record> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT agent, succeeded, attempts, log_ratio_sum, log_ratio_count FROM agent_stats",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            records.insert(
+                row.get(0)?,
+                Record {
+                    succeeded: row.get(1)?,
+                    attempts: row.get(2)?,
+                    log_ratio_sum: row.get(3)?,
+                    log_ratio_count: row.get(4)?,
+                },
+            );
+        }
+    }
+    let mut candidates = Vec::with_capacity(names.len());
+    for name in names {
+        if let Some(profile) = load_profile(conn, &name)? {
+            candidates.push(Candidate {
+                active: active.get(&name).copied().unwrap_or(0),
+                record: records.get(&name).copied().unwrap_or_default(),
+                profile,
+            });
+        }
+    }
+    Ok(candidates)
 }

@@ -375,7 +375,7 @@ impl Store {
     }
 }
 
-fn check_lease(lease: Option<Duration>) -> Result<Duration> {
+pub(crate) fn check_lease(lease: Option<Duration>) -> Result<Duration> {
     let lease = lease.unwrap_or(DEFAULT_LEASE);
     if lease < Duration::seconds(1) || lease > Duration::seconds(limits::MAX_LEASE_SECONDS) {
         return Err(Error::InvalidArgument {
@@ -790,6 +790,26 @@ pub(crate) fn apply(
         task.error,
         task.actual,
     ])?;
+    // An attempt ended: the agent's record grows. Releases and cancellations are not the
+    // agent's doing, so they do not count.
+    if from == TaskState::Running
+        && let Some(agent) = event_agent.as_deref()
+    {
+        let ended = match event {
+            TaskEvent::Complete => Some(true),
+            TaskEvent::Fail | TaskEvent::FailAndRetry | TaskEvent::LeaseExpired => Some(false),
+            _ => None,
+        };
+        if let Some(succeeded) = ended {
+            let log_ratio = match (succeeded, task.actual) {
+                (true, Some(actual)) if actual > 0.0 && task.estimate > 0.0 => {
+                    Some((actual / task.estimate).ln())
+                }
+                _ => None,
+            };
+            super::agent::record_attempt(tx, agent, succeeded, log_ratio)?;
+        }
+    }
     let opened = i64::from(from.is_terminal()) - i64::from(to.is_terminal());
     if opened != 0 {
         tx.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?

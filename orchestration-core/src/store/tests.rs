@@ -987,7 +987,7 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database has schema version 99, newer than the 1 this build understands; upgrade orchestration"
+        "the database has schema version 99, newer than the 2 this build understands; upgrade orchestration"
     );
 }
 
@@ -1201,4 +1201,286 @@ fn hot_statements_are_prepared_once() {
             "{sql}"
         );
     }
+}
+
+fn profile(skills: &[(&str, u8)], max: u32) -> AgentUpdate {
+    AgentUpdate {
+        capabilities: Some(skills.iter().map(|(s, l)| (s.to_string(), *l)).collect()),
+        max_concurrent: Some(max),
+        ..AgentUpdate::default()
+    }
+}
+
+fn record_of(h: &Harness, agent: &str) -> crate::Record {
+    let conn = h.store.lock();
+    super::agent::candidates(&conn)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.profile.name == agent)
+        .map(|c| c.record)
+        .unwrap()
+}
+
+#[test]
+fn agent_records_count_finished_attempts_but_not_releases() {
+    let h = harness();
+    h.store.upsert_agent("ana", &profile(&[], 5)).unwrap();
+    h.create(
+        "rec",
+        FailurePolicy::default(),
+        (0..4)
+            .map(|i| task(&format!("t{i}"), &[]).estimate(2.0))
+            .collect(),
+    );
+    let a = h.claim("ana").unwrap();
+    h.report(
+        &a,
+        "ana",
+        Report::Complete {
+            result: None,
+            actual: Some(4.0),
+        },
+    )
+    .unwrap();
+    let b = h.claim("ana").unwrap();
+    h.report(
+        &b,
+        "ana",
+        Report::Complete {
+            result: None,
+            actual: None,
+        },
+    )
+    .unwrap();
+    let c = h.claim("ana").unwrap();
+    h.fail(&c, "ana", true);
+    let d = h.claim("ana").unwrap();
+    h.report(&d, "ana", Report::Release).unwrap();
+    let e = h
+        .store
+        .claim(&ClaimRequest::new("ana").lease(Duration::seconds(5)))
+        .unwrap()
+        .unwrap();
+    h.clock.advance(Duration::seconds(6));
+    h.store.tick().unwrap();
+    drop(e);
+    let record = record_of(&h, "ana");
+    assert_eq!(
+        (record.succeeded, record.attempts),
+        (2, 4),
+        "2 successes, a failure, an expiry"
+    );
+    assert_eq!(record.log_ratio_count, 1);
+    assert!(
+        (record.log_ratio_sum - 2f64.ln()).abs() < 1e-12,
+        "4 points spent on 2 estimated"
+    );
+}
+
+#[test]
+fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it() {
+    let h = harness();
+    h.store
+        .upsert_agent("expert", &profile(&[("rust", 5)], 2))
+        .unwrap();
+    h.store
+        .upsert_agent("novice", &profile(&[("rust", 3)], 2))
+        .unwrap();
+    h.store
+        .upsert_agent("designer", &profile(&[("css", 5)], 2))
+        .unwrap();
+    h.create(
+        "del",
+        FailurePolicy::default(),
+        vec![
+            task("core", &[]).skill("rust", 3).priority(10),
+            task("other", &[]).priority(90),
+        ],
+    );
+    let events = h.event_count();
+    let dry = h
+        .store
+        .delegate(
+            &TaskRef::key("del", "core"),
+            &crate::Weights::default(),
+            None,
+            false,
+        )
+        .unwrap();
+    assert_eq!(dry.assigned, None);
+    assert_eq!(h.event_count(), events, "ranking alone writes nothing");
+    let ranked: Vec<&str> = dry
+        .ranking
+        .ranked
+        .iter()
+        .map(|r| r.agent.as_str())
+        .collect();
+    assert_eq!(ranked, ["expert", "novice"]);
+    assert_eq!(dry.ranking.rejected[0].0, "designer");
+
+    let done = h
+        .store
+        .delegate(
+            &TaskRef::key("del", "core"),
+            &crate::Weights::default(),
+            None,
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        done.assigned.as_ref().map(|a| a.agent.as_str()),
+        Some("expert")
+    );
+    assert_eq!(
+        (done.task.state, done.task.agent.as_deref()),
+        (TaskState::Assigned, Some("expert"))
+    );
+    // The delegated task comes before the higher-priority ready one.
+    assert_eq!(h.claim_key("expert"), "core");
+    let again = h
+        .store
+        .delegate(
+            &TaskRef::key("del", "core"),
+            &crate::Weights::default(),
+            None,
+            true,
+        )
+        .unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        "task `del/core` is running: it cannot be assigned"
+    );
+    let bad = crate::Weights {
+        fit: f64::NAN,
+        ..crate::Weights::default()
+    };
+    let err = h
+        .store
+        .delegate(&TaskRef::key("del", "other"), &bad, None, true)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid weights: weights must be finite and not negative"
+    );
+}
+
+#[test]
+fn an_unclaimed_delegation_returns_to_ready_when_its_lease_ends() {
+    let h = harness();
+    h.store.upsert_agent("ana", &profile(&[], 1)).unwrap();
+    h.create("slow", FailurePolicy::default(), vec![task("a", &[])]);
+    h.store
+        .delegate(
+            &TaskRef::key("slow", "a"),
+            &crate::Weights::default(),
+            Some(Duration::seconds(30)),
+            true,
+        )
+        .unwrap();
+    h.clock.advance(Duration::seconds(31));
+    assert_eq!(
+        h.claim_key("bob"),
+        "a",
+        "the lease ended, so anyone may claim it"
+    );
+    let view = h.store.task(&TaskRef::key("slow", "a")).unwrap();
+    assert_eq!(
+        view.attempt, 1,
+        "an assignment never started is not a failed attempt"
+    );
+}
+
+#[test]
+fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explains_the_rest() {
+    let h = harness();
+    h.store
+        .upsert_agent("back", &profile(&[("rust", 4)], 2))
+        .unwrap();
+    h.store
+        .upsert_agent("front", &profile(&[("css", 4)], 1))
+        .unwrap();
+    h.create(
+        "batch",
+        FailurePolicy::default(),
+        vec![
+            task("r1", &[]).skill("rust", 3),
+            task("r2", &[]).skill("rust", 3),
+            task("r3", &[]).skill("rust", 3),
+            task("c1", &[]).skill("css", 2),
+            task("go", &[]).skill("go", 1),
+            task("later", &["r1"]),
+        ],
+    );
+    let events = h.event_count();
+    let proposal = h
+        .store
+        .delegate_workflow(&"batch".into(), &crate::Weights::default(), None, false)
+        .unwrap();
+    assert_eq!(h.event_count(), events, "a dry run writes nothing");
+    let committed = h
+        .store
+        .delegate_workflow(&"batch".into(), &crate::Weights::default(), None, true)
+        .unwrap();
+    assert_eq!(
+        proposal.assigned, committed.assigned,
+        "the dry run proposes what the commit does"
+    );
+    let mut pairs: Vec<(String, String)> = committed
+        .assigned
+        .iter()
+        .map(|a| (a.task.clone(), a.agent.clone()))
+        .collect();
+    pairs.sort();
+    assert_eq!(pairs.len(), 3);
+    assert!(pairs.contains(&("batch/c1".into(), "front".into())));
+    assert_eq!(
+        pairs.iter().filter(|(_, agent)| agent == "back").count(),
+        2,
+        "back's WIP limit is 2"
+    );
+    let reasons: BTreeMap<String, String> = committed.unassigned.into_iter().collect();
+    assert_eq!(reasons["batch/go"], "no active agent has the skills: go>=1");
+    assert_eq!(
+        reasons.len(),
+        2,
+        "one rust task waits for a free slot: {reasons:?}"
+    );
+    let states = h.states("batch");
+    assert_eq!(
+        states
+            .values()
+            .filter(|s| **s == TaskState::Assigned)
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_agent_records_backfilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(super::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO workflows (uuid, name, mode, on_failure, retry_initial_ms, retry_coefficient, retry_max_ms, status, open_tasks, created_at, fingerprint) \
+             VALUES (x'00000000000000000000000000000001', 'old', 'dag', 'block_dependents', 1000, 2, 100000, 'succeeded', 0, 0, 0); \
+             INSERT INTO tasks (uuid, workflow, key, title, estimate, priority, max_attempts, b_level, has_skills, is_leaf, unmet, state) \
+             VALUES (x'00000000000000000000000000000002', 1, 'a', 'A', 2.0, 50, 3, 2.0, 0, 1, 0, 'succeeded'); \
+             INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, value) VALUES \
+             (1, 'task_state', 1, 1, 'old-agent', 'running', 'waiting_retry', 1, NULL), \
+             (2, 'task_state', 1, 1, 'old-agent', 'running', 'succeeded', 2, 8.0); \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    store.upsert_agent("old-agent", &profile(&[], 1)).unwrap();
+    let conn = store.lock();
+    let record = super::agent::candidates(&conn).unwrap()[0].record;
+    assert_eq!(
+        (record.succeeded, record.attempts, record.log_ratio_count),
+        (1, 2, 1)
+    );
+    assert!((record.log_ratio_sum - 4f64.ln()).abs() < 1e-12);
 }

@@ -1,0 +1,202 @@
+//! Delegation use cases: rank the agents for a task, hand a task to the best one, and assign
+//! all ready tasks of a workflow at once, optimally. An assignment leases the task to the agent
+//! (state `assigned`) exactly as a claim would, and the agent's next claim starts it.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::Transaction;
+
+use crate::agent::{Breakdown, Needs, Ranking, Weights, assign, rank};
+use crate::error::{Error, Result};
+use crate::workflow::{TaskEvent, TaskState, WorkflowStatus};
+
+use super::Store;
+use super::agent::candidates;
+use super::refs::{TaskRef, TaskRow, WorkflowRef, WorkflowRow};
+use super::task::{Change, TaskView, apply, check_lease, ids, task_skills, view};
+
+/// The result of ranking, and perhaps assigning, one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delegation {
+    /// The task, after the assignment if one was made.
+    pub task: TaskView,
+    /// Every profiled agent, ranked or rejected with the reason.
+    pub ranking: Ranking,
+    /// The agent the task went to, when assigning and someone qualified.
+    pub assigned: Option<Assigned>,
+}
+
+/// A task leased to an agent by delegation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assigned {
+    /// `workflow/key` of the task.
+    pub task: String,
+    /// The agent.
+    pub agent: String,
+    /// Why it won.
+    pub breakdown: Breakdown,
+    /// When the lease runs out unless the agent claims the task.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// The result of assigning a workflow's ready tasks at once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchDelegation {
+    /// Tasks given to agents (or proposed, in a dry run).
+    pub assigned: Vec<Assigned>,
+    /// Ready tasks nobody could take, with the reason.
+    pub unassigned: Vec<(String, String)>,
+    /// True when the greedy fallback replaced the optimal solver.
+    pub greedy: bool,
+}
+
+impl Store {
+    /// Ranks every profiled agent for `task`, and with `commit` leases the task to the best one.
+    pub fn delegate(
+        &self,
+        task: &TaskRef,
+        weights: &Weights,
+        lease: Option<Duration>,
+        commit: bool,
+    ) -> Result<Delegation> {
+        check_weights(weights)?;
+        let lease = check_lease(lease)?;
+        self.write(|tx, now| {
+            let mut row = TaskRow::resolve(tx, task)?;
+            let needs = Needs {
+                skills: task_skills(tx, row.id)?,
+                estimate: row.estimate,
+            };
+            let ranking = rank(&candidates(tx)?, &needs, weights);
+            let mut assigned = None;
+            if commit {
+                check_assignable(tx, &row)?;
+                if let Some(best) = ranking.ranked.first() {
+                    apply(
+                        tx,
+                        now,
+                        &mut row,
+                        TaskEvent::Assign,
+                        Change {
+                            agent: Some(&best.agent),
+                            deadline: Some(now + lease),
+                            detail: Some("delegated"),
+                            ..Change::default()
+                        },
+                    )?;
+                    assigned = Some(Assigned {
+                        task: row.display(),
+                        agent: best.agent.clone(),
+                        breakdown: best.breakdown,
+                        lease_expires_at: now + lease,
+                    });
+                }
+            }
+            Ok(Delegation {
+                task: view(tx, &row)?,
+                ranking,
+                assigned,
+            })
+        })
+    }
+
+    /// Assigns every ready task of `workflow` to agents at once, maximising first how many are
+    /// assigned and then their total score. Without `commit` it only proposes.
+    pub fn delegate_workflow(
+        &self,
+        workflow: &WorkflowRef,
+        weights: &Weights,
+        lease: Option<Duration>,
+        commit: bool,
+    ) -> Result<BatchDelegation> {
+        check_weights(weights)?;
+        let lease = check_lease(lease)?;
+        self.write(|tx, now| {
+            let workflow = WorkflowRow::resolve(tx, workflow)?;
+            let ready = ids(
+                tx,
+                "SELECT id FROM tasks WHERE workflow = ?1 AND state = 'ready' \
+                 ORDER BY priority DESC, b_level DESC, ready_at, id",
+                workflow.id,
+            )?;
+            let mut rows = Vec::with_capacity(ready.len());
+            let mut needs = Vec::with_capacity(ready.len());
+            for id in ready {
+                let row = TaskRow::by_id(tx, id)?;
+                needs.push(Needs {
+                    skills: task_skills(tx, id)?,
+                    estimate: row.estimate,
+                });
+                rows.push(row);
+            }
+            let candidates = candidates(tx)?;
+            let result = assign(&needs, &candidates, weights);
+            let mut batch = BatchDelegation {
+                greedy: result.greedy,
+                ..BatchDelegation::default()
+            };
+            if commit && workflow.status != WorkflowStatus::Running && !result.assigned.is_empty() {
+                return Err(Error::IllegalWorkflowAction {
+                    workflow: workflow.name.clone(),
+                    status: workflow.status,
+                    action: crate::workflow::WorkflowAction::Start,
+                });
+            }
+            for (index, agent, breakdown) in result.assigned {
+                let row = &mut rows[index];
+                if commit {
+                    apply(
+                        tx,
+                        now,
+                        row,
+                        TaskEvent::Assign,
+                        Change {
+                            agent: Some(&agent),
+                            deadline: Some(now + lease),
+                            detail: Some("delegated"),
+                            ..Change::default()
+                        },
+                    )?;
+                }
+                batch.assigned.push(Assigned {
+                    task: row.display(),
+                    agent,
+                    breakdown,
+                    lease_expires_at: now + lease,
+                });
+            }
+            batch.unassigned = result
+                .unassigned
+                .into_iter()
+                .map(|(index, why)| (rows[index].display(), why))
+                .collect();
+            Ok(batch)
+        })
+    }
+}
+
+fn check_weights(weights: &Weights) -> Result<()> {
+    weights.check().map_err(|reason| Error::InvalidArgument {
+        field: "weights".into(),
+        reason,
+    })
+}
+
+/// Only a ready task of a running workflow can be handed out.
+fn check_assignable(tx: &Transaction<'_>, row: &TaskRow) -> Result<()> {
+    let workflow = WorkflowRow::by_id(tx, row.workflow)?;
+    if workflow.status != WorkflowStatus::Running {
+        return Err(Error::IllegalWorkflowAction {
+            workflow: workflow.name,
+            status: workflow.status,
+            action: crate::workflow::WorkflowAction::Start,
+        });
+    }
+    if row.state != TaskState::Ready {
+        return Err(Error::IllegalTransition {
+            task: row.display(),
+            state: row.state,
+            verb: TaskEvent::Assign.verb(),
+        });
+    }
+    Ok(())
+}
