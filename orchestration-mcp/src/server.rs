@@ -25,7 +25,7 @@ pub enum Toolset {
     Workflow,
     /// `task_claim`, `task_update`.
     Task,
-    /// `agent_profile`.
+    /// `agent_profile`, `agent_delegation`.
     Agent,
 }
 
@@ -71,7 +71,7 @@ impl OrchestrationServer {
             tool_router += match toolset {
                 Toolset::Workflow => Self::workflow_router(),
                 Toolset::Task => Self::task_router(),
-                Toolset::Agent => Self::agent_router(),
+                Toolset::Agent => Self::agent_router() + Self::delegation_router(),
             };
         }
         // Make every schema portable once, here, rather than on each tools/list.

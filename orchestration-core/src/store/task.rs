@@ -212,7 +212,7 @@ impl Store {
             tick(tx, now)?;
             let profile = load_profile(tx, &request.agent)?;
             if let Some(profile) = &profile {
-                check_can_take_work(tx, profile)?;
+                check_active(profile)?;
             }
             let candidate = match &request.task {
                 Some(task) => Some(claimable_task(tx, task, &request.agent, profile.as_ref())?),
@@ -487,7 +487,7 @@ fn check_lease_holder(
     Ok(())
 }
 
-fn check_can_take_work(conn: &Connection, profile: &AgentProfile) -> Result<()> {
+fn check_active(profile: &AgentProfile) -> Result<()> {
     if profile.status != AgentStatus::Active {
         return Err(Error::NotQualified {
             agent: profile.name.clone(),
@@ -498,6 +498,12 @@ fn check_can_take_work(conn: &Connection, profile: &AgentProfile) -> Result<()> 
             ),
         });
     }
+    Ok(())
+}
+
+/// A new task would take the agent over its WIP limit. Starting a task already delegated to
+/// it does not count: the agent holds that one already.
+fn check_wip(conn: &Connection, profile: &AgentProfile) -> Result<()> {
     let in_flight = in_flight(conn, &profile.name)?;
     if in_flight >= u64::from(profile.max_concurrent) {
         return Err(Error::NotQualified {
@@ -557,6 +563,11 @@ fn claimable_task(
         });
     }
     if let Some(profile) = profile
+        && row.state == TaskState::Ready
+    {
+        check_wip(tx, profile)?;
+    }
+    if let Some(profile) = profile
         && row.has_skills
         && let Some(reason) = profile.unmet_skill(&task_skills(tx, row.id)?)
     {
@@ -605,6 +616,9 @@ fn next_task(
     };
     if let Some(id) = delegated {
         return TaskRow::by_id(tx, id).map(Some);
+    }
+    if let Some(profile) = profile {
+        check_wip(tx, profile)?;
     }
 
     let workflows = match workflow {

@@ -1484,3 +1484,29 @@ fn a_version_1_database_is_migrated_and_agent_records_backfilled() {
     );
     assert!((record.log_ratio_sum - 4f64.ln()).abs() < 1e-12);
 }
+
+#[test]
+fn an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it() {
+    let h = harness();
+    h.store.upsert_agent("solo", &profile(&[], 1)).unwrap();
+    h.create(
+        "wip",
+        FailurePolicy::default(),
+        vec![task("a", &[]), task("b", &[])],
+    );
+    h.store
+        .delegate(
+            &TaskRef::key("wip", "a"),
+            &crate::Weights::default(),
+            None,
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        h.claim_key("solo"),
+        "a",
+        "the delegated task starts although solo holds 1 of 1"
+    );
+    let err = h.store.claim(&ClaimRequest::new("solo")).unwrap_err();
+    assert!(err.to_string().contains("its WIP limit of 1"), "{err}");
+}

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use orchestration_core::{AgentProfile, AgentStatus, AgentUpdate};
+use orchestration_core::{AgentProfile, AgentStatus, AgentUpdate, TaskRef, Weights, WorkflowRef};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ToolFailure;
+use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::workflow::DetailIn;
@@ -181,6 +181,208 @@ impl OrchestrationServer {
                 .await?;
                 Ok(one(profile, "updated"))
             }
+        }
+    }
+}
+
+/// Score weights; each defaults to 0.40 fit, 0.30 quality, 0.10 speed, 0.20 free capacity.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WeightsIn {
+    fit: Option<f64>,
+    quality: Option<f64>,
+    speed: Option<f64>,
+    free_capacity: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DelegationIn {
+    /// Rank agents for this task (`workflow/key` or id)
+    task: Option<String>,
+    /// Or: all ready tasks of this workflow, assigned optimally
+    workflow: Option<String>,
+    /// Lease the task(s) to the chosen agent(s); false ranks or proposes only
+    assign: Option<bool>,
+    weights: Option<WeightsIn>,
+    /// Lease for assignments, s (default 900)
+    lease_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScoreOut {
+    agent: String,
+    score: f64,
+    fit: f64,
+    quality: f64,
+    speed: f64,
+    free_capacity: f64,
+    observations: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ReasonOut {
+    /// Agent (task ranking) or task (batch)
+    name: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct DelegationOut {
+    /// Ranked agents, best first, with score breakdowns
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ranked: Option<Vec<ScoreOut>>,
+    /// Agents filtered out, or tasks nobody can take, with why
+    rejected: Vec<ReasonOut>,
+    /// Assignments made (or proposed when assign is false)
+    assigned: Vec<ScoreOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<String>,
+    /// True when the greedy fallback replaced the optimal solver
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    greedy: bool,
+}
+
+fn score_out(
+    agent: &str,
+    breakdown: &orchestration_core::Breakdown,
+    task: Option<String>,
+) -> ScoreOut {
+    let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    ScoreOut {
+        agent: agent.to_owned(),
+        score: round(breakdown.score),
+        fit: round(breakdown.fit),
+        quality: round(breakdown.quality),
+        speed: round(breakdown.speed),
+        free_capacity: round(breakdown.free_capacity),
+        observations: breakdown.observations,
+        task,
+    }
+}
+
+#[tool_router(router = delegation_router, vis = "pub(crate)")]
+impl OrchestrationServer {
+    /// Rank agents for a task with score breakdowns and rejection reasons; assign=true leases it to the best. With workflow: assign all its ready tasks optimally.
+    #[tool(
+        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        output_schema = output_schema::<DelegationOut>()
+    )]
+    async fn agent_delegation(
+        &self,
+        Parameters(input): Parameters<DelegationIn>,
+    ) -> Result<Structured<DelegationOut>, ToolFailure> {
+        let defaults = Weights::default();
+        let weights = input.weights.map_or(defaults, |w| Weights {
+            fit: w.fit.unwrap_or(defaults.fit),
+            quality: w.quality.unwrap_or(defaults.quality),
+            speed: w.speed.unwrap_or(defaults.speed),
+            free_capacity: w.free_capacity.unwrap_or(defaults.free_capacity),
+        });
+        let commit = input.assign.unwrap_or(false);
+        let lease = input
+            .lease_seconds
+            .map(|s| chrono::Duration::seconds(s.into()));
+        match (input.task, input.workflow) {
+            (Some(task), None) => {
+                let task: TaskRef = task.parse().map_err(to_mcp)?;
+                let result = blocking(self.store(), move |store| {
+                    store.delegate(&task, &weights, lease, commit)
+                })
+                .await?;
+                let ranked: Vec<ScoreOut> = result
+                    .ranking
+                    .ranked
+                    .iter()
+                    .map(|r| score_out(&r.agent, &r.breakdown, None))
+                    .collect();
+                let rejected = result
+                    .ranking
+                    .rejected
+                    .iter()
+                    .map(|(name, why)| ReasonOut {
+                        name: name.clone(),
+                        reason: why.to_string(),
+                    })
+                    .collect();
+                let key = format!("{}/{}", result.task.workflow_name, result.task.key);
+                let summary = match (&result.assigned, ranked.first()) {
+                    (Some(assigned), _) => format!(
+                        "assigned `{key}` to `{}` (score {:.3}); {} ranked, {} rejected",
+                        assigned.agent,
+                        assigned.breakdown.score,
+                        ranked.len(),
+                        result.ranking.rejected.len()
+                    ),
+                    (None, Some(best)) => format!(
+                        "best for `{key}`: `{}` (score {:.3}); {} ranked, {} rejected",
+                        best.agent,
+                        best.score,
+                        ranked.len(),
+                        result.ranking.rejected.len()
+                    ),
+                    (None, None) => format!(
+                        "no agent can take `{key}`: {} rejected; see `rejected` for why",
+                        result.ranking.rejected.len()
+                    ),
+                };
+                Ok(Structured::new(
+                    summary,
+                    DelegationOut {
+                        assigned: result
+                            .assigned
+                            .iter()
+                            .map(|a| score_out(&a.agent, &a.breakdown, Some(a.task.clone())))
+                            .collect(),
+                        lease_expires_at: result.assigned.map(|a| time(a.lease_expires_at)),
+                        ranked: Some(ranked),
+                        rejected,
+                        greedy: false,
+                    },
+                ))
+            }
+            (None, Some(workflow)) => {
+                let workflow = WorkflowRef::from(workflow.as_str());
+                let result = blocking(self.store(), move |store| {
+                    store.delegate_workflow(&workflow, &weights, lease, commit)
+                })
+                .await?;
+                let verb = if commit { "assigned" } else { "would assign" };
+                let summary = format!(
+                    "{verb} {} ready task(s); {} left unassigned{}",
+                    result.assigned.len(),
+                    result.unassigned.len(),
+                    if result.greedy {
+                        " (greedy: too large for the optimal solver)"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(Structured::new(
+                    summary,
+                    DelegationOut {
+                        ranked: None,
+                        lease_expires_at: result.assigned.first().map(|a| time(a.lease_expires_at)),
+                        assigned: result
+                            .assigned
+                            .iter()
+                            .map(|a| score_out(&a.agent, &a.breakdown, Some(a.task.clone())))
+                            .collect(),
+                        rejected: result
+                            .unassigned
+                            .into_iter()
+                            .map(|(name, reason)| ReasonOut { name, reason })
+                            .collect(),
+                        greedy: result.greedy,
+                    },
+                ))
+            }
+            _ => Err(ToolFailure::invalid(
+                "arguments",
+                "give either `task` or `workflow`",
+            )),
         }
     }
 }

@@ -119,7 +119,15 @@ async fn toolsets_narrow_the_tools_offered() {
         .into_iter()
         .map(|t| t.name.to_string())
         .collect();
-    assert_eq!(names, ["agent_profile", "task_claim", "task_update"]);
+    assert_eq!(
+        names,
+        [
+            "agent_delegation",
+            "agent_profile",
+            "task_claim",
+            "task_update"
+        ]
+    );
 }
 
 #[test]

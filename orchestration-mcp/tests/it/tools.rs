@@ -796,3 +796,102 @@ async fn lists_are_short_by_default_and_complete_with_detail_full() {
         .ok();
     assert_eq!(deps.at("/dependencies/1/state"), &json!("pending"));
 }
+
+#[tokio::test]
+async fn agent_delegation_ranks_explains_assigns_and_batches() {
+    let h = harness().await;
+    for (name, skills, max) in [
+        ("ana", json!({"rust": 5}), 2),
+        ("bo", json!({"rust": 3}), 1),
+        ("cy", json!({"css": 4}), 1),
+    ] {
+        h.call("agent_profile", json!({"action": "upsert", "name": name, "capabilities": skills, "max_concurrent": max}))
+            .await
+            .ok();
+    }
+    h.call(
+        "workflow_create",
+        json!({"name": "team", "tasks": [
+            {"key": "api", "title": "API", "skills": {"rust": 3}},
+            {"key": "ui", "title": "UI", "skills": {"css": 3}},
+            {"key": "infra", "title": "Infra", "skills": {"rust": 4}},
+            {"key": "ml", "title": "Model", "skills": {"python": 2}}
+        ]}),
+    )
+    .await
+    .ok();
+    let ranking = h
+        .call("agent_delegation", json!({"task": "team/api"}))
+        .await
+        .ok();
+    assert_eq!(ranking.at("/ranked/0/agent"), &json!("ana"));
+    assert_eq!(ranking.at("/ranked/0/fit"), &json!(1.0));
+    assert_eq!(ranking.at("/ranked/1/agent"), &json!("bo"));
+    assert_eq!(
+        ranking.at("/rejected/0"),
+        &json!({"name": "cy", "reason": "lacks skill `rust` (level 3 needed)"})
+    );
+    assert_eq!(ranking.at("/assigned"), &json!([]));
+    assert!(
+        ranking.text.starts_with("best for `team/api`: `ana`"),
+        "{}",
+        ranking.text
+    );
+
+    let batch = h
+        .call(
+            "agent_delegation",
+            json!({"workflow": "team", "assign": true}),
+        )
+        .await
+        .ok();
+    let assigned: Vec<(String, String)> = batch.structured["assigned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["task"].as_str().unwrap().to_owned(),
+                a["agent"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(assigned.len(), 3, "{}", batch.text);
+    assert!(assigned.contains(&("team/ui".into(), "cy".into())));
+    assert!(
+        assigned.contains(&("team/infra".into(), "ana".into())),
+        "only ana has rust 4"
+    );
+    assert_eq!(
+        batch.at("/rejected"),
+        &json!([{"name": "team/ml", "reason": "no active agent has the skills: python>=2"}])
+    );
+    // Delegated tasks are what the agents' next claims start.
+    let claim = h.call("task_claim", json!({"agent": "cy"})).await.ok();
+    assert_eq!(claim.at("/task/task"), &json!("team/ui"));
+
+    let cases = [
+        (json!({}), "give either `task` or `workflow`"),
+        (
+            json!({"task": "team/api", "workflow": "team"}),
+            "give either `task` or `workflow`",
+        ),
+        (json!({"task": "team/ghost"}), "unknown task `team/ghost`"),
+        (
+            json!({"task": "team/ui", "assign": true}),
+            "task `team/ui` is running: it cannot be assigned",
+        ),
+        (
+            json!({"task": "team/ml", "weights": {"fit": -1}}),
+            "invalid weights: weights must be finite and not negative",
+        ),
+        (json!({"workflow": "nope"}), "unknown workflow `nope`"),
+    ];
+    for (arguments, expected) in cases {
+        let message = h.call("agent_delegation", arguments).await.err();
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
+    }
+}
