@@ -689,3 +689,154 @@ pub fn assemble_team(
     }
     to_team(team, false, uncovered)
 }
+
+/// A task an agent holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// `workflow/key`.
+    pub task: String,
+    /// Assigned (leased, not started) or running.
+    pub started: bool,
+    /// Priority, 0 to 100.
+    pub priority: i64,
+    /// What the task needs.
+    pub needs: Needs,
+}
+
+/// One agent's load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    /// The agent.
+    pub agent: String,
+    /// Whether it takes work.
+    pub status: AgentStatus,
+    /// Tasks it holds, running first.
+    pub tasks: Vec<String>,
+    /// Points of those tasks.
+    pub points_in_flight: f64,
+    /// Its WIP limit.
+    pub max_concurrent: u32,
+    /// Held tasks over the WIP limit (1 is full).
+    pub utilisation: f64,
+    /// Tasks delegated to it and not started yet.
+    pub queued: u32,
+}
+
+/// A proposal to move a delegated, not yet started task to another agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    /// `workflow/key`.
+    pub task: String,
+    /// Who holds it now.
+    pub from: String,
+    /// Who should.
+    pub to: String,
+    /// Why `to`: its score for the task.
+    pub breakdown: Breakdown,
+    /// Why the task moves.
+    pub reason: String,
+}
+
+/// The fleet's load, who is over or under, and how to even it out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Workload {
+    /// Every profiled agent, by name.
+    pub agents: Vec<Load>,
+    /// Agents holding more than their WIP limit, or holding delegated work while not active.
+    pub overloaded: Vec<String>,
+    /// Active agents holding nothing.
+    pub idle: Vec<String>,
+    /// Moves of delegated, not started tasks from overloaded agents to qualified ones with room.
+    pub proposals: Vec<Move>,
+}
+
+/// Measures each agent's load and proposes moves that relieve overloaded agents without ever
+/// breaking a WIP limit or a skill requirement. Only tasks not started move: running work stays
+/// with its agent. Greedy: each surplus task goes to the best-scoring qualified agent with a
+/// free slot, highest priority first.
+pub fn workload(
+    candidates: &[Candidate],
+    held: &BTreeMap<String, Vec<Held>>,
+    weights: &Weights,
+) -> Workload {
+    let fleet = Fleet::from_records(candidates.iter().map(|c| &c.record));
+    let mut result = Workload::default();
+    let mut incoming: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut sorted: Vec<&Candidate> = candidates.iter().collect();
+    sorted.sort_by(|a, b| a.profile.name.cmp(&b.profile.name));
+    for candidate in &sorted {
+        let profile = &candidate.profile;
+        let mut tasks: Vec<&Held> = held
+            .get(&profile.name)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        tasks.sort_by(|a, b| b.started.cmp(&a.started).then(a.task.cmp(&b.task)));
+        let count = tasks.len() as u32;
+        let queued = tasks.iter().filter(|t| !t.started).count() as u32;
+        result.agents.push(Load {
+            agent: profile.name.clone(),
+            status: profile.status,
+            tasks: tasks.iter().map(|t| t.task.clone()).collect(),
+            points_in_flight: tasks.iter().map(|t| t.needs.estimate).sum(),
+            max_concurrent: profile.max_concurrent,
+            utilisation: f64::from(count) / f64::from(profile.max_concurrent.max(1)),
+            queued,
+        });
+        let inactive = profile.status != AgentStatus::Active;
+        if count > profile.max_concurrent || (inactive && queued > 0) {
+            result.overloaded.push(profile.name.clone());
+        } else if !inactive && count == 0 {
+            result.idle.push(profile.name.clone());
+        }
+    }
+    for name in result.overloaded.clone() {
+        let Some(candidate) = candidates.iter().find(|c| c.profile.name == name) else {
+            continue;
+        };
+        let inactive = candidate.profile.status != AgentStatus::Active;
+        let mut movable: Vec<&Held> = held
+            .get(&name)
+            .map(|v| v.iter().filter(|t| !t.started).collect())
+            .unwrap_or_default();
+        movable.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.task.cmp(&b.task)));
+        let held_count = held.get(&name).map_or(0, Vec::len) as u32;
+        let surplus = if inactive {
+            movable.len()
+        } else {
+            held_count.saturating_sub(candidate.profile.max_concurrent) as usize
+        };
+        for task in movable.into_iter().take(surplus) {
+            let best = candidates
+                .iter()
+                .filter(|c| c.profile.name != name)
+                .filter_map(|c| {
+                    let extra = incoming.get(c.profile.name.as_str()).copied().unwrap_or(0);
+                    let shifted = Candidate {
+                        active: c.active + extra,
+                        ..c.clone()
+                    };
+                    check(&shifted, &task.needs).ok()?;
+                    Some((c, score(c, &task.needs, &fleet, weights, extra)))
+                })
+                .max_by(|(a, x), (b, y)| x.score.total_cmp(&y.score).then_with(|| tie_break(b, a)));
+            if let Some((target, breakdown)) = best {
+                *incoming.entry(target.profile.name.as_str()).or_default() += 1;
+                result.proposals.push(Move {
+                    task: task.task.clone(),
+                    from: name.clone(),
+                    to: target.profile.name.clone(),
+                    breakdown,
+                    reason: if inactive {
+                        format!("`{name}` is {}", candidate.profile.status)
+                    } else {
+                        format!(
+                            "`{name}` holds {held_count} task(s) over a WIP limit of {}",
+                            candidate.profile.max_concurrent
+                        )
+                    },
+                });
+            }
+        }
+    }
+    result
+}

@@ -32,8 +32,8 @@ mod workflow;
 
 pub use crate::agent::{
     AgentProfile, AgentStatus, Assignment, Breakdown, Candidate, EXHAUSTIVE_TEAM_LIMIT, Fleet,
-    Needs, OPTIMAL_LIMIT, Ranked, Ranking, Record, Rejection, Team, Weights, assemble_team, assign,
-    check, rank, score,
+    Held, Load, Move, Needs, OPTIMAL_LIMIT, Ranked, Ranking, Record, Rejection, Team, Weights,
+    Workload, assemble_team, assign, check, rank, score, workload,
 };
 pub use crate::clock::{Clock, ManualClock};
 pub use crate::error::{Error, Result, SpecError};

@@ -25,7 +25,7 @@ pub enum Toolset {
     Workflow,
     /// `task_claim`, `task_update`.
     Task,
-    /// `agent_profile`, `agent_delegation`.
+    /// `agent_profile`, `agent_delegation`, `agent_workload`.
     Agent,
 }
 
@@ -71,7 +71,9 @@ impl OrchestrationServer {
             tool_router += match toolset {
                 Toolset::Workflow => Self::workflow_router(),
                 Toolset::Task => Self::task_router(),
-                Toolset::Agent => Self::agent_router() + Self::delegation_router(),
+                Toolset::Agent => {
+                    Self::agent_router() + Self::delegation_router() + Self::workload_router()
+                }
             };
         }
         // Make every schema portable once, here, rather than on each tools/list.

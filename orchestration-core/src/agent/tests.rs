@@ -331,3 +331,115 @@ fn the_smallest_team_covers_every_skill_with_enough_capacity() {
     assert_eq!(team.uncovered, ["go>=1"]);
     assert_eq!(team.members, ["full-stack"]);
 }
+
+fn held(task: &str, started: bool, priority: i64, skills: &[(&str, u8)]) -> Held {
+    Held {
+        task: task.into(),
+        started,
+        priority,
+        needs: Needs {
+            estimate: 2.0,
+            ..needs(skills)
+        },
+    }
+}
+
+#[test]
+fn workload_finds_overloaded_and_idle_agents_and_proposes_legal_moves() {
+    let mut away = agent("away", &[("rust", 5)], 3, 2, Record::default());
+    away.profile.status = AgentStatus::Offline;
+    let candidates = vec![
+        // Its limit was lowered to 1 while it held 3: two must go, not the running one.
+        agent("busy", &[("rust", 5)], 1, 3, Record::default()),
+        away,
+        agent("free-rust", &[("rust", 4)], 2, 0, Record::default()),
+        agent("free-css", &[("css", 4)], 2, 0, Record::default()),
+    ];
+    let mut tasks = BTreeMap::new();
+    tasks.insert(
+        "busy".to_owned(),
+        vec![
+            held("w/run", true, 50, &[("rust", 3)]),
+            held("w/q-high", false, 90, &[("rust", 3)]),
+            held("w/q-low", false, 10, &[("rust", 3)]),
+        ],
+    );
+    tasks.insert(
+        "away".to_owned(),
+        vec![
+            held("w/css", false, 50, &[("css", 2)]),
+            held("w/deep", false, 50, &[("rust", 5)]),
+        ],
+    );
+    let result = workload(&candidates, &tasks, &Weights::default());
+    assert_eq!(result.overloaded, ["away", "busy"]);
+    assert_eq!(result.idle, ["free-css", "free-rust"]);
+    let busy = result.agents.iter().find(|l| l.agent == "busy").unwrap();
+    assert_eq!(
+        (busy.utilisation, busy.queued, busy.points_in_flight),
+        (3.0, 2, 6.0)
+    );
+    assert_eq!(busy.tasks[0], "w/run", "running work is listed first");
+    let moves: Vec<(&str, &str, &str)> = result
+        .proposals
+        .iter()
+        .map(|m| (m.task.as_str(), m.from.as_str(), m.to.as_str()))
+        .collect();
+    // w/deep needs rust 5: nobody active with room qualifies, so it stays and is not proposed.
+    assert_eq!(
+        moves,
+        [
+            ("w/css", "away", "free-css"),
+            ("w/q-high", "busy", "free-rust"),
+            ("w/q-low", "busy", "free-rust")
+        ]
+    );
+    assert_eq!(result.proposals[0].reason, "`away` is offline");
+    assert_eq!(
+        result.proposals[1].reason,
+        "`busy` holds 3 task(s) over a WIP limit of 1"
+    );
+}
+
+proptest! {
+    #[test]
+    fn rebalancing_never_breaks_a_wip_limit_or_a_skill(
+        agents in proptest::collection::vec((1u8..6, 1u32..3, proptest::bool::ANY), 2..6),
+        loads in proptest::collection::vec((0usize..6, 1u8..6, proptest::bool::ANY), 0..14),
+    ) {
+        let mut candidates: Vec<Candidate> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, &(level, max, active))| {
+                let mut c = agent(&format!("a{i}"), &[("rust", level)], max, 0, Record::default());
+                if !active {
+                    c.profile.status = AgentStatus::Paused;
+                }
+                c
+            })
+            .collect();
+        let mut tasks: BTreeMap<String, Vec<Held>> = BTreeMap::new();
+        for (n, &(owner, level, started)) in loads.iter().enumerate() {
+            let owner = owner % candidates.len();
+            let name = candidates[owner].profile.name.clone();
+            tasks.entry(name).or_default().push(held(&format!("w/t{n}"), started, 50, &[("rust", level)]));
+            candidates[owner].active += 1;
+        }
+        let result = workload(&candidates, &tasks, &Weights::default());
+        let mut incoming: BTreeMap<String, u32> = BTreeMap::new();
+        for proposal in &result.proposals {
+            let task = tasks[&proposal.from].iter().find(|t| t.task == proposal.task).unwrap();
+            prop_assert!(!task.started, "running work never moves");
+            let target = candidates.iter().find(|c| c.profile.name == proposal.to).unwrap();
+            let fresh = Candidate { active: 0, ..target.clone() };
+            prop_assert!(check(&fresh, &task.needs).is_ok(), "{} is not qualified", proposal.to);
+            *incoming.entry(proposal.to.clone()).or_default() += 1;
+        }
+        for candidate in &candidates {
+            let extra = incoming.get(&candidate.profile.name).copied().unwrap_or(0);
+            if extra > 0 {
+                prop_assert!(candidate.active + extra <= candidate.profile.max_concurrent);
+            }
+        }
+    }
+}

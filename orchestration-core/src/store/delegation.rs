@@ -2,10 +2,12 @@
 //! all ready tasks of a workflow at once, optimally. An assignment leases the task to the agent
 //! (state `assigned`) exactly as a claim would, and the agent's next claim starts it.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::Transaction;
 
-use crate::agent::{Breakdown, Needs, Ranking, Weights, assign, rank};
+use crate::agent::{Breakdown, Held, Needs, Ranking, Weights, Workload, assign, rank, workload};
 use crate::error::{Error, Result};
 use crate::workflow::{TaskEvent, TaskState, WorkflowStatus};
 
@@ -199,4 +201,77 @@ fn check_assignable(tx: &Transaction<'_>, row: &TaskRow) -> Result<()> {
         });
     }
     Ok(())
+}
+
+impl Store {
+    /// Each agent's load, the overloaded and idle agents, and moves that would relieve the
+    /// overloaded ones. With `apply`, the moves are made, all in one transaction: each task is
+    /// released by its holder and assigned to the proposed agent under a fresh lease.
+    pub fn workload(
+        &self,
+        weights: &Weights,
+        lease: Option<Duration>,
+        apply_moves: bool,
+    ) -> Result<Workload> {
+        check_weights(weights)?;
+        let lease = check_lease(lease)?;
+        self.write(|tx, now| {
+            let candidates = candidates(tx)?;
+            let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
+            let mut rows: HashMap<String, TaskRow> = HashMap::new();
+            let leased: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM tasks WHERE state IN ('assigned', 'running') ORDER BY id",
+                )?
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in leased {
+                let row = TaskRow::by_id(tx, id)?;
+                let Some(agent) = row.agent.clone() else {
+                    continue;
+                };
+                held.entry(agent).or_default().push(Held {
+                    task: row.display(),
+                    started: row.state == TaskState::Running,
+                    priority: row.priority,
+                    needs: Needs {
+                        skills: task_skills(tx, id)?,
+                        estimate: row.estimate,
+                    },
+                });
+                rows.insert(row.display(), row);
+            }
+            let result = workload(&candidates, &held, weights);
+            if apply_moves {
+                for proposal in &result.proposals {
+                    let Some(row) = rows.get_mut(&proposal.task) else {
+                        continue;
+                    };
+                    apply(
+                        tx,
+                        now,
+                        row,
+                        TaskEvent::Release,
+                        Change {
+                            detail: Some("rebalanced"),
+                            ..Change::default()
+                        },
+                    )?;
+                    apply(
+                        tx,
+                        now,
+                        row,
+                        TaskEvent::Assign,
+                        Change {
+                            agent: Some(&proposal.to),
+                            deadline: Some(now + lease),
+                            detail: Some("rebalanced"),
+                            ..Change::default()
+                        },
+                    )?;
+                }
+            }
+            Ok(result)
+        })
+    }
 }

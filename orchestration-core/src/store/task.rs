@@ -745,7 +745,11 @@ pub(crate) fn apply(
             task.attempt += 1;
             task.started_at = Some(now);
         }
-        TaskEvent::Release => task.attempt = task.attempt.saturating_sub(1),
+        // Giving back a started task does not use up an attempt; an assignment never
+        // started had not counted one.
+        TaskEvent::Release if from == TaskState::Running => {
+            task.attempt = task.attempt.saturating_sub(1)
+        }
         TaskEvent::Reset => task.attempt = 0,
         _ => {}
     }

@@ -1510,3 +1510,57 @@ fn an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it() {
     let err = h.store.claim(&ClaimRequest::new("solo")).unwrap_err();
     assert!(err.to_string().contains("its WIP limit of 1"), "{err}");
 }
+
+#[test]
+fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline() {
+    let h = harness();
+    h.store
+        .upsert_agent("leaving", &profile(&[("rust", 4)], 3))
+        .unwrap();
+    h.create(
+        "move",
+        FailurePolicy::default(),
+        vec![
+            task("a", &[]).skill("rust", 3),
+            task("b", &[]).skill("rust", 3),
+        ],
+    );
+    h.store
+        .delegate_workflow(&"move".into(), &crate::Weights::default(), None, true)
+        .unwrap();
+    h.store
+        .set_agent_status("leaving", AgentStatus::Offline)
+        .unwrap();
+    h.store
+        .upsert_agent("arriving", &profile(&[("rust", 3)], 1))
+        .unwrap();
+    let events = h.event_count();
+    let proposal = h
+        .store
+        .workload(&crate::Weights::default(), None, false)
+        .unwrap();
+    assert_eq!(h.event_count(), events, "proposing writes nothing");
+    assert_eq!(proposal.overloaded, ["leaving"]);
+    assert_eq!(proposal.idle, ["arriving"]);
+    assert_eq!(
+        proposal.proposals.len(),
+        1,
+        "arriving has room for one task only"
+    );
+    let applied = h
+        .store
+        .workload(&crate::Weights::default(), None, true)
+        .unwrap();
+    let moved = &applied.proposals[0];
+    let view = h.store.task(&moved.task.parse().unwrap()).unwrap();
+    assert_eq!(
+        (view.state, view.agent.as_deref(), view.attempt),
+        (TaskState::Assigned, Some("arriving"), 0)
+    );
+    let after = h
+        .store
+        .workload(&crate::Weights::default(), None, false)
+        .unwrap();
+    let arriving = after.agents.iter().find(|l| l.agent == "arriving").unwrap();
+    assert_eq!((arriving.queued, arriving.utilisation), (1, 1.0));
+}

@@ -274,13 +274,7 @@ impl OrchestrationServer {
         &self,
         Parameters(input): Parameters<DelegationIn>,
     ) -> Result<Structured<DelegationOut>, ToolFailure> {
-        let defaults = Weights::default();
-        let weights = input.weights.map_or(defaults, |w| Weights {
-            fit: w.fit.unwrap_or(defaults.fit),
-            quality: w.quality.unwrap_or(defaults.quality),
-            speed: w.speed.unwrap_or(defaults.speed),
-            free_capacity: w.free_capacity.unwrap_or(defaults.free_capacity),
-        });
+        let weights = weights_from(input.weights);
         let commit = input.assign.unwrap_or(false);
         let lease = input
             .lease_seconds
@@ -384,5 +378,133 @@ impl OrchestrationServer {
                 "give either `task` or `workflow`",
             )),
         }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkloadIn {
+    /// Carry out the rebalance proposals, atomically
+    apply: Option<bool>,
+    weights: Option<WeightsIn>,
+    /// Lease for moved tasks, s (default 900)
+    lease_seconds: Option<u32>,
+    /// summary (default) or full (adds each agent's task list)
+    detail: Option<DetailIn>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct LoadOut {
+    agent: String,
+    status: String,
+    active: usize,
+    points_in_flight: f64,
+    max_concurrent: u32,
+    utilisation: f64,
+    /// Delegated, not started
+    queued: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct MoveOut {
+    task: String,
+    from: String,
+    to: String,
+    score: f64,
+    reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct WorkloadOut {
+    agents: Vec<LoadOut>,
+    overloaded: Vec<String>,
+    idle: Vec<String>,
+    /// Moves of delegated, not started tasks
+    proposals: Vec<MoveOut>,
+    /// True when the proposals were carried out
+    applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+fn weights_from(input: Option<WeightsIn>) -> Weights {
+    let defaults = Weights::default();
+    input.map_or(defaults, |w| Weights {
+        fit: w.fit.unwrap_or(defaults.fit),
+        quality: w.quality.unwrap_or(defaults.quality),
+        speed: w.speed.unwrap_or(defaults.speed),
+        free_capacity: w.free_capacity.unwrap_or(defaults.free_capacity),
+    })
+}
+
+#[tool_router(router = workload_router, vis = "pub(crate)")]
+impl OrchestrationServer {
+    /// Per agent: tasks held, points in flight, WIP limit, utilisation; overloaded and idle agents; rebalance proposals (apply=true moves them).
+    #[tool(
+        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        output_schema = output_schema::<WorkloadOut>()
+    )]
+    async fn agent_workload(
+        &self,
+        Parameters(input): Parameters<WorkloadIn>,
+    ) -> Result<Structured<WorkloadOut>, ToolFailure> {
+        let weights = weights_from(input.weights);
+        let apply = input.apply.unwrap_or(false);
+        let lease = input
+            .lease_seconds
+            .map(|s| chrono::Duration::seconds(s.into()));
+        let result = blocking(self.store(), move |store| {
+            store.workload(&weights, lease, apply)
+        })
+        .await?;
+        let full = input.detail.unwrap_or_default() == DetailIn::Full;
+        let all: Vec<LoadOut> = result
+            .agents
+            .iter()
+            .map(|load| LoadOut {
+                agent: load.agent.clone(),
+                status: load.status.to_string(),
+                active: load.tasks.len(),
+                points_in_flight: load.points_in_flight,
+                max_concurrent: load.max_concurrent,
+                utilisation: (load.utilisation * 1_000.0).round() / 1_000.0,
+                queued: load.queued,
+                tasks: full.then(|| load.tasks.clone()),
+            })
+            .collect();
+        let (agents, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
+        let summary = format!(
+            "{} agents: {} overloaded, {} idle; {} move(s) {}",
+            all.len(),
+            result.overloaded.len(),
+            result.idle.len(),
+            result.proposals.len(),
+            if apply { "made" } else { "proposed" }
+        );
+        Ok(Structured::new(
+            summary,
+            WorkloadOut {
+                agents,
+                overloaded: result.overloaded,
+                idle: result.idle,
+                proposals: result
+                    .proposals
+                    .into_iter()
+                    .map(|m| MoveOut {
+                        task: m.task,
+                        from: m.from,
+                        to: m.to,
+                        score: (m.breakdown.score * 10_000.0).round() / 10_000.0,
+                        reason: m.reason,
+                    })
+                    .collect(),
+                applied: apply,
+                next_cursor,
+            },
+        ))
     }
 }

@@ -124,6 +124,7 @@ async fn toolsets_narrow_the_tools_offered() {
         [
             "agent_delegation",
             "agent_profile",
+            "agent_workload",
             "task_claim",
             "task_update"
         ]

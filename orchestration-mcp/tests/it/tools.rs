@@ -895,3 +895,62 @@ async fn agent_delegation_ranks_explains_assigns_and_batches() {
         );
     }
 }
+
+#[tokio::test]
+async fn agent_workload_reports_loads_and_rebalances_on_request() {
+    let h = harness().await;
+    h.call(
+        "agent_profile",
+        json!({"action": "upsert", "name": "old", "capabilities": {"go": 3}, "max_concurrent": 2}),
+    )
+    .await
+    .ok();
+    h.call(
+        "workflow_create",
+        json!({"name": "load", "tasks": [{"key": "a", "title": "A", "skills": {"go": 2}, "estimate": 3}, {"key": "b", "title": "B", "skills": {"go": 2}}]}),
+    )
+    .await
+    .ok();
+    h.call(
+        "agent_delegation",
+        json!({"workflow": "load", "assign": true}),
+    )
+    .await
+    .ok();
+    h.call(
+        "agent_profile",
+        json!({"action": "set_status", "name": "old", "status": "offline"}),
+    )
+    .await
+    .ok();
+    h.call(
+        "agent_profile",
+        json!({"action": "upsert", "name": "new", "capabilities": {"go": 2}, "max_concurrent": 5}),
+    )
+    .await
+    .ok();
+    let report = h
+        .call("agent_workload", json!({"detail": "full"}))
+        .await
+        .ok();
+    assert_eq!(report.at("/overloaded"), &json!(["old"]));
+    assert_eq!(report.at("/idle"), &json!(["new"]));
+    assert_eq!(report.at("/agents/1/agent"), &json!("old"));
+    assert_eq!(report.at("/agents/1/points_in_flight"), &json!(4.0));
+    assert_eq!(report.at("/agents/1/tasks"), &json!(["load/a", "load/b"]));
+    assert_eq!(report.structured["proposals"].as_array().unwrap().len(), 2);
+    assert_eq!(report.at("/applied"), &json!(false));
+    let applied = h.call("agent_workload", json!({"apply": true})).await.ok();
+    assert_eq!(applied.at("/applied"), &json!(true));
+    let after = h.call("agent_workload", json!({})).await.ok();
+    assert_eq!(after.at("/overloaded"), &json!([]));
+    assert_eq!(
+        after.at("/agents/0"),
+        &json!({"agent": "new", "status": "active", "active": 2, "points_in_flight": 4.0, "max_concurrent": 5, "utilisation": 0.4, "queued": 2})
+    );
+    let bad = h
+        .call("agent_workload", json!({"weights": {"speed": "fast"}}))
+        .await
+        .err();
+    assert!(bad.contains("invalid type: string \"fast\""), "{bad}");
+}
