@@ -12,8 +12,11 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+mod performance;
 #[cfg(test)]
 mod tests;
+
+pub use performance::{AgentPerformance, Attempt, AttemptEnd, Metrics, performance};
 
 /// Whether an agent takes work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

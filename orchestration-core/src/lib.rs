@@ -31,9 +31,10 @@ mod store;
 mod workflow;
 
 pub use crate::agent::{
-    AgentProfile, AgentStatus, Assignment, Breakdown, Candidate, EXHAUSTIVE_TEAM_LIMIT, Fleet,
-    Held, Load, Move, Needs, OPTIMAL_LIMIT, Ranked, Ranking, Record, Rejection, Team, Weights,
-    Workload, assemble_team, assign, check, rank, score, workload,
+    AgentPerformance, AgentProfile, AgentStatus, Assignment, Attempt, AttemptEnd, Breakdown,
+    Candidate, EXHAUSTIVE_TEAM_LIMIT, Fleet, Held, Load, Metrics, Move, Needs, OPTIMAL_LIMIT,
+    Ranked, Ranking, Record, Rejection, Team, Weights, Workload, assemble_team, assign, check,
+    performance, rank, score, workload,
 };
 pub use crate::clock::{Clock, ManualClock};
 pub use crate::error::{Error, Result, SpecError};

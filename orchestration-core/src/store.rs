@@ -8,6 +8,7 @@
 mod agent;
 mod delegation;
 mod event;
+mod performance;
 mod refs;
 mod task;
 mod workflow;

@@ -25,7 +25,7 @@ pub enum Toolset {
     Workflow,
     /// `task_claim`, `task_update`.
     Task,
-    /// `agent_profile`, `agent_delegation`, `agent_workload`.
+    /// `agent_profile`, `agent_delegation`, `agent_workload`, `agent_performance`.
     Agent,
 }
 
@@ -72,7 +72,10 @@ impl OrchestrationServer {
                 Toolset::Workflow => Self::workflow_router(),
                 Toolset::Task => Self::task_router(),
                 Toolset::Agent => {
-                    Self::agent_router() + Self::delegation_router() + Self::workload_router()
+                    Self::agent_router()
+                        + Self::delegation_router()
+                        + Self::workload_router()
+                        + Self::performance_router()
                 }
             };
         }

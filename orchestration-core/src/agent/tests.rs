@@ -443,3 +443,144 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn performance_metrics_match_a_hand_computed_window() {
+    let day = |d: i64, h: i64| {
+        Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
+            + chrono::Duration::days(d)
+            + chrono::Duration::hours(h)
+    };
+    let attempt = |agent: &str,
+                   task: i64,
+                   number: u32,
+                   start: Option<DateTime<Utc>>,
+                   end: DateTime<Utc>,
+                   how: AttemptEnd,
+                   estimate: f64,
+                   actual: Option<f64>,
+                   skills: &[&str]| Attempt {
+        agent: agent.into(),
+        task,
+        number,
+        started_at: start,
+        ended_at: end,
+        end: how,
+        estimate,
+        actual,
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+    };
+    let attempts = vec![
+        attempt(
+            "ana",
+            0,
+            1,
+            Some(day(-1, 0)),
+            day(-1, 3),
+            AttemptEnd::Succeeded,
+            1.0,
+            None,
+            &["rust"],
+        ),
+        attempt(
+            "ana",
+            1,
+            1,
+            Some(day(0, 0)),
+            day(0, 2),
+            AttemptEnd::Succeeded,
+            2.0,
+            Some(4.0),
+            &["rust"],
+        ),
+        attempt(
+            "ana",
+            2,
+            1,
+            Some(day(0, 3)),
+            day(0, 4),
+            AttemptEnd::Failed { retried: true },
+            1.0,
+            None,
+            &["sql"],
+        ),
+        attempt(
+            "ana",
+            2,
+            2,
+            Some(day(0, 5)),
+            day(0, 6),
+            AttemptEnd::Succeeded,
+            1.0,
+            Some(1.0),
+            &["sql"],
+        ),
+        attempt(
+            "ana",
+            3,
+            1,
+            Some(day(1, 0)),
+            day(1, 1),
+            AttemptEnd::Expired,
+            3.0,
+            None,
+            &[],
+        ),
+        attempt(
+            "bo",
+            4,
+            1,
+            Some(day(1, 0)),
+            day(1, 5),
+            AttemptEnd::Succeeded,
+            1.0,
+            None,
+            &[],
+        ),
+        attempt(
+            "late",
+            5,
+            1,
+            None,
+            day(2, 1),
+            AttemptEnd::Succeeded,
+            1.0,
+            None,
+            &[],
+        ),
+    ];
+    let result = performance(&attempts, day(0, 0), day(2, 0));
+    let names: Vec<(&str, usize)> = result.iter().map(|p| (p.agent.as_str(), p.rank)).collect();
+    assert_eq!(
+        names,
+        [("bo", 1), ("ana", 2)],
+        "`late` ended outside the window"
+    );
+    let ana = &result[1].metrics;
+    let round = |x: Option<f64>| x.map(|v| (v * 10_000.0).round() / 10_000.0);
+    assert_eq!(
+        (ana.completed, ana.attempts, ana.retries, ana.expired_leases),
+        (2, 4, 1, 1)
+    );
+    assert_eq!(ana.success_rate, Some(0.5));
+    // Fleet: 3 successes in 5 attempts; (2 + 10 * 0.6) / (4 + 10).
+    assert_eq!(round(Some(ana.smoothed_success_rate)), Some(0.5714));
+    assert_eq!(ana.first_pass_yield, Some(0.5));
+    assert_eq!(round(ana.cycle_time_p50_hours), Some(1.5));
+    assert_eq!(round(ana.cycle_time_p85_hours), Some(1.85));
+    assert_eq!(
+        round(ana.estimate_bias),
+        Some(0.3466),
+        "mean of ln 2 and ln 1"
+    );
+    assert_eq!(ana.mdmre, Some(0.25), "median of 0.5 and 0");
+    assert_eq!(ana.throughput_per_day, 1.0);
+    assert_eq!(ana.points_completed, 3.0);
+    assert_eq!(result[1].by_skill["sql"].completed, 1);
+    assert_eq!(result[1].by_skill["sql"].attempts, 2);
+    assert_eq!(result[1].by_skill["rust"].completed, 1);
+    assert_eq!(
+        result[1].previous.completed, 1,
+        "the trend compares with the day before"
+    );
+}

@@ -1564,3 +1564,78 @@ fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline() {
     let arriving = after.agents.iter().find(|l| l.agent == "arriving").unwrap();
     assert_eq!((arriving.queued, arriving.utilisation), (1, 1.0));
 }
+
+#[test]
+fn agent_performance_is_rebuilt_from_the_event_log() {
+    let h = harness();
+    let start = h.clock.now();
+    h.create(
+        "perf",
+        FailurePolicy::default(),
+        vec![
+            task("a", &[]).estimate(2.0).skill("rust", 1),
+            task("b", &[]).estimate(1.0).max_attempts(3),
+            task("c", &[]).estimate(1.0),
+        ],
+    );
+    let long = |agent: &str| {
+        h.store
+            .claim(&ClaimRequest::new(agent).lease(Duration::hours(3)))
+            .unwrap()
+            .unwrap()
+    };
+    let a = long("ana");
+    h.clock.advance(Duration::hours(2));
+    h.report(
+        &a,
+        "ana",
+        Report::Complete {
+            result: None,
+            actual: Some(4.0),
+        },
+    )
+    .unwrap();
+    let b = h.claim("ana").unwrap();
+    h.fail(&b, "ana", true);
+    h.clock.advance(Duration::seconds(5));
+    let b = long("bo");
+    h.clock.advance(Duration::hours(1));
+    h.complete(&b, "bo");
+    let c = h
+        .store
+        .claim(&ClaimRequest::new("ana").lease(Duration::minutes(1)))
+        .unwrap()
+        .unwrap();
+    h.clock.advance(Duration::minutes(2));
+    h.store.tick().unwrap();
+    drop(c);
+    let result = h
+        .store
+        .agent_performance(start, start + Duration::days(1))
+        .unwrap();
+    let ana = result.iter().find(|p| p.agent == "ana").unwrap();
+    assert_eq!(
+        (
+            ana.metrics.completed,
+            ana.metrics.attempts,
+            ana.metrics.retries,
+            ana.metrics.expired_leases
+        ),
+        (1, 3, 1, 1)
+    );
+    assert_eq!(ana.metrics.cycle_time_p50_hours, Some(2.0));
+    assert!((ana.metrics.estimate_bias.unwrap() - 2f64.ln()).abs() < 1e-12);
+    assert_eq!(ana.by_skill["rust"].completed, 1);
+    let bo = result.iter().find(|p| p.agent == "bo").unwrap();
+    // c had waited longer than the retried b, so bo got c, and finished it on the first try.
+    assert_eq!(
+        (bo.metrics.completed, bo.metrics.first_pass_yield),
+        (1, Some(1.0))
+    );
+    assert_eq!(bo.rank, 1);
+    let err = h.store.agent_performance(start, start).unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid window: it ends"),
+        "{err}"
+    );
+}

@@ -508,3 +508,155 @@ impl OrchestrationServer {
         ))
     }
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PerformanceIn {
+    /// Window end, RFC 3339 (default now)
+    to: Option<String>,
+    /// Window length in days (default 7); the trend compares with the window before
+    days: Option<u32>,
+    /// Only this agent
+    agent: Option<String>,
+    /// summary (default) or full (adds the breakdown by skill)
+    detail: Option<DetailIn>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct MetricsOut {
+    completed: u32,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success_rate: Option<f64>,
+    smoothed_success_rate: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_pass_yield: Option<f64>,
+    retries: u32,
+    expired_leases: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycle_time_p50_hours: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycle_time_p85_hours: Option<f64>,
+    /// Mean ln(actual/estimate); > 0: takes longer than estimated
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimate_bias: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mdmre: Option<f64>,
+    throughput_per_day: f64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct PerformanceRow {
+    agent: String,
+    rank: usize,
+    #[serde(flatten)]
+    metrics: MetricsOut,
+    /// Change in completions against the window before
+    completed_delta: i64,
+    /// Change in smoothed success rate against the window before
+    smoothed_success_delta: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_skill: Option<BTreeMap<String, MetricsOut>>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PerformanceOut {
+    from: String,
+    to: String,
+    agents: Vec<PerformanceRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+fn metrics_out(m: &orchestration_core::Metrics) -> MetricsOut {
+    let r = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    MetricsOut {
+        completed: m.completed,
+        attempts: m.attempts,
+        success_rate: m.success_rate.map(r),
+        smoothed_success_rate: r(m.smoothed_success_rate),
+        first_pass_yield: m.first_pass_yield.map(r),
+        retries: m.retries,
+        expired_leases: m.expired_leases,
+        cycle_time_p50_hours: m.cycle_time_p50_hours.map(r),
+        cycle_time_p85_hours: m.cycle_time_p85_hours.map(r),
+        estimate_bias: m.estimate_bias.map(r),
+        mdmre: m.mdmre.map(r),
+        throughput_per_day: r(m.throughput_per_day),
+    }
+}
+
+#[tool_router(router = performance_router, vis = "pub(crate)")]
+impl OrchestrationServer {
+    /// Per agent over a window: completed, raw and smoothed success rate, retries, expired leases, cycle time p50/p85, estimate bias, MdMRE, throughput; ranked, with trend; by skill.
+    #[tool(
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = output_schema::<PerformanceOut>()
+    )]
+    async fn agent_performance(
+        &self,
+        Parameters(input): Parameters<PerformanceIn>,
+    ) -> Result<Structured<PerformanceOut>, ToolFailure> {
+        let to = match &input.to {
+            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| {
+                    ToolFailure::invalid("to", format!("`{text}` is not an RFC 3339 time: {e}"))
+                })?
+                .with_timezone(&chrono::Utc),
+            None => self.store().clock().now(),
+        };
+        let days = input.days.unwrap_or(7);
+        if !(1..=3_650).contains(&days) {
+            return Err(ToolFailure::invalid(
+                "days",
+                format!("{days} is outside 1 to 3650"),
+            ));
+        }
+        let from = to - chrono::Duration::days(days.into());
+        let result = blocking(self.store(), move |store| store.agent_performance(from, to)).await?;
+        let full = input.detail.unwrap_or_default() == DetailIn::Full;
+        let all: Vec<PerformanceRow> = result
+            .iter()
+            .filter(|p| input.agent.as_ref().is_none_or(|a| *a == p.agent))
+            .map(|p| PerformanceRow {
+                agent: p.agent.clone(),
+                rank: p.rank,
+                metrics: metrics_out(&p.metrics),
+                completed_delta: i64::from(p.metrics.completed) - i64::from(p.previous.completed),
+                smoothed_success_delta: ((p.metrics.smoothed_success_rate
+                    - p.previous.smoothed_success_rate)
+                    * 10_000.0)
+                    .round()
+                    / 10_000.0,
+                by_skill: full.then(|| {
+                    p.by_skill
+                        .iter()
+                        .map(|(s, m)| (s.clone(), metrics_out(m)))
+                        .collect()
+                }),
+            })
+            .collect();
+        let (agents, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
+        let summary = match all.first() {
+            Some(best) => format!(
+                "{} agent(s) over {days} day(s); best: `{}` ({} completed, smoothed success {:.2})",
+                all.len(),
+                best.agent,
+                best.metrics.completed,
+                best.metrics.smoothed_success_rate
+            ),
+            None => format!("no attempts ended in the last {days} day(s)"),
+        };
+        Ok(Structured::new(
+            summary,
+            PerformanceOut {
+                from: time(from),
+                to: time(to),
+                agents,
+                next_cursor,
+            },
+        ))
+    }
+}

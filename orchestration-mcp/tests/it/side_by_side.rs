@@ -123,6 +123,7 @@ async fn toolsets_narrow_the_tools_offered() {
         names,
         [
             "agent_delegation",
+            "agent_performance",
             "agent_profile",
             "agent_workload",
             "task_claim",

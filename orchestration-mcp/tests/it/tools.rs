@@ -655,9 +655,10 @@ async fn tools_list_matches_the_snapshot_and_stays_small() {
         );
         let annotations = tool.annotations.as_ref().unwrap();
         let read_only = annotations.read_only_hint == Some(true);
+        let reads = ["workflow_status", "agent_performance"];
         assert_eq!(
             read_only,
-            tool.name == "workflow_status",
+            reads.contains(&&*tool.name),
             "{} read_only_hint",
             tool.name
         );
@@ -953,4 +954,66 @@ async fn agent_workload_reports_loads_and_rebalances_on_request() {
         .await
         .err();
     assert!(bad.contains("invalid type: string \"fast\""), "{bad}");
+}
+
+#[tokio::test]
+async fn agent_performance_ranks_agents_over_a_window() {
+    let h = harness().await;
+    h.call(
+        "workflow_create",
+        json!({"name": "perf", "mode": "parallel", "tasks": [
+            {"key": "a", "title": "A", "estimate": 2, "skills": {"rust": 1}},
+            {"key": "b", "title": "B"}
+        ]}),
+    )
+    .await
+    .ok();
+    let claim = h
+        .call("task_claim", json!({"agent": "ana", "lease_seconds": 7200}))
+        .await
+        .ok();
+    let (task, token) = (claim.at("/task/task").clone(), claim.at("/token").clone());
+    h.clock.advance(chrono::Duration::hours(1));
+    h.call(
+        "task_update",
+        json!({"task": task, "agent": "ana", "token": token, "action": "complete", "actual": 2}),
+    )
+    .await
+    .ok();
+    let (task, token) = h.claim("bo").await;
+    h.call("task_update", json!({"task": task, "agent": "bo", "token": token, "action": "fail", "error": "x", "retryable": false}))
+        .await
+        .ok();
+    let report = h
+        .call("agent_performance", json!({"detail": "full"}))
+        .await
+        .ok();
+    assert_eq!(report.at("/agents/0/agent"), &json!("ana"));
+    assert_eq!(report.at("/agents/0/completed"), &json!(1));
+    assert_eq!(report.at("/agents/0/cycle_time_p50_hours"), &json!(1.0));
+    assert_eq!(report.at("/agents/0/estimate_bias"), &json!(0.0));
+    assert_eq!(report.at("/agents/0/completed_delta"), &json!(1));
+    assert_eq!(report.at("/agents/0/by_skill/rust/completed"), &json!(1));
+    assert_eq!(report.at("/agents/1/agent"), &json!("bo"));
+    assert_eq!(report.at("/agents/1/success_rate"), &json!(0.0));
+    let only = h
+        .call("agent_performance", json!({"agent": "bo"}))
+        .await
+        .ok();
+    assert_eq!(only.structured["agents"].as_array().unwrap().len(), 1);
+    assert!(only.at("/agents/0/by_skill").is_null());
+    let cases = [
+        (json!({"days": 0}), "invalid days: 0 is outside 1 to 3650"),
+        (
+            json!({"to": "yesterday"}),
+            "`yesterday` is not an RFC 3339 time",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let message = h.call("agent_performance", arguments).await.err();
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
+    }
 }

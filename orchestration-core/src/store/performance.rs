@@ -1,0 +1,87 @@
+//! Agent performance, rebuilt from the event log on each call: every attempt's start and end
+//! are task state events, so nothing but the log is needed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::agent::{AgentPerformance, Attempt, AttemptEnd, performance};
+use crate::clock::from_millis;
+use crate::error::{Error, Result};
+
+use super::{Store, millis};
+
+impl Store {
+    /// The performance of every agent that ended an attempt in `(from, to]`, with the window
+    /// of the same length before it as the trend.
+    pub fn agent_performance(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AgentPerformance>> {
+        if to <= from {
+            return Err(Error::InvalidArgument {
+                field: "window".into(),
+                reason: format!("it ends ({to}) before it starts ({from})"),
+            });
+        }
+        let previous_from = from - (to - from);
+        self.read(|tx, _| {
+            let mut estimates: HashMap<i64, f64> = HashMap::new();
+            let mut skills: HashMap<i64, Vec<String>> = HashMap::new();
+            {
+                let mut stmt = tx.prepare_cached("SELECT task, skill FROM task_skills")?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    skills.entry(row.get(0)?).or_default().push(row.get(1)?);
+                }
+            }
+            let mut starts: HashMap<(i64, u32), DateTime<Utc>> = HashMap::new();
+            let mut attempts = Vec::new();
+            let mut stmt = tx.prepare_cached(
+                "SELECT e.at, e.agent, e.task, e.from_state, e.to_state, e.detail, e.attempt, e.value, \
+                 t.estimate FROM events e JOIN tasks t ON t.id = e.task \
+                 WHERE e.kind = 'task_state' AND e.agent IS NOT NULL AND e.at <= ?1 \
+                 AND (e.to_state = 'running' OR e.from_state = 'running') ORDER BY e.seq",
+            )?;
+            let mut rows = stmt.query([millis(to)])?;
+            while let Some(row) = rows.next()? {
+                let at = from_millis(row.get(0)?);
+                let task: i64 = row.get(2)?;
+                let number: u32 = row.get::<_, Option<u32>>(6)?.unwrap_or(0);
+                let (from_state, to_state): (String, String) = (row.get(3)?, row.get(4)?);
+                if to_state == "running" {
+                    starts.insert((task, number), at);
+                    continue;
+                }
+                if at < previous_from || from_state != "running" {
+                    continue;
+                }
+                let detail: Option<String> = row.get(5)?;
+                let expired = detail.as_deref() == Some("lease_expired");
+                let end = match to_state.as_str() {
+                    "succeeded" => AttemptEnd::Succeeded,
+                    "waiting_retry" => AttemptEnd::Failed { retried: true },
+                    "failed" if expired => AttemptEnd::Expired,
+                    "failed" => AttemptEnd::Failed { retried: false },
+                    "ready" if expired => AttemptEnd::Expired,
+                    // Releases, cancellations and rebalancing are not the agent's doing.
+                    _ => continue,
+                };
+                let estimate = *estimates.entry(task).or_insert(row.get(8)?);
+                attempts.push(Attempt {
+                    agent: row.get(1)?,
+                    task,
+                    number,
+                    started_at: starts.get(&(task, number)).copied(),
+                    ended_at: at,
+                    end,
+                    estimate,
+                    actual: row.get(7)?,
+                    skills: skills.get(&task).cloned().unwrap_or_default(),
+                });
+            }
+            Ok(performance(&attempts, from, to))
+        })
+    }
+}
