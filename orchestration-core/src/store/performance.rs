@@ -27,7 +27,15 @@ impl Store {
         }
         let previous_from = from - (to - from);
         self.read(|tx, _| {
+            // One scan of the tasks' estimates is much cheaper than a join on every event.
             let mut estimates: HashMap<i64, f64> = HashMap::new();
+            {
+                let mut stmt = tx.prepare_cached("SELECT id, estimate FROM tasks")?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    estimates.insert(row.get(0)?, row.get(1)?);
+                }
+            }
             let mut skills: HashMap<i64, Vec<String>> = HashMap::new();
             {
                 let mut stmt = tx.prepare_cached("SELECT task, skill FROM task_skills")?;
@@ -39,17 +47,18 @@ impl Store {
             let mut starts: HashMap<(i64, u32), DateTime<Utc>> = HashMap::new();
             let mut attempts = Vec::new();
             let mut stmt = tx.prepare_cached(
-                "SELECT e.at, e.agent, e.task, e.from_state, e.to_state, e.detail, e.attempt, e.value, \
-                 t.estimate FROM events e JOIN tasks t ON t.id = e.task \
-                 WHERE e.kind = 'task_state' AND e.agent IS NOT NULL AND e.at <= ?1 \
-                 AND (e.to_state = 'running' OR e.from_state = 'running') ORDER BY e.seq",
+                "SELECT at, agent, task, from_state, to_state, detail, attempt, value FROM events \
+                 WHERE kind = 'task_state' AND agent IS NOT NULL AND at <= ?1 \
+                 AND (to_state = 'running' OR from_state = 'running') ORDER BY seq",
             )?;
             let mut rows = stmt.query([millis(to)])?;
             while let Some(row) = rows.next()? {
                 let at = from_millis(row.get(0)?);
                 let task: i64 = row.get(2)?;
                 let number: u32 = row.get::<_, Option<u32>>(6)?.unwrap_or(0);
-                let (from_state, to_state): (String, String) = (row.get(3)?, row.get(4)?);
+                // Borrowed, not copied: most rows are skipped or need only a comparison.
+                let from_state = row.get_ref(3)?.as_str().unwrap_or_default();
+                let to_state = row.get_ref(4)?.as_str().unwrap_or_default();
                 if to_state == "running" {
                     starts.insert((task, number), at);
                     continue;
@@ -57,9 +66,9 @@ impl Store {
                 if at < previous_from || from_state != "running" {
                     continue;
                 }
-                let detail: Option<String> = row.get(5)?;
-                let expired = detail.as_deref() == Some("lease_expired");
-                let end = match to_state.as_str() {
+                let expired =
+                    row.get_ref(5)?.as_str_or_null().ok().flatten() == Some("lease_expired");
+                let end = match to_state {
                     "succeeded" => AttemptEnd::Succeeded,
                     "waiting_retry" => AttemptEnd::Failed { retried: true },
                     "failed" if expired => AttemptEnd::Expired,
@@ -68,7 +77,7 @@ impl Store {
                     // Releases, cancellations and rebalancing are not the agent's doing.
                     _ => continue,
                 };
-                let estimate = *estimates.entry(task).or_insert(row.get(8)?);
+                let estimate = estimates.get(&task).copied().unwrap_or_default();
                 attempts.push(Attempt {
                     agent: row.get(1)?,
                     task,
