@@ -108,7 +108,7 @@ fn performance(c: &mut Criterion) {
     {
         handle.advance(Duration::minutes(1));
         let agent = claim.task.agent.clone().unwrap();
-        let report = if i % 11 == 0 {
+        let report = if i.is_multiple_of(11) {
             Report::Fail {
                 error: "no".into(),
                 retryable: false,
