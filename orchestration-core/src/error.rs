@@ -115,6 +115,32 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// Waiting for a lock would close a cycle of agents waiting for each other.
+    #[error("waiting for `{resource}` would deadlock: {} (each waits for the next); release one of your locks or try later", .cycle.join(" -> "))]
+    Deadlock {
+        /// The resource asked for.
+        resource: String,
+        /// The agents in the cycle, first and last the one asking.
+        cycle: Vec<String>,
+    },
+    /// A lock that the agent does not hold.
+    #[error("agent `{agent}` holds no lock on `{resource}`{}", .owner.as_ref().map(|o| format!("; it belongs to `{o}`, and only its owner can release it")).unwrap_or_default())]
+    LockNotHeld {
+        /// The resource.
+        resource: String,
+        /// The agent that tried to release it.
+        agent: String,
+        /// Who holds it, if someone else does.
+        owner: Option<String>,
+    },
+    /// A message id that is not in the agent's inbox.
+    #[error("message {id} is not in `{agent}`'s inbox")]
+    UnknownMessage {
+        /// The message id.
+        id: i64,
+        /// The agent acknowledging.
+        agent: String,
+    },
     /// The database was written by a newer version of this library.
     #[error(
         "the database has schema version {found}, newer than the {supported} this build understands; upgrade orchestration"

@@ -24,6 +24,7 @@
 
 mod agent;
 mod clock;
+mod collaboration;
 mod error;
 mod id;
 mod runner;
@@ -37,14 +38,16 @@ pub use crate::agent::{
     performance, rank, score, workload,
 };
 pub use crate::clock::{Clock, ManualClock};
+pub use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock};
 pub use crate::error::{Error, Result, SpecError};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::store::{
     AgentUpdate, Assigned, BatchDelegation, Claim, ClaimRequest, CreateOptions, Created,
     DEFAULT_DB_PATH, DEFAULT_LEASE, Delegation, DependencyEdit, DependencyResult, Event, EventKind,
-    ExecuteOutcome, LeasedTask, Progress, Report, ReportOutcome, Store, TaskBrief, TaskRef,
-    TaskView, Tick, WorkflowRef, WorkflowReport, WorkflowSummary,
+    ExecuteOutcome, Handoff, LeasedTask, LockOutcome, Message, Progress, Recipients, Report,
+    ReportOutcome, Store, TaskBrief, TaskRef, TaskView, Tick, Wait, WorkflowRef, WorkflowReport,
+    WorkflowSummary,
 };
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,

@@ -6,6 +6,7 @@
 //! waits for the first to commit (up to the busy timeout) and then sees its result.
 
 mod agent;
+mod collaboration;
 mod delegation;
 mod event;
 mod performance;
@@ -28,6 +29,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 pub use agent::AgentUpdate;
+pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
 pub use delegation::{Assigned, BatchDelegation, Delegation};
 pub use event::{Event, EventKind};
 pub use refs::{TaskRef, WorkflowRef};
@@ -49,9 +51,10 @@ const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("store/schema.sql"),
     include_str!("store/schema_2.sql"),
+    include_str!("store/schema_3.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -136,7 +139,7 @@ impl Store {
         self.path.as_deref()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn connection(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open: rusqlite rolls back on
         // drop. So the connection is still consistent and the poison can be ignored.
         self.conn
@@ -150,7 +153,7 @@ impl Store {
         &self,
         mut f: impl FnMut(&Transaction<'_>, DateTime<Utc>) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.lock();
+        let mut conn = self.connection();
         let mut attempt = 0;
         loop {
             let result = (|| {
@@ -171,7 +174,7 @@ impl Store {
 
     /// Runs `f` in a read transaction, so it sees one consistent snapshot.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>, DateTime<Utc>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
+        let mut conn = self.connection();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let value = f(&tx, self.clock.now())?;
         tx.commit()?;

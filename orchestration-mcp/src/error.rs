@@ -52,7 +52,9 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
             "do not report on this task any more; task_claim for new work"
         }
         Error::DependencyLocked { .. } => "",
-        Error::NotQualified { .. } => "",
+        Error::NotQualified { .. } | Error::Deadlock { .. } => "",
+        Error::LockNotHeld { .. } => "agent_collaboration action=locks lists the locks",
+        Error::UnknownMessage { .. } => "agent_collaboration action=inbox lists your messages",
         Error::IncompatibleSchema { .. } | Error::Io(_) | Error::Storage(_) => {
             tracing::error!(%error, "storage failure");
             let message = match error {

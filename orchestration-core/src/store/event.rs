@@ -31,6 +31,8 @@ pub enum EventKind {
     DependencyRemoved,
     /// An agent profile was created or changed.
     AgentProfile,
+    /// A message was sent (`detail`: its id and recipient).
+    Message,
 }
 
 impl EventKind {
@@ -44,6 +46,7 @@ impl EventKind {
             EventKind::DependencyAdded => "dependency_added",
             EventKind::DependencyRemoved => "dependency_removed",
             EventKind::AgentProfile => "agent_profile",
+            EventKind::Message => "message",
         }
     }
 
@@ -56,6 +59,7 @@ impl EventKind {
             EventKind::DependencyAdded,
             EventKind::DependencyRemoved,
             EventKind::AgentProfile,
+            EventKind::Message,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == s)

@@ -10,9 +10,9 @@ use proptest::prelude::*;
 
 use crate::{
     AgentStatus, AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, DependencyEdit, Error,
-    EventKind, FailurePolicy, FailureReason, LeaseToken, ManualClock, Mode, Progress, Report,
-    RetryPolicy, Store, TaskRef, TaskSpec, TaskState, WorkflowAction, WorkflowRef, WorkflowSpec,
-    WorkflowStatus,
+    EventKind, FailurePolicy, FailureReason, LeaseToken, ManualClock, Mode, Progress, Recipients,
+    Report, RetryPolicy, Store, TaskRef, TaskSpec, TaskState, WorkflowAction, WorkflowRef,
+    WorkflowSpec, WorkflowStatus,
 };
 
 struct Harness {
@@ -987,7 +987,7 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database has schema version 99, newer than the 2 this build understands; upgrade orchestration"
+        "the database has schema version 99, newer than the 3 this build understands; upgrade orchestration"
     );
 }
 
@@ -1176,7 +1176,7 @@ fn hot_statements_are_prepared_once() {
         let claim = h.claim(&format!("v{i}")).unwrap();
         h.complete(&claim, &format!("v{i}"));
     }
-    let conn = h.store.lock();
+    let conn = h.store.connection();
     let by_id = format!(
         "SELECT {} FROM tasks t WHERE t.id = ?1",
         super::refs::TASK_COLUMNS
@@ -1212,7 +1212,7 @@ fn profile(skills: &[(&str, u8)], max: u32) -> AgentUpdate {
 }
 
 fn record_of(h: &Harness, agent: &str) -> crate::Record {
-    let conn = h.store.lock();
+    let conn = h.store.connection();
     super::agent::candidates(&conn)
         .unwrap()
         .into_iter()
@@ -1476,7 +1476,7 @@ fn a_version_1_database_is_migrated_and_agent_records_backfilled() {
     }
     let store = Store::open(&path).unwrap();
     store.upsert_agent("old-agent", &profile(&[], 1)).unwrap();
-    let conn = store.lock();
+    let conn = store.connection();
     let record = super::agent::candidates(&conn).unwrap()[0].record;
     assert_eq!(
         (record.succeeded, record.attempts, record.log_ratio_count),
@@ -1638,4 +1638,334 @@ fn agent_performance_is_rebuilt_from_the_event_log() {
         err.to_string().starts_with("invalid window: it ends"),
         "{err}"
     );
+}
+
+#[test]
+fn a_handoff_moves_the_task_and_its_lease_with_a_note() {
+    let h = harness();
+    h.store
+        .upsert_agent("ana", &profile(&[("rust", 4)], 2))
+        .unwrap();
+    h.store
+        .upsert_agent("bo", &profile(&[("rust", 3)], 2))
+        .unwrap();
+    h.store
+        .upsert_agent("web", &profile(&[("css", 5)], 2))
+        .unwrap();
+    h.store
+        .upsert_agent(
+            "gone",
+            &AgentUpdate {
+                status: Some(AgentStatus::Retired),
+                ..profile(&[("rust", 5)], 2)
+            },
+        )
+        .unwrap();
+    h.create(
+        "hand",
+        FailurePolicy::default(),
+        vec![task("a", &[]).skill("rust", 3)],
+    );
+    let claim = h.claim("ana").unwrap();
+    let key = TaskRef::key("hand", "a");
+    let events = h.event_count();
+    let cases: Vec<(&str, &str, LeaseToken, &str)> = vec![
+        (
+            "ana",
+            "web",
+            claim.token,
+            "agent `web` cannot take task `hand/a`: lacks skill `rust` (level 3 needed)",
+        ),
+        (
+            "ana",
+            "gone",
+            claim.token,
+            "agent `gone` cannot take task `hand/a`: it is retired",
+        ),
+        ("ana", "nobody", claim.token, "unknown agent `nobody`"),
+        (
+            "bo",
+            "web",
+            claim.token,
+            "task `hand/a` is leased to `ana`, not to `bo`",
+        ),
+        (
+            "ana",
+            "bo",
+            LeaseToken(claim.token.0 + 5),
+            "stale lease token",
+        ),
+    ];
+    for (from, to, token, expected) in cases {
+        let err = h
+            .store
+            .handoff(&key, from, token, to, "context")
+            .unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+    assert_eq!(h.event_count(), events, "rejected handoffs write nothing");
+    let done = h
+        .store
+        .handoff(&key, "ana", claim.token, "bo", "schema is in a.sql")
+        .unwrap();
+    assert_eq!(
+        (done.task.state, done.task.agent.as_deref()),
+        (TaskState::Assigned, Some("bo"))
+    );
+    assert_eq!(done.task.note.as_deref(), Some("schema is in a.sql"));
+    let err = h
+        .report(
+            &claim,
+            "ana",
+            Report::Complete {
+                result: None,
+                actual: None,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("leased to `bo`"), "{err}");
+    let inbox = h.store.inbox("bo", 10, false).unwrap();
+    assert_eq!(
+        inbox[0].body,
+        "handoff of `hand/a` from `ana`: schema is in a.sql"
+    );
+    let resumed = h.claim("bo").unwrap();
+    assert_eq!(
+        (resumed.task.key.as_str(), resumed.task.attempt),
+        ("a", 1),
+        "the handed-off attempt is not counted twice"
+    );
+}
+
+#[test]
+fn messages_reach_agents_workflows_and_everyone_and_are_acknowledged_once() {
+    let h = harness();
+    for name in ["ana", "bo", "cy"] {
+        h.store.upsert_agent(name, &profile(&[], 2)).unwrap();
+    }
+    h.create(
+        "talk",
+        FailurePolicy::default(),
+        vec![task("a", &[]), task("b", &[])],
+    );
+    h.claim("bo").unwrap();
+    assert_eq!(
+        h.store
+            .send_message("ana", &Recipients::Agent("cy".into()), "hi cy")
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        h.store
+            .send_message("ana", &Recipients::Workflow("talk".into()), "who has talk?")
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        h.store
+            .send_message("ana", &Recipients::Broadcast, "standup")
+            .unwrap(),
+        2,
+        "not to the sender"
+    );
+    let cases = [
+        (
+            h.store
+                .send_message("ana", &Recipients::Agent("zed".into()), "x")
+                .unwrap_err(),
+            "unknown agent `zed`",
+        ),
+        (
+            h.store
+                .send_message("ana", &Recipients::Agent("cy".into()), "  ")
+                .unwrap_err(),
+            "invalid body: must not be empty",
+        ),
+        (
+            h.store
+                .send_message("ana", &Recipients::Workflow("nope".into()), "x")
+                .unwrap_err(),
+            "unknown workflow `nope`",
+        ),
+    ];
+    for (err, expected) in cases {
+        assert_eq!(err.to_string(), expected);
+    }
+    let bo: Vec<String> = h
+        .store
+        .inbox("bo", 10, false)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bo, ["who has talk?", "standup"]);
+    let cy = h.store.inbox("cy", 10, false).unwrap();
+    let err = h.store.ack("bo", &[cy[0].id]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("message {} is not in `bo`'s inbox", cy[0].id)
+    );
+    assert_eq!(h.store.ack("cy", &[cy[0].id]).unwrap(), 1);
+    let err = h.store.ack("cy", &[cy[0].id]).unwrap_err();
+    assert!(
+        err.to_string().contains("is not in `cy`'s inbox"),
+        "acknowledged once only"
+    );
+    let taken = h.store.inbox("cy", 10, true).unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        h.store.inbox("cy", 10, true).unwrap().is_empty(),
+        "an acknowledged message is not delivered again"
+    );
+}
+
+#[test]
+fn concurrent_consumers_receive_each_message_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let store = Store::open(&path).unwrap();
+    store.upsert_agent("many", &profile(&[], 1)).unwrap();
+    for i in 0..300 {
+        store
+            .send_message(
+                "sender",
+                &Recipients::Agent("many".into()),
+                &format!("m{i}"),
+            )
+            .unwrap();
+    }
+    let received = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let (path, received) = (path.clone(), Arc::clone(&received));
+            scope.spawn(move || {
+                let store = Store::open(&path).unwrap();
+                loop {
+                    let batch = store.inbox("many", 7, true).unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    received
+                        .lock()
+                        .unwrap()
+                        .extend(batch.into_iter().map(|m| m.body));
+                }
+            });
+        }
+    });
+    let received = received.lock().unwrap();
+    let unique: HashSet<&String> = received.iter().collect();
+    assert_eq!(
+        (received.len(), unique.len()),
+        (300, 300),
+        "none lost, none twice"
+    );
+}
+
+#[test]
+fn locks_conflict_expire_release_only_by_owner_and_refuse_deadlocks() {
+    use crate::{LockMode, Resource};
+    let h = harness();
+    let ttl = Duration::minutes(5);
+    let exact = |name: &str| Resource::Exact(name.into());
+    let acquired = |outcome: crate::LockOutcome| matches!(outcome, crate::LockOutcome::Acquired(_));
+    assert!(acquired(
+        h.store
+            .lock("ana", &exact("src/a.rs"), LockMode::Exclusive, ttl)
+            .unwrap()
+    ));
+    match h
+        .store
+        .lock(
+            "bo",
+            &Resource::Prefix("src/".into()),
+            LockMode::Shared,
+            ttl,
+        )
+        .unwrap()
+    {
+        crate::LockOutcome::Blocked(holders) => assert_eq!(holders[0].owner, "ana"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(acquired(
+        h.store
+            .lock("bo", &exact("docs/x.md"), LockMode::Shared, ttl)
+            .unwrap()
+    ));
+    assert!(
+        acquired(
+            h.store
+                .lock("cy", &exact("docs/x.md"), LockMode::Shared, ttl)
+                .unwrap()
+        ),
+        "shared locks share"
+    );
+    // ana now wants what bo holds, while bo waits for ana: a cycle.
+    let err = h
+        .store
+        .lock("ana", &exact("docs/x.md"), LockMode::Exclusive, ttl)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "waiting for `docs/x.md` would deadlock: ana -> bo -> ana (each waits for the next); release one of your locks or try later"
+    );
+    let err = h.store.unlock("bo", &exact("src/a.rs")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "agent `bo` holds no lock on `src/a.rs`; it belongs to `ana`, and only its owner can release it"
+    );
+    let (held, waits) = h.store.locks().unwrap();
+    assert_eq!(held.len(), 3);
+    assert_eq!(
+        waits.iter().map(|w| w.waiter.as_str()).collect::<Vec<_>>(),
+        ["bo"]
+    );
+    // Expired locks are reclaimed: after the TTL, bo gets the prefix.
+    h.clock.advance(ttl + Duration::seconds(1));
+    assert!(acquired(
+        h.store
+            .lock(
+                "bo",
+                &Resource::Prefix("src/".into()),
+                LockMode::Shared,
+                ttl
+            )
+            .unwrap()
+    ));
+    h.store
+        .unlock("bo", &Resource::Prefix("src/".into()))
+        .unwrap();
+    let err = h
+        .store
+        .lock("bo", &exact(""), LockMode::Shared, ttl)
+        .unwrap_err();
+    assert!(err.to_string().starts_with("invalid resource"), "{err}");
+}
+
+#[test]
+fn the_team_covers_the_unfinished_work() {
+    let h = harness();
+    h.store
+        .upsert_agent("full", &profile(&[("rust", 4), ("css", 4)], 1))
+        .unwrap();
+    h.store
+        .upsert_agent("rusty", &profile(&[("rust", 5)], 3))
+        .unwrap();
+    h.store
+        .upsert_agent("pixel", &profile(&[("css", 5)], 3))
+        .unwrap();
+    h.create(
+        "squad",
+        FailurePolicy::default(),
+        vec![
+            task("api", &[]).skill("rust", 3),
+            task("ui", &[]).skill("css", 3),
+            task("ship", &["api", "ui"]),
+        ],
+    );
+    let team = h.store.team(&"squad".into()).unwrap();
+    // Two tasks can run at once; one agent with a WIP limit of 1 is not enough.
+    assert_eq!(team.members.len(), 2, "{team:?}");
+    assert!(team.minimal);
+    assert!(team.capacity >= 2);
 }

@@ -1110,3 +1110,8 @@ impl WorkflowReport {
         out
     }
 }
+
+/// The analysis of a workflow's graph as stored.
+pub(crate) fn analysis_of(conn: &Connection, workflow: i64) -> Result<Analysis> {
+    Ok(Graph::load(conn, workflow)?.analysis())
+}

@@ -1,0 +1,507 @@
+//! Collaboration use cases: handoffs, messages with acknowledgement, advisory locks with
+//! deadlock detection, and team assembly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, Transaction, params};
+
+use crate::agent::{AgentStatus, Candidate, Needs, Team, assemble_team, check};
+use crate::clock::from_millis;
+use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock};
+use crate::error::{Error, Result};
+use crate::id::LeaseToken;
+use crate::workflow::{TaskEvent, check_name, limits};
+
+use super::agent::{candidates, load_profile};
+use super::event::{EventKind, NewEvent, append};
+use super::refs::{TaskRef, TaskRow, WorkflowRef, WorkflowRow, parse_column};
+use super::task::{Change, TaskView, apply, check_length, task_skills, view};
+use super::{Store, millis};
+
+/// Who a message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// One agent.
+    Agent(String),
+    /// Every agent holding a task of the workflow.
+    Workflow(WorkflowRef),
+    /// Every registered agent but the sender.
+    Broadcast,
+}
+
+/// A message in an inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Its id, for acknowledging.
+    pub id: i64,
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// Who sent it.
+    pub sender: String,
+    /// The workflow it was about, if any.
+    pub workflow: Option<String>,
+    /// What it says.
+    pub body: String,
+}
+
+/// The result of asking for a lock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockOutcome {
+    /// The agent holds the lock now (or renewed it).
+    Acquired(Lock),
+    /// Others hold conflicting locks; the agent is recorded as waiting.
+    Blocked(Vec<Lock>),
+}
+
+/// An agent waiting for a lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// Who waits.
+    pub waiter: String,
+    /// For what.
+    pub resource: Resource,
+    /// In which mode.
+    pub mode: LockMode,
+    /// Since when.
+    pub since: DateTime<Utc>,
+}
+
+/// The result of a handoff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handoff {
+    /// The task, now assigned to the new agent.
+    pub task: TaskView,
+    /// The message that carried the context note to the new agent.
+    pub message: i64,
+}
+
+/// The longest a lock or a wait may last before it must be renewed: one day.
+const MAX_LOCK_TTL: Duration = Duration::days(1);
+
+impl Store {
+    /// Moves a task `from` holds (with its lease `token`) to `to`, with a context note: the
+    /// lease moves to `to` (the task becomes assigned to it; its next claim starts it), the
+    /// attempt is not counted against anyone, and `to` gets the note as a message.
+    pub fn handoff(
+        &self,
+        task: &TaskRef,
+        from: &str,
+        token: LeaseToken,
+        to: &str,
+        note: &str,
+    ) -> Result<Handoff> {
+        check_name("agent name", to)?;
+        check_length("note", note, limits::MAX_DESCRIPTION_LEN)?;
+        self.write(|tx, now| {
+            let mut row = TaskRow::resolve(tx, task)?;
+            if row.agent.as_deref() != Some(from) {
+                return Err(match &row.agent {
+                    Some(holder) => Error::NotLeaseHolder {
+                        task: row.display(),
+                        agent: from.into(),
+                        holder: holder.clone(),
+                    },
+                    None => Error::IllegalTransition {
+                        task: row.display(),
+                        state: row.state,
+                        verb: "be handed off",
+                    },
+                });
+            }
+            if row.token != token {
+                return Err(Error::StaleLease {
+                    task: row.display(),
+                    presented: token.0,
+                    current: row.token.0,
+                });
+            }
+            let profile = load_profile(tx, to)?.ok_or_else(|| Error::UnknownAgent(to.into()))?;
+            let held = super::task::in_flight(tx, to)? as u32;
+            let candidate = Candidate {
+                profile,
+                active: held,
+                record: Default::default(),
+            };
+            let needs = Needs {
+                skills: task_skills(tx, row.id)?,
+                estimate: row.estimate,
+            };
+            if let Err(reason) = check(&candidate, &needs) {
+                return Err(Error::NotQualified {
+                    agent: to.into(),
+                    task: row.display(),
+                    reason: reason.to_string(),
+                });
+            }
+            let detail = format!("handoff from {from} to {to}");
+            apply(
+                tx,
+                now,
+                &mut row,
+                TaskEvent::Release,
+                Change {
+                    detail: Some(&detail),
+                    ..Change::default()
+                },
+            )?;
+            apply(
+                tx,
+                now,
+                &mut row,
+                TaskEvent::Assign,
+                Change {
+                    agent: Some(to),
+                    deadline: Some(now + super::task::DEFAULT_LEASE),
+                    detail: Some(&detail),
+                    ..Change::default()
+                },
+            )?;
+            tx.prepare_cached("UPDATE tasks SET note = ?2 WHERE id = ?1")?
+                .execute(params![row.id, note])?;
+            let body = format!("handoff of `{}` from `{from}`: {note}", row.display());
+            let message = insert_message(tx, now, from, to, Some(row.workflow), &body)?;
+            Ok(Handoff {
+                task: view(tx, &TaskRow::by_id(tx, row.id)?)?,
+                message,
+            })
+        })
+    }
+
+    /// Sends `body` from `sender` to `recipients`; returns how many inboxes it reached.
+    pub fn send_message(&self, sender: &str, recipients: &Recipients, body: &str) -> Result<usize> {
+        check_name("agent name", sender)?;
+        if body.trim().is_empty() {
+            return Err(Error::InvalidArgument {
+                field: "body".into(),
+                reason: "must not be empty".into(),
+            });
+        }
+        check_length("body", body, limits::MAX_DESCRIPTION_LEN)?;
+        self.write(|tx, now| {
+            let (names, workflow): (Vec<String>, Option<i64>) = match recipients {
+                Recipients::Agent(name) => {
+                    load_profile(tx, name)?.ok_or_else(|| Error::UnknownAgent(name.clone()))?;
+                    (vec![name.clone()], None)
+                }
+                Recipients::Workflow(workflow) => {
+                    let workflow = WorkflowRow::resolve(tx, workflow)?;
+                    let names = strings(
+                        tx,
+                        "SELECT DISTINCT agent FROM tasks WHERE workflow = ?1 \
+                         AND state IN ('assigned', 'running') AND agent IS NOT NULL ORDER BY agent",
+                        [workflow.id],
+                    )?;
+                    (names, Some(workflow.id))
+                }
+                Recipients::Broadcast => (
+                    strings(tx, "SELECT name FROM agents ORDER BY name", [])?,
+                    None,
+                ),
+            };
+            let mut sent = 0;
+            for name in names.iter().filter(|n| n.as_str() != sender) {
+                insert_message(tx, now, sender, name, workflow, body)?;
+                sent += 1;
+            }
+            Ok(sent)
+        })
+    }
+
+    /// `agent`'s unacknowledged messages, oldest first, at most `limit`. With `ack`, they are
+    /// acknowledged in the same transaction, so each is handed out exactly once.
+    pub fn inbox(&self, agent: &str, limit: usize, ack: bool) -> Result<Vec<Message>> {
+        check_name("agent name", agent)?;
+        self.write(|tx, now| {
+            let messages: Vec<Message> = tx
+                .prepare_cached(
+                    "SELECT m.id, m.at, m.sender, w.name, m.body FROM messages m \
+                     LEFT JOIN workflows w ON w.id = m.workflow \
+                     WHERE m.recipient = ?1 AND m.acked_at IS NULL ORDER BY m.id LIMIT ?2",
+                )?
+                .query_map(params![agent, limit as i64], |row| {
+                    Ok(Message {
+                        id: row.get(0)?,
+                        at: from_millis(row.get(1)?),
+                        sender: row.get(2)?,
+                        workflow: row.get(3)?,
+                        body: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            if ack {
+                for message in &messages {
+                    acknowledge(tx, now, agent, message.id)?;
+                }
+            }
+            Ok(messages)
+        })
+    }
+
+    /// Acknowledges messages of `agent`'s inbox; an id that is not there (someone else's, or
+    /// already acknowledged) is an error and nothing is acknowledged.
+    pub fn ack(&self, agent: &str, ids: &[i64]) -> Result<usize> {
+        self.write(|tx, now| {
+            for &id in ids {
+                acknowledge(tx, now, agent, id)?;
+            }
+            Ok(ids.len())
+        })
+    }
+
+    /// Takes or renews an advisory lock for `ttl`. When others hold a conflicting lock the
+    /// agent is recorded as waiting and gets the holders back, unless waiting would close a
+    /// cycle of waits, which is refused with the cycle named.
+    pub fn lock(
+        &self,
+        agent: &str,
+        resource: &Resource,
+        mode: LockMode,
+        ttl: Duration,
+    ) -> Result<LockOutcome> {
+        check_name("agent name", agent)?;
+        check_resource(resource)?;
+        if ttl < Duration::seconds(1) || ttl > MAX_LOCK_TTL {
+            return Err(Error::InvalidArgument {
+                field: "ttl_seconds".into(),
+                reason: format!(
+                    "{} s is outside 1 to {} s",
+                    ttl.num_seconds(),
+                    MAX_LOCK_TTL.num_seconds()
+                ),
+            });
+        }
+        self.write(|tx, now| {
+            reclaim_expired(tx, now)?;
+            let holders: Vec<Lock> =
+                locks(tx)?.into_iter().filter(|held| conflicts(agent, resource, mode, held)).collect();
+            if holders.is_empty() {
+                tx.prepare_cached(
+                    "INSERT INTO locks (resource, prefix, owner, mode, acquired_at, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (resource, prefix, owner) DO UPDATE SET \
+                     mode = excluded.mode, expires_at = excluded.expires_at",
+                )?
+                .execute(params![resource.name(), resource.is_prefix(), agent, mode.as_str(), millis(now), millis(now + ttl)])?;
+                tx.prepare_cached("DELETE FROM lock_waits WHERE waiter = ?1 AND resource = ?2 AND prefix = ?3")?
+                    .execute(params![agent, resource.name(), resource.is_prefix()])?;
+                return Ok(LockOutcome::Acquired(Lock {
+                    resource: resource.clone(),
+                    owner: agent.to_owned(),
+                    mode,
+                    expires_at: now + ttl,
+                }));
+            }
+            let owners: BTreeSet<String> = holders.iter().map(|l| l.owner.clone()).collect();
+            if let Some(cycle) = deadlock(agent, &owners, &wait_for_graph(tx)?) {
+                return Err(Error::Deadlock { resource: resource.to_string(), cycle });
+            }
+            tx.prepare_cached(
+                "INSERT INTO lock_waits (waiter, resource, prefix, mode, since, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (waiter, resource, prefix) DO UPDATE SET \
+                 mode = excluded.mode, expires_at = excluded.expires_at",
+            )?
+            .execute(params![agent, resource.name(), resource.is_prefix(), mode.as_str(), millis(now), millis(now + ttl)])?;
+            Ok(LockOutcome::Blocked(holders))
+        })
+    }
+
+    /// Releases `agent`'s lock on `resource`; only the owner can.
+    pub fn unlock(&self, agent: &str, resource: &Resource) -> Result<()> {
+        self.write(|tx, now| {
+            reclaim_expired(tx, now)?;
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM locks WHERE resource = ?1 AND prefix = ?2 AND owner = ?3",
+                )?
+                .execute(params![resource.name(), resource.is_prefix(), agent])?;
+            if removed == 0 {
+                let owner = locks(tx)?
+                    .into_iter()
+                    .find(|l| &l.resource == resource)
+                    .map(|l| l.owner);
+                return Err(Error::LockNotHeld {
+                    resource: resource.to_string(),
+                    agent: agent.into(),
+                    owner,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Locks held and agents waiting, without the expired ones.
+    pub fn locks(&self) -> Result<(Vec<Lock>, Vec<Wait>)> {
+        self.read(|tx, now| {
+            let held = locks(tx)?
+                .into_iter()
+                .filter(|l| l.expires_at > now)
+                .collect();
+            let waits = waits(tx)?
+                .into_iter()
+                .filter(|(_, expires)| *expires > now)
+                .map(|(w, _)| w)
+                .collect();
+            Ok((held, waits))
+        })
+    }
+
+    /// The smallest team of active agents covering the skills of the workflow's unfinished
+    /// tasks, with WIP limits adding up to its widest stage of unfinished tasks.
+    pub fn team(&self, workflow: &WorkflowRef) -> Result<Team> {
+        self.read(|tx, _| {
+            let workflow = WorkflowRow::resolve(tx, workflow)?;
+            let report_tasks = super::task::workflow_tasks(tx, workflow.id)?;
+            let mut requirements = Vec::new();
+            for task in report_tasks.iter().filter(|t| !t.state.is_terminal()) {
+                let skills = task_skills(tx, task.id)?;
+                if !skills.is_empty() {
+                    requirements.push(skills);
+                }
+            }
+            let analysis = super::workflow::analysis_of(tx, workflow.id)?;
+            let open: BTreeSet<&str> = report_tasks
+                .iter()
+                .filter(|t| !t.state.is_terminal())
+                .map(|t| t.key.as_str())
+                .collect();
+            let widest = analysis
+                .stages
+                .iter()
+                .map(|stage| stage.iter().filter(|k| open.contains(k.as_str())).count())
+                .max()
+                .unwrap_or(0) as u32;
+            let everyone: Vec<Candidate> = candidates(tx)?
+                .into_iter()
+                .filter(|c| c.profile.status == AgentStatus::Active)
+                .collect();
+            Ok(assemble_team(&requirements, &everyone, widest))
+        })
+    }
+}
+
+fn check_resource(resource: &Resource) -> Result<()> {
+    let name = resource.name();
+    if name.is_empty() || name.chars().count() > 500 || name.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument {
+            field: "resource".into(),
+            reason: "must be 1 to 500 characters without control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn insert_message(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    sender: &str,
+    recipient: &str,
+    workflow: Option<i64>,
+    body: &str,
+) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO messages (at, sender, recipient, workflow, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![millis(now), sender, recipient, workflow, body])?;
+    let id = tx.last_insert_rowid();
+    let detail = format!("message {id} to {recipient}");
+    append(
+        tx,
+        now,
+        EventKind::Message,
+        NewEvent {
+            workflow,
+            agent: Some(sender),
+            detail: Some(&detail),
+            ..NewEvent::default()
+        },
+    )?;
+    Ok(id)
+}
+
+fn acknowledge(tx: &Transaction<'_>, now: DateTime<Utc>, agent: &str, id: i64) -> Result<()> {
+    let changed = tx
+        .prepare_cached("UPDATE messages SET acked_at = ?3 WHERE id = ?1 AND recipient = ?2 AND acked_at IS NULL")?
+        .execute(params![id, agent, millis(now)])?;
+    if changed == 0 {
+        return Err(Error::UnknownMessage {
+            id,
+            agent: agent.into(),
+        });
+    }
+    Ok(())
+}
+
+fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(params, |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn resource_of(name: String, prefix: bool) -> Resource {
+    if prefix {
+        Resource::Prefix(name)
+    } else {
+        Resource::Exact(name)
+    }
+}
+
+fn locks(conn: &Connection) -> Result<Vec<Lock>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT resource, prefix, owner, mode, expires_at FROM locks ORDER BY resource, owner",
+        )?
+        .query_map([], |row| {
+            Ok(Lock {
+                resource: resource_of(row.get(0)?, row.get(1)?),
+                owner: row.get(2)?,
+                mode: parse_column(row, 3, LockMode::parse)?,
+                expires_at: from_millis(row.get(4)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn waits(conn: &Connection) -> Result<Vec<(Wait, DateTime<Utc>)>> {
+    Ok(conn
+        .prepare_cached("SELECT waiter, resource, prefix, mode, since, expires_at FROM lock_waits ORDER BY since")?
+        .query_map([], |row| {
+            Ok((
+                Wait {
+                    waiter: row.get(0)?,
+                    resource: resource_of(row.get(1)?, row.get(2)?),
+                    mode: parse_column(row, 3, LockMode::parse)?,
+                    since: from_millis(row.get(4)?),
+                },
+                from_millis(row.get(5)?),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Waiter → the owners of the locks it waits for.
+fn wait_for_graph(conn: &Connection) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let held = locks(conn)?;
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (wait, _) in waits(conn)? {
+        for lock in held
+            .iter()
+            .filter(|l| conflicts(&wait.waiter, &wait.resource, wait.mode, l))
+        {
+            graph
+                .entry(wait.waiter.clone())
+                .or_default()
+                .insert(lock.owner.clone());
+        }
+    }
+    Ok(graph)
+}
+
+/// Expired locks and waits are reclaimed before any lock decision.
+fn reclaim_expired(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<()> {
+    tx.prepare_cached("DELETE FROM locks WHERE expires_at <= ?1")?
+        .execute([millis(now)])?;
+    tx.prepare_cached("DELETE FROM lock_waits WHERE expires_at <= ?1")?
+        .execute([millis(now)])?;
+    Ok(())
+}
