@@ -25,7 +25,8 @@ pub enum Toolset {
     Workflow,
     /// `task_claim`, `task_update`.
     Task,
-    /// `agent_profile`, `agent_delegation`, `agent_workload`, `agent_performance`.
+    /// `agent_profile`, `agent_delegation`, `agent_workload`, `agent_performance`,
+    /// `agent_collaboration`.
     Agent,
 }
 
@@ -76,6 +77,7 @@ impl OrchestrationServer {
                         + Self::delegation_router()
                         + Self::workload_router()
                         + Self::performance_router()
+                        + Self::collaboration_router()
                 }
             };
         }

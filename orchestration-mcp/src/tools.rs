@@ -2,6 +2,7 @@
 //! on a blocking thread, and encodes the result.
 
 pub(crate) mod agent;
+pub(crate) mod collaboration;
 pub(crate) mod task;
 pub(crate) mod workflow;
 

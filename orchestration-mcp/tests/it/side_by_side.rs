@@ -122,6 +122,7 @@ async fn toolsets_narrow_the_tools_offered() {
     assert_eq!(
         names,
         [
+            "agent_collaboration",
             "agent_delegation",
             "agent_performance",
             "agent_profile",

@@ -1017,3 +1017,186 @@ async fn agent_performance_ranks_agents_over_a_window() {
         );
     }
 }
+
+#[tokio::test]
+async fn agent_collaboration_hands_off_messages_locks_and_assembles_teams() {
+    let h = harness().await;
+    for (name, skills) in [
+        ("ana", json!({"rust": 4})),
+        ("bo", json!({"rust": 3, "css": 3})),
+        ("cy", json!({"css": 5})),
+    ] {
+        h.call(
+            "agent_profile",
+            json!({"action": "upsert", "name": name, "capabilities": skills}),
+        )
+        .await
+        .ok();
+    }
+    h.call(
+        "workflow_create",
+        json!({"name": "collab", "tasks": [
+            {"key": "api", "title": "API", "skills": {"rust": 3}},
+            {"key": "ui", "title": "UI", "skills": {"css": 3}}
+        ]}),
+    )
+    .await
+    .ok();
+    let claim = h
+        .call("task_claim", json!({"agent": "ana", "task": "collab/api"}))
+        .await
+        .ok();
+    let token = claim.at("/token").clone();
+    let handoff = h
+        .call("agent_collaboration", json!({"action": "handoff", "agent": "ana", "task": "collab/api", "token": token, "to": "bo", "note": "spec in api.md"}))
+        .await
+        .ok();
+    assert_eq!(handoff.at("/task/agent"), &json!("bo"));
+    assert_eq!(handoff.at("/task/state"), &json!("assigned"));
+    let inbox = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "inbox", "agent": "bo"}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        inbox.at("/messages/0/body"),
+        &json!("handoff of `collab/api` from `ana`: spec in api.md")
+    );
+    let id = inbox.at("/messages/0/id").clone();
+    h.call(
+        "agent_collaboration",
+        json!({"action": "ack", "agent": "bo", "ids": [id]}),
+    )
+    .await
+    .ok();
+    let sent = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "message", "agent": "cy", "broadcast": true, "note": "lunch?"}),
+        )
+        .await
+        .ok();
+    assert_eq!(sent.at("/sent"), &json!(2));
+    let taken = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "inbox", "agent": "bo", "ack": true}),
+        )
+        .await
+        .ok();
+    assert_eq!(taken.at("/messages/0/body"), &json!("lunch?"));
+    let empty = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "inbox", "agent": "bo"}),
+        )
+        .await
+        .ok();
+    assert_eq!(empty.at("/messages"), &json!([]));
+
+    let locked = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "lock", "agent": "ana", "resource": "src/", "prefix": true}),
+        )
+        .await
+        .ok();
+    assert_eq!(locked.at("/acquired"), &json!(true));
+    let blocked = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "lock", "agent": "bo", "resource": "src/lib.rs", "mode": "shared"}),
+        )
+        .await
+        .ok();
+    assert_eq!(blocked.at("/acquired"), &json!(false));
+    assert_eq!(blocked.at("/locks/0/owner"), &json!("ana"));
+    h.call(
+        "agent_collaboration",
+        json!({"action": "lock", "agent": "bo", "resource": "docs/"}),
+    )
+    .await
+    .ok();
+    let deadlock = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "lock", "agent": "ana", "resource": "docs/"}),
+        )
+        .await
+        .err();
+    assert!(
+        deadlock.contains("would deadlock: ana -> bo -> ana"),
+        "{deadlock}"
+    );
+    let locks = h
+        .call("agent_collaboration", json!({"action": "locks"}))
+        .await
+        .ok();
+    assert_eq!(locks.structured["locks"].as_array().unwrap().len(), 2);
+    assert_eq!(locks.at("/waits/0/waiter"), &json!("bo"));
+    let theft = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "unlock", "agent": "bo", "resource": "src/", "prefix": true}),
+        )
+        .await
+        .err();
+    assert!(theft.contains("only its owner can release it"), "{theft}");
+    h.call(
+        "agent_collaboration",
+        json!({"action": "unlock", "agent": "ana", "resource": "src/", "prefix": true}),
+    )
+    .await
+    .ok();
+
+    let team = h
+        .call(
+            "agent_collaboration",
+            json!({"action": "team", "workflow": "collab"}),
+        )
+        .await
+        .ok();
+    // bo alone has both skills and room for both tasks.
+    assert_eq!(team.at("/team"), &json!(["bo"]), "{}", team.text);
+
+    let cases = [
+        (
+            json!({"action": "handoff", "agent": "bo"}),
+            "handoff needs `task`",
+        ),
+        (
+            json!({"action": "message", "agent": "ana", "note": "x"}),
+            "give exactly one of `to`, `workflow`, `broadcast: true`",
+        ),
+        (
+            json!({"action": "message", "agent": "ana", "to": "ghost", "note": "x"}),
+            "unknown agent `ghost`",
+        ),
+        (
+            json!({"action": "ack", "agent": "cy", "ids": [99999]}),
+            "message 99999 is not in `cy`'s inbox",
+        ),
+        (
+            json!({"action": "lock", "agent": "ana"}),
+            "lock needs `resource`",
+        ),
+        (
+            json!({"action": "lock", "agent": "ana", "resource": "x", "ttl_seconds": 0}),
+            "invalid ttl_seconds",
+        ),
+        (json!({"action": "team"}), "team needs `workflow`"),
+        (
+            json!({"action": "handoff", "agent": "bo", "task": "collab/api", "token": 1, "to": "cy"}),
+            "task `collab/api` is assigned: it cannot be handed off",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let message = h.call("agent_collaboration", arguments).await.err();
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
+    }
+}
