@@ -11,7 +11,7 @@ use crate::clock::from_millis;
 use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock};
 use crate::error::{Error, Result};
 use crate::id::LeaseToken;
-use crate::workflow::{TaskEvent, check_name, limits};
+use crate::workflow::{TaskEvent, TaskState, check_name, limits};
 
 use super::agent::{candidates, load_profile};
 use super::event::{EventKind, NewEvent, append};
@@ -107,6 +107,14 @@ impl Store {
                         state: row.state,
                         verb: "be handed off",
                     },
+                });
+            }
+            // Only work an agent has started, and so holds a token for, can be handed off.
+            if row.state != TaskState::Running {
+                return Err(Error::IllegalTransition {
+                    task: row.display(),
+                    state: row.state,
+                    verb: "be handed off",
                 });
             }
             if row.token != token {
