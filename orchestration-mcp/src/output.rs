@@ -144,6 +144,11 @@ fn simplify(value: &mut Value, definitions: &JsonObject, depth: usize) {
             if object.get("default") == Some(&Value::Null) {
                 object.remove("default");
             }
+            // The server rejects unknown fields itself, with a message naming them; saying so
+            // in every object of every schema would cost more bytes than it tells a client.
+            if object.get("additionalProperties") == Some(&Value::Bool(false)) {
+                object.remove("additionalProperties");
+            }
             // Bounds that only restate the Rust integer type are noise.
             if object.get("minimum") == Some(&Value::from(0)) {
                 object.remove("minimum");

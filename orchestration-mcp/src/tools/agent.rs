@@ -14,7 +14,7 @@ use crate::server::OrchestrationServer;
 use crate::tools::workflow::DetailIn;
 use crate::tools::{blocking, time};
 
-/// What to do with profiles.
+// What to do with profiles.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ProfileActionIn {
@@ -24,7 +24,7 @@ pub(crate) enum ProfileActionIn {
     SetStatus,
 }
 
-/// Whether an agent takes work.
+// Whether an agent takes work.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum StatusIn {
@@ -38,16 +38,16 @@ pub(crate) enum StatusIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProfileIn {
     action: ProfileActionIn,
-    /// Agent name (all but list)
+    /// Agent name
     name: Option<String>,
-    /// {skill: level 1-5}; replaces the set
+    /// {skill: level 1-5}
     capabilities: Option<BTreeMap<String, u8>>,
     /// WIP limit, default 3
     max_concurrent: Option<u32>,
-    /// Points per working day, default 5
+    /// default 5
     points_per_day: Option<f64>,
     status: Option<StatusIn>,
-    /// list: summary (default) or full (adds skills)
+    /// list: full adds skills
     detail: Option<DetailIn>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -103,7 +103,7 @@ fn status(status: StatusIn) -> AgentStatus {
 
 #[tool_router(router = agent_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Register or update an agent's skills and capacity, get one, list all, or set its status.
+    /// Register or update an agent's skills and WIP limit; get, list, set_status.
     #[tool(
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false),
         output_schema = output_schema::<ProfilesOut>()
@@ -185,7 +185,7 @@ impl OrchestrationServer {
     }
 }
 
-/// Score weights; each defaults to 0.40 fit, 0.30 quality, 0.10 speed, 0.20 free capacity.
+/// Score weights (default .4/.3/.1/.2)
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WeightsIn {
@@ -198,14 +198,14 @@ pub(crate) struct WeightsIn {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DelegationIn {
-    /// Rank agents for this task (`workflow/key` or id)
+    /// `workflow/key` or id
     task: Option<String>,
-    /// Or: all ready tasks of this workflow, assigned optimally
+    /// Instead of task
     workflow: Option<String>,
-    /// Lease the task(s) to the chosen agent(s); false ranks or proposes only
+    /// Make the assignments (default: propose)
     assign: Option<bool>,
     weights: Option<WeightsIn>,
-    /// Lease for assignments, s (default 900)
+    /// default 900
     lease_seconds: Option<u32>,
 }
 
@@ -265,9 +265,9 @@ fn score_out(
 
 #[tool_router(router = delegation_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Rank agents for a task with score breakdowns and rejection reasons; assign=true leases it to the best. With workflow: assign all its ready tasks optimally.
+    /// Rank agents for a task (score breakdowns, rejections); assign=true leases it to the best. With workflow: assign all ready tasks optimally.
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<DelegationOut>()
     )]
     async fn agent_delegation(
@@ -384,12 +384,12 @@ impl OrchestrationServer {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WorkloadIn {
-    /// Carry out the rebalance proposals, atomically
+    /// Make the moves
     apply: Option<bool>,
     weights: Option<WeightsIn>,
-    /// Lease for moved tasks, s (default 900)
+    /// default 900
     lease_seconds: Option<u32>,
-    /// summary (default) or full (adds each agent's task list)
+    /// full adds task lists
     detail: Option<DetailIn>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -443,9 +443,9 @@ fn weights_from(input: Option<WeightsIn>) -> Weights {
 
 #[tool_router(router = workload_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Per agent: tasks held, points in flight, WIP limit, utilisation; overloaded and idle agents; rebalance proposals (apply=true moves them).
+    /// Per agent load vs WIP limit; overloaded and idle agents; rebalance proposals (apply=true makes them).
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<WorkloadOut>()
     )]
     async fn agent_workload(
@@ -512,13 +512,13 @@ impl OrchestrationServer {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PerformanceIn {
-    /// Window end, RFC 3339 (default now)
+    /// Window end, RFC 3339
     to: Option<String>,
-    /// Window length in days (default 7); the trend compares with the window before
+    /// Window, default 7
     days: Option<u32>,
     /// Only this agent
     agent: Option<String>,
-    /// summary (default) or full (adds the breakdown by skill)
+    /// full adds skills
     detail: Option<DetailIn>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -590,7 +590,7 @@ fn metrics_out(m: &orchestration_core::Metrics) -> MetricsOut {
 
 #[tool_router(router = performance_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Per agent over a window: completed, raw and smoothed success rate, retries, expired leases, cycle time p50/p85, estimate bias, MdMRE, throughput; ranked, with trend; by skill.
+    /// Per agent over a window: completions, success rates, retries, expiries, cycle times, estimate bias, throughput; ranked, with trend.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = output_schema::<PerformanceOut>()

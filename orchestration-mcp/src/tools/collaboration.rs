@@ -15,7 +15,7 @@ use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
 use crate::tools::{blocking, time};
 
-/// What to do.
+// What to do.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum CollaborationActionIn {
@@ -29,7 +29,7 @@ pub(crate) enum CollaborationActionIn {
     Team,
 }
 
-/// Lock mode.
+// Lock mode.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ModeIn {
@@ -41,33 +41,33 @@ pub(crate) enum ModeIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CollaborationIn {
     action: CollaborationActionIn,
-    /// You (all but locks, team)
+    /// You
     agent: Option<String>,
-    /// handoff: `workflow/key` you hold
+    /// handoff: `workflow/key`
     task: Option<String>,
     /// handoff: your lease token
     token: Option<u64>,
-    /// handoff, message: recipient agent
+    /// recipient agent
     to: Option<String>,
-    /// handoff: context for the new agent; message: the text
+    /// handoff context, or message text
     note: Option<String>,
-    /// message: every agent working on it; team: the workflow
+    /// message its agents; team
     workflow: Option<String>,
-    /// message: to every agent
+    /// message: everyone
     broadcast: Option<bool>,
     /// ack: message ids
     ids: Option<Vec<i64>>,
-    /// inbox: acknowledge what is returned
+    /// inbox: acknowledge them
     ack: Option<bool>,
-    /// lock, unlock: resource name (e.g. a path)
+    /// e.g. a path
     resource: Option<String>,
-    /// lock, unlock: resource is a prefix covering every name under it
+    /// resource is a prefix
     prefix: Option<bool>,
-    /// lock: shared or exclusive (default)
+    /// lock: default exclusive
     mode: Option<ModeIn>,
-    /// lock: seconds until it lapses (default 600, max 86400)
+    /// lock: default 600
     ttl_seconds: Option<u32>,
-    /// inbox: at most this many (default 20)
+    /// inbox: default 20
     limit: Option<u32>,
 }
 
@@ -142,9 +142,9 @@ fn need<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ToolFailure
 
 #[tool_router(router = collaboration_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Work together: handoff a task with context, message (agent, workflow, broadcast), inbox, ack, lock/unlock named resources (deadlocks refused), locks, team (smallest covering set of agents).
+    /// Handoff a task with context, message (to, workflow, broadcast), inbox, ack, lock/unlock resources (deadlocks refused), locks, team.
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<CollaborationOut>()
     )]
     async fn agent_collaboration(

@@ -75,13 +75,13 @@ impl TaskOut {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClaimIn {
-    /// Your agent name
+    /// Your name
     agent: String,
-    /// Only this workflow (name or id)
+    /// Only this workflow
     workflow: Option<String>,
-    /// Exactly this task: `workflow/key` or id
+    /// `workflow/key` or id
     task: Option<String>,
-    /// Lease length, 1-86400 s (default 900)
+    /// default 900
     lease_seconds: Option<u32>,
 }
 
@@ -109,7 +109,7 @@ pub(crate) struct ClaimOut {
     dependencies: Option<Vec<DependencyOut>>,
 }
 
-/// What to report.
+// What to report.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum UpdateActionIn {
@@ -125,23 +125,23 @@ pub(crate) enum UpdateActionIn {
 pub(crate) struct UpdateIn {
     /// `workflow/key` or id
     task: String,
-    /// Your agent name
+    /// Your name
     agent: String,
-    /// The token from task_claim
+    /// From task_claim
     token: u64,
-    /// heartbeat/progress extend the lease; complete; fail; release gives it back
+    /// heartbeat/progress extend the lease
     action: UpdateActionIn,
-    /// progress note
+    /// progress: note
     note: Option<String>,
-    /// complete: what you produced, handed to dependents
+    /// complete: output for dependents
     result: Option<String>,
-    /// complete: effort spent, points
+    /// complete: points spent
     actual: Option<f64>,
     /// fail: what went wrong
     error: Option<String>,
-    /// fail: false if a retry cannot help (default true)
+    /// fail: default true
     retryable: Option<bool>,
-    /// heartbeat/progress: new lease length, s
+    /// new lease, s
     lease_seconds: Option<u32>,
 }
 
@@ -159,9 +159,9 @@ fn lease(seconds: Option<u32>) -> Option<Duration> {
 
 #[tool_router(router = task_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Claim the best ready task for you (or a named one), atomically, with a lease token and dependency results.
+    /// Claim the best ready task for you (or a named one) with a lease token and dependency results.
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<ClaimOut>()
     )]
     async fn task_claim(
@@ -223,7 +223,7 @@ impl OrchestrationServer {
 
     /// Report on a task you hold: heartbeat, progress, complete, fail or release.
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<UpdateOut>()
     )]
     async fn task_update(

@@ -18,7 +18,7 @@ use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
 use crate::tools::{blocking, time};
 
-/// How task dependencies are given.
+// How task dependencies are given.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ModeIn {
@@ -27,7 +27,7 @@ pub(crate) enum ModeIn {
     Parallel,
 }
 
-/// What a task's final failure does to the rest.
+// What a task's final failure does to the rest.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum OnFailureIn {
@@ -39,48 +39,48 @@ pub(crate) enum OnFailureIn {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TaskIn {
-    /// Unique key in the workflow: letters, digits, `-`, `_`, `.`
+    /// Unique in the workflow
     key: String,
     title: String,
     description: Option<String>,
     /// Points, default 1
     estimate: Option<f64>,
-    /// 0-100, default 50, higher first
+    /// 0-100, default 50
     priority: Option<i64>,
-    /// Required skills: {skill: minimum level 1-5}
+    /// {skill: min level 1-5}
     skills: Option<BTreeMap<String, u8>>,
-    /// Keys that must finish first (mode dag)
+    /// Keys to finish first
     depends_on: Option<Vec<String>>,
-    /// Attempts allowed incl. the first, default 3
+    /// Incl. the first, default 3
     max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryIn {
-    /// Delay after the first failure, ms (default 1000)
+    /// default 1000
     initial_interval_ms: Option<u32>,
-    /// Growth per attempt, 1-100 (default 2)
+    /// default 2
     backoff_coefficient: Option<f64>,
-    /// Longest delay, ms (default 100000)
+    /// default 100000
     max_interval_ms: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateIn {
-    /// Unique workflow name
+    /// Unique
     name: String,
     description: Option<String>,
-    /// dag (default): explicit depends_on; sequential: in list order; parallel: no dependencies
+    /// dag (default, uses depends_on), sequential, parallel
     mode: Option<ModeIn>,
-    /// block_dependents (default), continue, or fail_fast
+    /// default block_dependents
     on_failure: Option<OnFailureIn>,
     retry: Option<RetryIn>,
     tasks: Vec<TaskIn>,
-    /// Hand out tasks at once (default true)
+    /// default true
     start: Option<bool>,
-    /// Repeat-safe key: a retry returns the first result
+    /// A retry with it returns the first result
     idempotency_key: Option<String>,
 }
 
@@ -105,7 +105,7 @@ pub(crate) struct CreatedOut {
     warnings: Vec<String>,
 }
 
-/// An operator's action on a workflow.
+// An operator's action on a workflow.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ActionIn {
@@ -131,7 +131,7 @@ pub(crate) struct ExecuteOut {
     tasks_changed: usize,
 }
 
-/// What to do with dependencies.
+// What to do with dependencies.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DependencyActionIn {
@@ -150,7 +150,7 @@ pub(crate) struct DependencyIn {
     task: Option<String>,
     /// Key the task waits for (add, remove)
     depends_on: Option<String>,
-    /// list: summary (default) or full (adds states)
+    /// list: full adds states
     detail: Option<DetailIn>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -184,7 +184,7 @@ pub(crate) struct DependencyOut {
     next_cursor: Option<String>,
 }
 
-/// How much a list shows.
+// How much a list shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DetailIn {
@@ -196,11 +196,11 @@ pub(crate) enum DetailIn {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusIn {
-    /// Name or id; omit to list all workflows
+    /// Omit to list all
     workflow: Option<String>,
-    /// summary (default) or full: all fields, and every task
+    /// full adds every task
     detail: Option<DetailIn>,
-    /// Add a Mermaid flowchart coloured by state
+    /// Add a Mermaid diagram
     diagram: Option<bool>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -288,7 +288,7 @@ const SUMMARY_ITEMS: usize = 10;
 impl OrchestrationServer {
     /// Create a workflow (a DAG of tasks). Returns stages, critical path, ready tasks, warnings.
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<CreatedOut>()
     )]
     async fn workflow_create(
@@ -342,7 +342,7 @@ impl OrchestrationServer {
 
     /// Start, pause, resume, cancel a workflow, or retry its failed tasks.
     #[tool(
-        annotations(destructive_hint = true, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = true, open_world_hint = false),
         output_schema = output_schema::<ExecuteOut>()
     )]
     async fn workflow_execute(
@@ -377,7 +377,7 @@ impl OrchestrationServer {
 
     /// Add, remove, list or validate dependencies. add rejects a cycle and names it.
     #[tool(
-        annotations(destructive_hint = false, idempotent_hint = false, open_world_hint = false),
+        annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<DependencyOut>()
     )]
     async fn task_dependency(
