@@ -311,6 +311,19 @@ pub fn check(candidate: &Candidate, needs: &Needs) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// The fit term: the mean of `level / 5` over the skills a task requires (1 when none are).
+pub fn fit(profile: &AgentProfile, needs: &Needs) -> f64 {
+    if needs.skills.is_empty() {
+        return 1.0;
+    }
+    let sum: f64 = needs
+        .skills
+        .keys()
+        .map(|skill| f64::from(profile.capabilities.get(skill).copied().unwrap_or(0)) / 5.0)
+        .sum();
+    sum / needs.skills.len() as f64
+}
+
 /// Scores `candidate` for a task with `needs`, as if it already held `extra` more tasks (the
 /// batch assignment fills an agent's slots one after another).
 pub fn score(
@@ -321,16 +334,7 @@ pub fn score(
     extra: u32,
 ) -> Breakdown {
     let profile = &candidate.profile;
-    let fit = if needs.skills.is_empty() {
-        1.0
-    } else {
-        let sum: f64 = needs
-            .skills
-            .keys()
-            .map(|skill| f64::from(profile.capabilities.get(skill).copied().unwrap_or(0)) / 5.0)
-            .sum();
-        sum / needs.skills.len() as f64
-    };
+    let fit = fit(profile, needs);
     let record = &candidate.record;
     let quality = (f64::from(record.succeeded) + QUALITY_PRIOR_STRENGTH * fleet.success_rate)
         / (f64::from(record.attempts) + QUALITY_PRIOR_STRENGTH);

@@ -21,7 +21,7 @@ use super::agent::{load_profile, touch};
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TASK_COLUMNS, TaskRef, TaskRow, WorkflowRef, WorkflowRow};
 use super::{Store, millis};
-use crate::agent::{AgentProfile, AgentStatus};
+use crate::agent::{AgentProfile, AgentStatus, Needs};
 
 /// The lease a claim gets when the caller does not say: 15 minutes.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(15);
@@ -650,16 +650,20 @@ fn next_task(
 struct Candidate {
     id: i64,
     priority: i64,
+    /// How well the agent's skills fit the task (the score's fit term; 1 without a profile).
+    fit: f64,
     b_level: f64,
     ready_at: i64,
 }
 
 impl Candidate {
-    /// Priority first, then b-level, then the longest wait, then creation order.
+    /// Priority first, then the agent's fit, then b-level, then the longest wait, then
+    /// creation order.
     fn ranks_before(&self, other: &Candidate) -> bool {
         other
             .priority
             .cmp(&self.priority)
+            .then(other.fit.total_cmp(&self.fit))
             .then(other.b_level.total_cmp(&self.b_level))
             .then(self.ready_at.cmp(&other.ready_at))
             .then(self.id.cmp(&other.id))
@@ -667,7 +671,12 @@ impl Candidate {
     }
 }
 
-/// The first ready task of `workflow`, in claim order, that the agent has the skills for.
+/// Tasks of one priority looked at, at most, for the best fit: among tasks of equal priority,
+/// an agent with a profile gets the one its skills fit best.
+const FIT_SCAN_LIMIT: usize = 200;
+
+/// The best ready task of `workflow` for the agent: the highest priority it has the skills for,
+/// and within that priority the best fit for its skills, then the claim order.
 fn best_in_workflow(
     tx: &Transaction<'_>,
     workflow: i64,
@@ -681,26 +690,50 @@ fn best_in_workflow(
          ORDER BY priority DESC, b_level DESC, ready_at, id",
     )?;
     let mut rows = stmt.query([workflow])?;
+    let mut best: Option<Candidate> = None;
+    let mut compared = 0;
     while let Some(row) = rows.next()? {
         if *budget == 0 {
             break;
         }
         *budget -= 1;
-        let (id, has_skills): (i64, bool) = (row.get(0)?, row.get(1)?);
-        let suits = match profile {
-            Some(profile) if has_skills => profile.unmet_skill(&task_skills(tx, id)?).is_none(),
-            _ => true,
+        let (id, has_skills, priority): (i64, bool, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        if let Some(best) = &best
+            && (priority < best.priority || compared >= FIT_SCAN_LIMIT)
+        {
+            break;
+        }
+        let fit = match profile {
+            Some(profile) if has_skills => {
+                let skills = task_skills(tx, id)?;
+                if profile.unmet_skill(&skills).is_some() {
+                    continue;
+                }
+                let needs = Needs {
+                    skills,
+                    estimate: 0.0,
+                };
+                crate::agent::fit(profile, &needs)
+            }
+            _ => 1.0,
         };
-        if suits {
-            return Ok(Some(Candidate {
-                id,
-                priority: row.get(2)?,
-                b_level: row.get(3)?,
-                ready_at: row.get::<_, Option<i64>>(4)?.unwrap_or_default(),
-            }));
+        let candidate = Candidate {
+            id,
+            priority,
+            fit,
+            b_level: row.get(3)?,
+            ready_at: row.get::<_, Option<i64>>(4)?.unwrap_or_default(),
+        };
+        // Without a profile every fit is 1: the first suitable task is the answer.
+        if profile.is_none() {
+            return Ok(Some(candidate));
+        }
+        compared += 1;
+        if best.as_ref().is_none_or(|b| candidate.ranks_before(b)) {
+            best = Some(candidate);
         }
     }
-    Ok(None)
+    Ok(best)
 }
 
 /// Columns a transition sets besides the state; the rest follow from the states involved.

@@ -1969,3 +1969,26 @@ fn the_team_covers_the_unfinished_work() {
     assert!(team.minimal);
     assert!(team.capacity >= 2);
 }
+
+#[test]
+fn a_profiled_agent_gets_the_task_its_skills_fit_best_within_the_top_priority() {
+    let h = harness();
+    h.store
+        .upsert_agent("rustacean", &profile(&[("rust", 5), ("css", 2)], 3))
+        .unwrap();
+    h.create(
+        "fit",
+        FailurePolicy::default(),
+        vec![
+            task("styling", &[]).skill("css", 1),
+            task("systems", &[]).skill("rust", 3),
+            task("urgent-css", &[]).skill("css", 1).priority(60),
+        ],
+    );
+    let order: Vec<String> = (0..3).map(|_| h.claim_key("rustacean")).collect();
+    assert_eq!(
+        order,
+        ["urgent-css", "systems", "styling"],
+        "priority first, then fit"
+    );
+}
