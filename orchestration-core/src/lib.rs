@@ -34,7 +34,7 @@ mod workflow;
 pub use crate::agent::{
     AgentPerformance, AgentProfile, AgentStatus, Assignment, Attempt, AttemptEnd, Breakdown,
     Candidate, EXHAUSTIVE_TEAM_LIMIT, Fleet, Held, Load, Metrics, Move, Needs, OPTIMAL_LIMIT,
-    Ranked, Ranking, Record, Rejection, Team, Weights, Workload, assemble_team, assign, check,
+    Ranked, Ranking, Record, Rejection, Team, Weights, Workload, assemble_team, assign, check, fit,
     performance, rank, score, workload,
 };
 pub use crate::clock::{Clock, ManualClock};
