@@ -27,13 +27,18 @@ impl Store {
         }
         let previous_from = from - (to - from);
         self.read(|tx, _| {
-            // One scan of the tasks' estimates is much cheaper than a join on every event.
-            let mut estimates: HashMap<i64, f64> = HashMap::new();
+            // Task ids are dense row ids, so per-task facts live in vectors indexed by id: one
+            // scan of the tasks' estimates, and no hashing per event.
+            let mut estimates: Vec<f64> = Vec::new();
             {
                 let mut stmt = tx.prepare_cached("SELECT id, estimate FROM tasks")?;
                 let mut rows = stmt.query([])?;
                 while let Some(row) = rows.next()? {
-                    estimates.insert(row.get(0)?, row.get(1)?);
+                    let id = row.get::<_, i64>(0)?.max(0) as usize;
+                    if estimates.len() <= id {
+                        estimates.resize(id + 1, 0.0);
+                    }
+                    estimates[id] = row.get(1)?;
                 }
             }
             let mut skills: HashMap<i64, Vec<String>> = HashMap::new();
@@ -44,7 +49,8 @@ impl Store {
                     skills.entry(row.get(0)?).or_default().push(row.get(1)?);
                 }
             }
-            let mut starts: HashMap<(i64, u32), DateTime<Utc>> = HashMap::new();
+            // The start of each task's latest attempt: (attempt number, time).
+            let mut starts: Vec<Option<(u32, i64)>> = vec![None; estimates.len()];
             let mut attempts = Vec::new();
             let mut stmt = tx.prepare_cached(
                 "SELECT at, agent, task, from_state, to_state, detail, attempt, value FROM events \
@@ -53,14 +59,18 @@ impl Store {
             )?;
             let mut rows = stmt.query([millis(to)])?;
             while let Some(row) = rows.next()? {
-                let at = from_millis(row.get(0)?);
+                let at_millis: i64 = row.get(0)?;
+                let at = from_millis(at_millis);
                 let task: i64 = row.get(2)?;
+                let slot = usize::try_from(task).unwrap_or(usize::MAX);
                 let number: u32 = row.get::<_, Option<u32>>(6)?.unwrap_or(0);
                 // Borrowed, not copied: most rows are skipped or need only a comparison.
                 let from_state = row.get_ref(3)?.as_str().unwrap_or_default();
                 let to_state = row.get_ref(4)?.as_str().unwrap_or_default();
                 if to_state == "running" {
-                    starts.insert((task, number), at);
+                    if let Some(start) = starts.get_mut(slot) {
+                        *start = Some((number, at_millis));
+                    }
                     continue;
                 }
                 if at < previous_from || from_state != "running" {
@@ -77,12 +87,18 @@ impl Store {
                     // Releases, cancellations and rebalancing are not the agent's doing.
                     _ => continue,
                 };
-                let estimate = estimates.get(&task).copied().unwrap_or_default();
+                let estimate = estimates.get(slot).copied().unwrap_or_default();
+                let started_at = starts
+                    .get(slot)
+                    .copied()
+                    .flatten()
+                    .filter(|(n, _)| *n == number)
+                    .map(|(_, at)| from_millis(at));
                 attempts.push(Attempt {
                     agent: row.get(1)?,
                     task,
                     number,
-                    started_at: starts.get(&(task, number)).copied(),
+                    started_at,
                     ended_at: at,
                     end,
                     estimate,
