@@ -453,7 +453,9 @@ fn check_lease_holder(
             Report::Release => TaskEvent::Release,
             Report::Heartbeat | Report::Progress { .. } => TaskEvent::LeaseExpired,
         };
-        if token < row.token {
+        // A finished task says so: "stale lease" would send a caller that retried its own
+        // completion off to claim it again.
+        if token < row.token && !row.state.is_terminal() {
             return Err(Error::StaleLease {
                 task: row.display(),
                 presented: token.0,

@@ -675,7 +675,7 @@ fn pause_stops_handing_out_work_and_cancel_ends_everything() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "stale lease token 1 for task `pausable/b`: the lease was lost (the current token is 2); claim the task again"
+        "task `pausable/b` is cancelled: it cannot be completed"
     );
 }
 
@@ -1991,4 +1991,14 @@ fn a_profiled_agent_gets_the_task_its_skills_fit_best_within_the_top_priority() 
         ["urgent-css", "systems", "styling"],
         "priority first, then fit"
     );
+}
+
+#[test]
+fn a_repeated_completion_says_the_task_is_finished() {
+    let h = harness();
+    h.create("twice", FailurePolicy::default(), vec![task("a", &[])]);
+    let claim = h.claim("w").unwrap();
+    h.complete(&claim, "w");
+    let err = h.report(&claim, "w", Report::Complete { result: None, actual: None }).unwrap_err();
+    assert_eq!(err.to_string(), "task `twice/a` is succeeded: it cannot be completed");
 }
