@@ -18,13 +18,24 @@ use serde_json::{Value, json};
 fn binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "orchestration-mcp", "--bin", "orchestration-mcp"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "orchestration-mcp",
+            "--bin",
+            "orchestration-mcp",
+        ])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the server failed");
     let exe = std::env::current_exe().expect("the bench knows where it is");
     // target/release/deps/mcp-<hash> -> target/release/orchestration-mcp
-    exe.parent().and_then(|deps| deps.parent()).expect("target/release").join("orchestration-mcp")
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/release")
+        .join("orchestration-mcp")
 }
 
 /// A server process and its pipes.
@@ -54,14 +65,27 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let elapsed = start.elapsed();
         assert!(line.contains("\"serverInfo\""), "{line}");
-        writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#).unwrap();
-        (Server { child, stdin, stdout, next_id: 1 }, elapsed)
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+        )
+        .unwrap();
+        (
+            Server {
+                child,
+                stdin,
+                stdout,
+                next_id: 1,
+            },
+            elapsed,
+        )
     }
 
     /// Sends one request and returns the parsed response and the round-trip time.
     fn request(&mut self, method: &str, params: Value) -> (Value, Duration) {
         self.next_id += 1;
-        let message = json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        let message =
+            json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
         let text = serde_json::to_string(&message).unwrap();
         let start = Instant::now();
         writeln!(self.stdin, "{text}").unwrap();
@@ -72,7 +96,8 @@ impl Server {
     }
 
     fn call(&mut self, tool: &str, arguments: Value) -> (Value, Duration) {
-        let (response, elapsed) = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        let (response, elapsed) =
+            self.request("tools/call", json!({"name": tool, "arguments": arguments}));
         assert_eq!(response["result"]["isError"], json!(false), "{response}");
         (response["result"]["structuredContent"].clone(), elapsed)
     }
@@ -88,7 +113,11 @@ impl Drop for Server {
 fn workflow(name: &str, tasks: usize) -> Value {
     let tasks: Vec<Value> = (0..tasks)
         .map(|i| {
-            let deps: Vec<String> = if i > 0 { vec![format!("t{}", i / 2)] } else { vec![] };
+            let deps: Vec<String> = if i > 0 {
+                vec![format!("t{}", i / 2)]
+            } else {
+                vec![]
+            };
             json!({"key": format!("t{i}"), "title": format!("task {i}"), "depends_on": deps})
         })
         .collect();
@@ -110,7 +139,8 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for i in 0..iters {
-                let (server, elapsed) = Server::spawn(&binary, &dir.path().join(format!("start-{i}.db")));
+                let (server, elapsed) =
+                    Server::spawn(&binary, &dir.path().join(format!("start-{i}.db")));
                 total += elapsed;
                 drop(server);
             }
@@ -119,18 +149,31 @@ fn benches(c: &mut Criterion) {
     });
     let (mut server, _) = Server::spawn(&binary, &dir.path().join("warm.db"));
     group.bench_function("tools_list", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| server.request("tools/list", json!({}))).map(|(_, t)| t).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| server.request("tools/list", json!({})))
+                .map(|(_, t)| t)
+                .sum()
+        })
     });
     group.finish();
 
     // Percentiles, which criterion's means do not show.
     let (listed, _) = server.request("tools/list", json!({}));
     let tools_list_bytes = serde_json::to_string(&listed["result"]).unwrap().len();
-    let mut starts: Vec<Duration> =
-        (0..30).map(|i| Server::spawn(&binary, &dir.path().join(format!("p-{i}.db"))).1).collect();
-    let mut lists: Vec<Duration> = (0..2_000).map(|_| server.request("tools/list", json!({})).1).collect();
-    let mut creates: Vec<Duration> =
-        (0..200).map(|i| server.call("workflow_create", workflow(&format!("w{i}"), 100)).1).collect();
+    let mut starts: Vec<Duration> = (0..30)
+        .map(|i| Server::spawn(&binary, &dir.path().join(format!("p-{i}.db"))).1)
+        .collect();
+    let mut lists: Vec<Duration> = (0..2_000)
+        .map(|_| server.request("tools/list", json!({})).1)
+        .collect();
+    let mut creates: Vec<Duration> = (0..200)
+        .map(|i| {
+            server
+                .call("workflow_create", workflow(&format!("w{i}"), 100))
+                .1
+        })
+        .collect();
     let mut claims = Vec::new();
     let mut updates = Vec::new();
     for i in 0..2_000 {
@@ -145,8 +188,14 @@ fn benches(c: &mut Criterion) {
         );
         updates.push(took);
     }
-    println!("\nMCP over stdio, file database ({} samples each; start: 30, create: 200):", claims.len());
-    println!("{:<34} {:>10} {:>10} {:>10}", "operation", "p50", "p99", "target");
+    println!(
+        "\nMCP over stdio, file database ({} samples each; start: 30, create: 200):",
+        claims.len()
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}",
+        "operation", "p50", "p99", "target"
+    );
     let rows: [(&str, &mut Vec<Duration>, &str); 5] = [
         ("spawn -> initialize response", &mut starts, "10 ms"),
         ("tools/list", &mut lists, "1 ms"),
@@ -157,7 +206,11 @@ fn benches(c: &mut Criterion) {
     for (name, samples, target) in rows {
         let p50 = percentile(samples, 0.50);
         let p99 = percentile(samples, 0.99);
-        println!("{name:<34} {:>8.3}ms {:>8.3}ms {target:>10}", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+        println!(
+            "{name:<34} {:>8.3}ms {:>8.3}ms {target:>10}",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
     }
     println!("tools/list result: {tools_list_bytes} bytes (target at most 16384)\n");
 }

@@ -1999,6 +1999,18 @@ fn a_repeated_completion_says_the_task_is_finished() {
     h.create("twice", FailurePolicy::default(), vec![task("a", &[])]);
     let claim = h.claim("w").unwrap();
     h.complete(&claim, "w");
-    let err = h.report(&claim, "w", Report::Complete { result: None, actual: None }).unwrap_err();
-    assert_eq!(err.to_string(), "task `twice/a` is succeeded: it cannot be completed");
+    let err = h
+        .report(
+            &claim,
+            "w",
+            Report::Complete {
+                result: None,
+                actual: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task `twice/a` is succeeded: it cannot be completed"
+    );
 }

@@ -23,7 +23,9 @@ fn the_python_sdk_drives_the_server_over_stdio() {
             std::env::var_os("CI").is_none(),
             "CI must run the Python SDK test: create .venv with orchestration-mcp/tests/python/requirements.txt"
         );
-        eprintln!("skipping the Python SDK test: no .venv with the `mcp` package (see this file's docs)");
+        eprintln!(
+            "skipping the Python SDK test: no .venv with the `mcp` package (see this file's docs)"
+        );
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smoke.py");
@@ -34,6 +36,9 @@ fn the_python_sdk_drives_the_server_over_stdio() {
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the Python SDK checks failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the Python SDK checks failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("python sdk: all checks passed"), "{stdout}");
 }
