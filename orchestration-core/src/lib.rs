@@ -28,6 +28,7 @@ mod collaboration;
 mod error;
 mod id;
 mod runner;
+mod sprint;
 mod store;
 mod workflow;
 
@@ -42,6 +43,11 @@ pub use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock};
 pub use crate::error::{Error, Result, SpecError};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
+pub use crate::sprint::{
+    Capacity, ClosedSprint, FOCUS_WINDOW, Forecast, Member, MemberCapacity, Plan, VELOCITY_WINDOW,
+    Velocity, WorkWeek, capacity, forecast, guideline, learnt_focus_factor, plan, velocity,
+    working_days,
+};
 pub use crate::store::{
     AgentUpdate, Assigned, BatchDelegation, Claim, ClaimRequest, CreateOptions, Created,
     DEFAULT_DB_PATH, DEFAULT_LEASE, Delegation, DependencyEdit, DependencyResult, Event, EventKind,

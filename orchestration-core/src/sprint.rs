@@ -1,0 +1,445 @@
+//! Sprints, the pure part: working days and capacity, velocity and the learnt focus factor,
+//! seeded Monte Carlo forecasts, the burndown guideline, and planning that never leaves out an
+//! unfinished dependency of a chosen task.
+//!
+//! Definitions follow the sprint-analytics notes: Jira's commitment and velocity (mean of the
+//! completed points of the last 7 closed sprints), Kniberg's focus factor (completed points per
+//! available person-day, mean of the last 3 sprints), and throughput-sampling Monte Carlo.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{Datelike, Duration, NaiveDate};
+
+#[cfg(test)]
+mod tests;
+
+/// Which days of the week are working days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkWeek {
+    /// Monday first.
+    pub days: [bool; 7],
+}
+
+impl Default for WorkWeek {
+    /// Monday to Friday.
+    fn default() -> Self {
+        WorkWeek {
+            days: [true, true, true, true, true, false, false],
+        }
+    }
+}
+
+impl WorkWeek {
+    /// Whether `date` is a working day.
+    pub fn works_on(&self, date: NaiveDate) -> bool {
+        self.days[date.weekday().num_days_from_monday() as usize]
+    }
+}
+
+/// The working days from `start` to `end`, both included, without `off`.
+pub fn working_days(
+    start: NaiveDate,
+    end: NaiveDate,
+    week: &WorkWeek,
+    off: &BTreeSet<NaiveDate>,
+) -> Vec<NaiveDate> {
+    let mut days = Vec::new();
+    let mut day = start;
+    while day <= end {
+        if week.works_on(day) && !off.contains(&day) {
+            days.push(day);
+        }
+        day += Duration::days(1);
+    }
+    days
+}
+
+/// A member of a sprint as planning sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The agent.
+    pub agent: String,
+    /// Share of their time on this sprint, 0 to 1.
+    pub availability: f64,
+    /// Days they do not work.
+    pub days_off: BTreeSet<NaiveDate>,
+    /// Points they finish on a full working day.
+    pub points_per_day: f64,
+    /// Their skills, for choosing tasks someone can do.
+    pub skills: BTreeMap<String, u8>,
+}
+
+/// One member's capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberCapacity {
+    /// The agent.
+    pub agent: String,
+    /// Working days of the sprint they are there.
+    pub working_days: u32,
+    /// `availability × working_days`.
+    pub available_days: f64,
+    /// `available_days × points_per_day × focus_factor`.
+    pub points: f64,
+}
+
+/// The team's capacity for a sprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    /// Per member.
+    pub members: Vec<MemberCapacity>,
+    /// The focus factor applied.
+    pub focus_factor: f64,
+    /// Available person-days in all.
+    pub available_days: f64,
+    /// Points in all.
+    pub points: f64,
+}
+
+/// Capacity = Σ availability × working days (weekends and days off excluded) × points per day,
+/// times the focus factor.
+pub fn capacity(
+    start: NaiveDate,
+    end: NaiveDate,
+    week: &WorkWeek,
+    members: &[Member],
+    focus_factor: f64,
+) -> Capacity {
+    let members: Vec<MemberCapacity> = members
+        .iter()
+        .map(|member| {
+            let days = working_days(start, end, week, &member.days_off).len() as u32;
+            let available_days = member.availability * f64::from(days);
+            MemberCapacity {
+                agent: member.agent.clone(),
+                working_days: days,
+                available_days,
+                points: available_days * member.points_per_day * focus_factor,
+            }
+        })
+        .collect();
+    Capacity {
+        focus_factor,
+        available_days: members.iter().map(|m| m.available_days).sum(),
+        points: members.iter().map(|m| m.points).sum(),
+        members,
+    }
+}
+
+/// Velocity over closed sprints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Velocity {
+    /// Mean completed points.
+    pub mean: f64,
+    /// Median completed points.
+    pub median: f64,
+    /// Population standard deviation.
+    pub std_dev: f64,
+    /// How many sprints it is over.
+    pub sprints: usize,
+}
+
+/// Sprints Jira's velocity chart looks back over.
+pub const VELOCITY_WINDOW: usize = 7;
+
+/// Velocity of the last [`VELOCITY_WINDOW`] of `completed` (oldest first); `None` without any.
+pub fn velocity(completed: &[f64]) -> Option<Velocity> {
+    let recent = &completed[completed.len().saturating_sub(VELOCITY_WINDOW)..];
+    if recent.is_empty() {
+        return None;
+    }
+    let n = recent.len() as f64;
+    let mean = recent.iter().sum::<f64>() / n;
+    let mut sorted = recent.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    let std_dev = (recent.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    Some(Velocity {
+        mean,
+        median,
+        std_dev,
+        sprints: recent.len(),
+    })
+}
+
+/// A closed sprint, for learning the focus factor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClosedSprint {
+    /// Points completed.
+    pub completed: f64,
+    /// The raw capacity it had: available person-days × points per day, before any focus factor.
+    pub raw_capacity: f64,
+}
+
+/// Sprints the focus factor is learnt from.
+pub const FOCUS_WINDOW: usize = 3;
+
+/// The mean of `completed / raw_capacity` over the last [`FOCUS_WINDOW`] closed sprints (oldest
+/// first), or `None` when there is no usable sprint.
+pub fn learnt_focus_factor(history: &[ClosedSprint]) -> Option<f64> {
+    let ratios: Vec<f64> = history
+        .iter()
+        .filter(|s| s.raw_capacity > 0.0)
+        .map(|s| s.completed / s.raw_capacity)
+        .collect();
+    let recent = &ratios[ratios.len().saturating_sub(FOCUS_WINDOW)..];
+    (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
+}
+
+/// A Monte Carlo forecast of how many working days the remaining work takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    /// Days by which half the trials finished.
+    pub p50: u32,
+    /// Days by which 85 % of the trials finished.
+    pub p85: u32,
+    /// Days by which 95 % of the trials finished.
+    pub p95: u32,
+    /// Share of the trials that finished within the days left.
+    pub probability_by_end: f64,
+    /// Trials run.
+    pub trials: u32,
+}
+
+/// A trial stops after this many days: a history of mostly zero days must not loop forever.
+const MAX_FORECAST_DAYS: u32 = 3_650;
+
+/// "When will `remaining` be done?": each trial adds a randomly drawn day of `history` (items or
+/// points finished per working day, zero days included) until the work is done. Seeded, so the
+/// same inputs give the same forecast. `None` without history or when nothing was ever done.
+pub fn forecast(
+    remaining: f64,
+    history: &[f64],
+    days_left: u32,
+    trials: u32,
+    seed: u64,
+) -> Option<Forecast> {
+    if history.is_empty() || history.iter().all(|&d| d <= 0.0) || trials == 0 {
+        return None;
+    }
+    let mut rng = SplitMix(seed);
+    let mut days: Vec<u32> = (0..trials)
+        .map(|_| {
+            let (mut done, mut day) = (0.0, 0u32);
+            while done < remaining && day < MAX_FORECAST_DAYS {
+                done += history[rng.below(history.len())];
+                day += 1;
+            }
+            day
+        })
+        .collect();
+    let within = days.iter().filter(|&&d| d <= days_left).count();
+    days.sort_unstable();
+    let at = |q: f64| days[((days.len() as f64 * q).ceil() as usize).clamp(1, days.len()) - 1];
+    Some(Forecast {
+        p50: at(0.50),
+        p85: at(0.85),
+        p95: at(0.95),
+        probability_by_end: within as f64 / f64::from(trials),
+        trials,
+    })
+}
+
+/// A small seeded generator (splitmix64): forecasts must be reproducible.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // Lemire's multiply-shift: unbiased enough for sampling a history.
+        ((u128::from(z) * n as u128) >> 64) as usize
+    }
+}
+
+/// The ideal burndown: from `committed` on the first working day to 0 after the last.
+pub fn guideline(committed: f64, working_days: usize) -> Vec<f64> {
+    if working_days == 0 {
+        return Vec::new();
+    }
+    (0..=working_days)
+        .map(|d| committed * (1.0 - d as f64 / working_days as f64))
+        .collect()
+}
+
+/// A task that planning may choose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Its reference (`workflow/key`).
+    pub task: String,
+    /// Points.
+    pub estimate: f64,
+    /// 0 to 100.
+    pub priority: i64,
+    /// Longest estimate-weighted path to its workflow's end.
+    pub b_level: f64,
+    /// Skills and levels it needs.
+    pub skills: BTreeMap<String, u8>,
+    /// Unfinished tasks it depends on (references); finished ones are left out.
+    pub depends_on: Vec<String>,
+}
+
+/// A sprint plan.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// Chosen tasks, dependencies before dependents.
+    pub selected: Vec<String>,
+    /// Their points.
+    pub points: f64,
+    /// Per member: the tasks allocated and their points.
+    pub allocation: BTreeMap<String, (Vec<String>, f64)>,
+    /// Tasks left out, with why.
+    pub left_out: Vec<(String, String)>,
+}
+
+/// Chooses tasks by priority (then b-level) up to `capacity` points, taking a task only with
+/// all its unfinished dependencies (which are then chosen too, if they fit), and only tasks some
+/// member can do; then allocates them to the qualified member with the most room left.
+pub fn plan(candidates: &[Candidate], members: &[Member], capacity: &Capacity) -> Plan {
+    let by_task: HashMap<&str, &Candidate> =
+        candidates.iter().map(|c| (c.task.as_str(), c)).collect();
+    let can_do = |c: &Candidate| {
+        members.iter().any(|m| {
+            c.skills
+                .iter()
+                .all(|(s, l)| m.skills.get(s).is_some_and(|have| have >= l))
+        })
+    };
+    let mut order: Vec<&Candidate> = candidates.iter().collect();
+    order.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(b.b_level.total_cmp(&a.b_level))
+            .then(a.task.cmp(&b.task))
+    });
+
+    let mut chosen: BTreeSet<&str> = BTreeSet::new();
+    let mut selected: Vec<String> = Vec::new();
+    let mut points = 0.0;
+    let mut left_out: BTreeMap<&str, String> = BTreeMap::new();
+    for candidate in order {
+        if chosen.contains(candidate.task.as_str())
+            || left_out.contains_key(candidate.task.as_str())
+        {
+            continue;
+        }
+        // The task and every unfinished dependency not yet chosen, dependencies first.
+        let mut closure: Vec<&Candidate> = Vec::new();
+        let mut problem = None;
+        let mut stack = vec![(candidate, false)];
+        let mut visiting: BTreeSet<&str> = BTreeSet::new();
+        while let Some((task, expanded)) = stack.pop() {
+            if chosen.contains(task.task.as_str()) || closure.iter().any(|c| c.task == task.task) {
+                continue;
+            }
+            if expanded {
+                closure.push(task);
+                continue;
+            }
+            if !visiting.insert(task.task.as_str()) {
+                continue;
+            }
+            if !can_do(task) {
+                problem = Some(if task.task == candidate.task {
+                    let needs: Vec<String> = task
+                        .skills
+                        .iter()
+                        .map(|(s, l)| format!("{s}>={l}"))
+                        .collect();
+                    format!("no member has the skills: {}", needs.join(", "))
+                } else {
+                    format!("depends on `{}`, which no member can do", task.task)
+                });
+                break;
+            }
+            stack.push((task, true));
+            for dependency in &task.depends_on {
+                match by_task.get(dependency.as_str()) {
+                    Some(dep) => stack.push((dep, false)),
+                    None => {
+                        problem = Some(format!(
+                            "depends on `{dependency}`, which is unfinished and not in the backlog"
+                        ));
+                    }
+                }
+            }
+            if problem.is_some() {
+                break;
+            }
+        }
+        if let Some(reason) = problem {
+            left_out.insert(candidate.task.as_str(), reason);
+            continue;
+        }
+        let extra: f64 = closure.iter().map(|c| c.estimate).sum();
+        if points + extra > capacity.points + 1e-9 {
+            let reason = if closure.len() > 1 {
+                format!(
+                    "with its {} unfinished dependencies it needs {extra} points; {:.1} are left",
+                    closure.len() - 1,
+                    capacity.points - points
+                )
+            } else {
+                format!(
+                    "needs {} points; {:.1} are left",
+                    candidate.estimate,
+                    capacity.points - points
+                )
+            };
+            left_out.insert(candidate.task.as_str(), reason);
+            continue;
+        }
+        for task in closure {
+            chosen.insert(task.task.as_str());
+            selected.push(task.task.clone());
+            points += task.estimate;
+        }
+    }
+
+    // Allocation: each chosen task to the qualified member with the most capacity left.
+    let mut room: BTreeMap<String, f64> = capacity
+        .members
+        .iter()
+        .map(|m| (m.agent.clone(), m.points))
+        .collect();
+    let mut allocation: BTreeMap<String, (Vec<String>, f64)> = BTreeMap::new();
+    for task in &selected {
+        let candidate = by_task[task.as_str()];
+        let best = members
+            .iter()
+            .filter(|m| {
+                candidate
+                    .skills
+                    .iter()
+                    .all(|(s, l)| m.skills.get(s).is_some_and(|have| have >= l))
+            })
+            .max_by(|a, b| {
+                room.get(&a.agent)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .total_cmp(&room.get(&b.agent).copied().unwrap_or(0.0))
+                    .then(b.agent.cmp(&a.agent))
+            });
+        if let Some(member) = best {
+            *room.entry(member.agent.clone()).or_default() -= candidate.estimate;
+            let entry = allocation.entry(member.agent.clone()).or_default();
+            entry.0.push(task.clone());
+            entry.1 += candidate.estimate;
+        }
+    }
+    Plan {
+        selected,
+        points,
+        allocation,
+        left_out: left_out
+            .into_iter()
+            .map(|(t, why)| (t.to_owned(), why))
+            .collect(),
+    }
+}
