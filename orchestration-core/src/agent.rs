@@ -16,6 +16,7 @@ mod performance;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use performance::percentile;
 pub use performance::{AgentPerformance, Attempt, AttemptEnd, Metrics, performance};
 
 /// Whether an agent takes work.

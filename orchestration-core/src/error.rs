@@ -141,6 +141,43 @@ pub enum Error {
         /// The agent acknowledging.
         agent: String,
     },
+    /// No sprint has this name.
+    #[error("unknown sprint `{0}`")]
+    UnknownSprint(String),
+    /// The sprint's status does not allow this.
+    #[error("sprint `{sprint}` is {status}: it cannot {action}")]
+    IllegalSprintAction {
+        /// The sprint's name.
+        sprint: String,
+        /// Its status now.
+        status: crate::sprint::SprintStatus,
+        /// What was attempted, as a verb phrase.
+        action: &'static str,
+    },
+    /// The task is already in a sprint that is not closed.
+    #[error(
+        "task `{task}` is already in sprint `{sprint}`; a task belongs to at most one open sprint: remove it there first"
+    )]
+    TaskInSprint {
+        /// `workflow/key` of the task.
+        task: String,
+        /// The sprint it is in.
+        sprint: String,
+    },
+    /// An agent would be a member of two open sprints whose dates overlap.
+    #[error(
+        "agent `{agent}` is a member of sprint `{sprint}` ({start} to {end}), which overlaps these dates"
+    )]
+    SprintOverlap {
+        /// The agent.
+        agent: String,
+        /// The other sprint.
+        sprint: String,
+        /// Its first day.
+        start: chrono::NaiveDate,
+        /// Its last day.
+        end: chrono::NaiveDate,
+    },
     /// The database was written by a newer version of this library.
     #[error(
         "the database has schema version {found}, newer than the {supported} this build understands; upgrade orchestration"

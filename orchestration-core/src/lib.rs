@@ -44,16 +44,20 @@ pub use crate::error::{Error, Result, SpecError};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::sprint::{
-    Capacity, ClosedSprint, FOCUS_WINDOW, Forecast, Member, MemberCapacity, Plan, VELOCITY_WINDOW,
-    Velocity, WorkWeek, capacity, forecast, guideline, learnt_focus_factor, plan, velocity,
-    working_days,
+    Accuracy, Aging, BurnPoint, Capacity, ClosedSprint, Contribution, FOCUS_WINDOW, Finding,
+    FindingsInput, Flow, Forecast, Member, MemberCapacity, Plan, ScopeChange, ScopeChangeKind,
+    ScopeItem, SprintReport, SprintStatus, Totals, VELOCITY_WINDOW, Velocity, Window, WorkWeek,
+    accuracy, capacity, contributions, end_of_day, findings, forecast, guideline,
+    learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
 };
 pub use crate::store::{
-    AgentUpdate, Assigned, BatchDelegation, Claim, ClaimRequest, CreateOptions, Created,
-    DEFAULT_DB_PATH, DEFAULT_LEASE, Delegation, DependencyEdit, DependencyResult, Event, EventKind,
-    ExecuteOutcome, Handoff, LeasedTask, LockOutcome, Message, Progress, Recipients, Report,
-    ReportOutcome, Store, TaskBrief, TaskRef, TaskView, Tick, Wait, WorkflowRef, WorkflowReport,
-    WorkflowSummary,
+    AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimRequest,
+    CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE, DEFAULT_TRIALS,
+    Delegation, DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome, FocusSource,
+    Handoff, LeasedTask, LockOutcome, MemberSpec, Message, Problem, Progress, Recipients, Report,
+    ReportOutcome, Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast,
+    SprintPlan, SprintSpec, SprintSummary, Store, TaskBrief, TaskRef, TaskView, Tick, Wait,
+    WorkflowRef, WorkflowReport, WorkflowSummary,
 };
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,

@@ -7,11 +7,59 @@
 //! available person-day, mean of the last 3 sprints), and throughput-sampling Monte Carlo.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
 use chrono::{Datelike, Duration, NaiveDate};
 
+mod chart;
+mod report;
 #[cfg(test)]
 mod tests;
+
+pub use chart::{svg, text_chart};
+pub use report::{
+    Accuracy, Aging, BurnPoint, Contribution, Finding, FindingsInput, Flow, ScopeChange,
+    ScopeChangeKind, ScopeItem, SprintReport, Totals, Window, accuracy, contributions, end_of_day,
+    findings, sprint_report,
+};
+
+/// Where a sprint is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SprintStatus {
+    /// Saved with members and tasks; nothing committed yet.
+    Planned,
+    /// Started: the commitment is frozen and scope changes are recorded.
+    Active,
+    /// Over: its numbers count towards velocity.
+    Closed,
+}
+
+impl SprintStatus {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SprintStatus::Planned => "planned",
+            SprintStatus::Active => "active",
+            SprintStatus::Closed => "closed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<SprintStatus> {
+        [
+            SprintStatus::Planned,
+            SprintStatus::Active,
+            SprintStatus::Closed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+impl fmt::Display for SprintStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Which days of the week are working days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +81,40 @@ impl WorkWeek {
     /// Whether `date` is a working day.
     pub fn works_on(&self, date: NaiveDate) -> bool {
         self.days[date.weekday().num_days_from_monday() as usize]
+    }
+
+    /// The week as a bit set, Monday = 1.
+    pub fn bits(&self) -> u8 {
+        self.days
+            .iter()
+            .enumerate()
+            .fold(0, |bits, (i, &works)| bits | (u8::from(works) << i))
+    }
+
+    /// The week from a bit set, Monday = 1.
+    pub fn from_bits(bits: u8) -> WorkWeek {
+        WorkWeek {
+            days: std::array::from_fn(|i| bits & (1 << i) != 0),
+        }
+    }
+
+    /// The `n`-th working day counting `from` itself as the first when it is one; `from` for 0.
+    /// A week without working days gives `from`.
+    pub fn nth_working_day(&self, from: NaiveDate, n: u32) -> NaiveDate {
+        if n == 0 || self.bits() == 0 {
+            return from;
+        }
+        let mut day = from;
+        let mut seen = 0;
+        loop {
+            if self.works_on(day) {
+                seen += 1;
+                if seen == n {
+                    return day;
+                }
+            }
+            day += Duration::days(1);
+        }
     }
 }
 
@@ -298,32 +380,40 @@ pub struct Plan {
     pub left_out: Vec<(String, String)>,
 }
 
-/// Chooses tasks by priority (then b-level) up to `capacity` points, taking a task only with
-/// all its unfinished dependencies (which are then chosen too, if they fit), and only tasks some
+/// Chooses tasks by priority (then b-level) up to `budget` points, taking a task only with all
+/// its unfinished dependencies (which are then chosen too, if they fit), and only tasks some
 /// member can do; then allocates them to the qualified member with the most room left.
-pub fn plan(candidates: &[Candidate], members: &[Member], capacity: &Capacity) -> Plan {
+///
+/// `pinned` tasks (already in the sprint, such as carried-over work) are chosen first whatever
+/// the budget, with their unfinished dependencies; the budget then covers what is left.
+pub fn plan(
+    candidates: &[Candidate],
+    members: &[Member],
+    capacity: &Capacity,
+    budget: f64,
+    pinned: &[String],
+) -> Plan {
     let by_task: HashMap<&str, &Candidate> =
         candidates.iter().map(|c| (c.task.as_str(), c)).collect();
-    let can_do = |c: &Candidate| {
-        members.iter().any(|m| {
-            c.skills
-                .iter()
-                .all(|(s, l)| m.skills.get(s).is_some_and(|have| have >= l))
-        })
-    };
-    let mut order: Vec<&Candidate> = candidates.iter().collect();
-    order.sort_by(|a, b| {
+    let can_do = |c: &Candidate| members.iter().any(|m| qualified(m, c));
+    let mut order: Vec<(&Candidate, bool)> = pinned
+        .iter()
+        .filter_map(|task| by_task.get(task.as_str()).map(|c| (*c, true)))
+        .collect();
+    let mut rest: Vec<&Candidate> = candidates.iter().collect();
+    rest.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
             .then(b.b_level.total_cmp(&a.b_level))
             .then(a.task.cmp(&b.task))
     });
+    order.extend(rest.into_iter().map(|c| (c, false)));
 
     let mut chosen: BTreeSet<&str> = BTreeSet::new();
     let mut selected: Vec<String> = Vec::new();
     let mut points = 0.0;
     let mut left_out: BTreeMap<&str, String> = BTreeMap::new();
-    for candidate in order {
+    for (candidate, forced) in order {
         if chosen.contains(candidate.task.as_str())
             || left_out.contains_key(candidate.task.as_str())
         {
@@ -331,14 +421,16 @@ pub fn plan(candidates: &[Candidate], members: &[Member], capacity: &Capacity) -
         }
         // The task and every unfinished dependency not yet chosen, dependencies first.
         let mut closure: Vec<&Candidate> = Vec::new();
+        let mut in_closure: BTreeSet<&str> = BTreeSet::new();
         let mut problem = None;
         let mut stack = vec![(candidate, false)];
         let mut visiting: BTreeSet<&str> = BTreeSet::new();
         while let Some((task, expanded)) = stack.pop() {
-            if chosen.contains(task.task.as_str()) || closure.iter().any(|c| c.task == task.task) {
+            if chosen.contains(task.task.as_str()) || in_closure.contains(task.task.as_str()) {
                 continue;
             }
             if expanded {
+                in_closure.insert(task.task.as_str());
                 closure.push(task);
                 continue;
             }
@@ -378,19 +470,15 @@ pub fn plan(candidates: &[Candidate], members: &[Member], capacity: &Capacity) -
             continue;
         }
         let extra: f64 = closure.iter().map(|c| c.estimate).sum();
-        if points + extra > capacity.points + 1e-9 {
+        if !forced && points + extra > budget + 1e-9 {
+            let left = (budget - points).max(0.0);
             let reason = if closure.len() > 1 {
                 format!(
-                    "with its {} unfinished dependencies it needs {extra} points; {:.1} are left",
+                    "with its {} unfinished dependencies it needs {extra} points; {left:.1} are left",
                     closure.len() - 1,
-                    capacity.points - points
                 )
             } else {
-                format!(
-                    "needs {} points; {:.1} are left",
-                    candidate.estimate,
-                    capacity.points - points
-                )
+                format!("needs {} points; {left:.1} are left", candidate.estimate)
             };
             left_out.insert(candidate.task.as_str(), reason);
             continue;
@@ -413,12 +501,7 @@ pub fn plan(candidates: &[Candidate], members: &[Member], capacity: &Capacity) -
         let candidate = by_task[task.as_str()];
         let best = members
             .iter()
-            .filter(|m| {
-                candidate
-                    .skills
-                    .iter()
-                    .all(|(s, l)| m.skills.get(s).is_some_and(|have| have >= l))
-            })
+            .filter(|m| qualified(m, candidate))
             .max_by(|a, b| {
                 room.get(&a.agent)
                     .copied()
@@ -442,4 +525,11 @@ pub fn plan(candidates: &[Candidate], members: &[Member], capacity: &Capacity) -
             .map(|(t, why)| (t.to_owned(), why))
             .collect(),
     }
+}
+
+/// Whether `member` has every skill `task` needs at its level.
+fn qualified(member: &Member, task: &Candidate) -> bool {
+    task.skills
+        .iter()
+        .all(|(s, l)| member.skills.get(s).is_some_and(|have| have >= l))
 }

@@ -11,6 +11,7 @@ mod delegation;
 mod event;
 mod performance;
 mod refs;
+mod sprint;
 mod task;
 mod workflow;
 
@@ -33,6 +34,11 @@ pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
 pub use delegation::{Assigned, BatchDelegation, Delegation};
 pub use event::{Event, EventKind};
 pub use refs::{TaskRef, WorkflowRef};
+pub use sprint::{
+    AnalyticsOptions, CarryOver, DEFAULT_FOCUS_FACTOR, DEFAULT_TRIALS, FocusSource, MemberSpec,
+    Problem, Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast,
+    SprintPlan, SprintSpec, SprintSummary,
+};
 pub use task::{
     Claim, ClaimRequest, DEFAULT_LEASE, DependencyResult, Report, ReportOutcome, TaskView, Tick,
 };
@@ -51,10 +57,11 @@ const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("store/schema.sql"),
     include_str!("store/schema_2.sql"),
     include_str!("store/schema_3.sql"),
+    include_str!("store/schema_4.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

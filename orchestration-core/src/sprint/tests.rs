@@ -180,7 +180,7 @@ fn planning_takes_dependencies_along_and_explains_what_is_left_out() {
         candidate("w/orphan", 1.0, 40, &[], &["w/missing"]),
         candidate("w/later", 1.0, 30, &[], &[]),
     ];
-    let plan = plan(&candidates, &members, &capacity);
+    let plan = plan(&candidates, &members, &capacity, capacity.points, &[]);
     assert_eq!(
         plan.selected,
         ["w/api", "w/feature", "w/fix", "w/later"],
@@ -224,7 +224,7 @@ proptest! {
             available_days: 5.0,
             points: f64::from(capacity_points),
         };
-        let plan = plan(&candidates, &members, &capacity);
+        let plan = plan(&candidates, &members, &capacity, capacity.points, &[]);
         prop_assert!(plan.points <= f64::from(capacity_points) + 1e-9);
         for (position, task) in plan.selected.iter().enumerate() {
             let candidate = candidates.iter().find(|c| &c.task == task).unwrap();

@@ -33,6 +33,14 @@ pub enum EventKind {
     AgentProfile,
     /// A message was sent (`detail`: its id and recipient).
     Message,
+    /// A sprint was planned, started or closed; `detail` holds the new status, `value` the
+    /// commitment (at the start) or the points completed (at the close).
+    SprintStatus,
+    /// A task joined or left a sprint; `detail` is `added`, `removed` or `carried_over`, `value`
+    /// the task's estimate.
+    SprintScope,
+    /// A task was re-estimated; `value` is the new estimate, `detail` the old one.
+    EstimateChanged,
 }
 
 impl EventKind {
@@ -47,6 +55,9 @@ impl EventKind {
             EventKind::DependencyRemoved => "dependency_removed",
             EventKind::AgentProfile => "agent_profile",
             EventKind::Message => "message",
+            EventKind::SprintStatus => "sprint_status",
+            EventKind::SprintScope => "sprint_scope",
+            EventKind::EstimateChanged => "estimate_changed",
         }
     }
 
@@ -60,6 +71,9 @@ impl EventKind {
             EventKind::DependencyRemoved,
             EventKind::AgentProfile,
             EventKind::Message,
+            EventKind::SprintStatus,
+            EventKind::SprintScope,
+            EventKind::EstimateChanged,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == s)
@@ -85,6 +99,8 @@ pub struct Event {
     pub workflow: Option<WorkflowId>,
     /// The workflow's name.
     pub workflow_name: Option<String>,
+    /// The sprint's name, when it concerns one.
+    pub sprint: Option<String>,
     /// The task's id, when it concerns one.
     pub task: Option<TaskId>,
     /// The task's key.
@@ -107,6 +123,7 @@ pub struct Event {
 #[derive(Debug, Default)]
 pub(crate) struct NewEvent<'a> {
     pub(crate) workflow: Option<i64>,
+    pub(crate) sprint: Option<i64>,
     pub(crate) task: Option<i64>,
     pub(crate) agent: Option<&'a str>,
     pub(crate) from: Option<TaskState>,
@@ -124,7 +141,7 @@ pub(crate) fn append(
 ) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, \
-         value, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         value, detail, sprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         millis(at),
@@ -137,6 +154,7 @@ pub(crate) fn append(
         event.attempt,
         event.value,
         event.detail,
+        event.sprint,
     ])?;
     Ok(())
 }
@@ -147,8 +165,9 @@ impl Store {
         self.read(|tx, _| {
             let mut stmt = tx.prepare_cached(
                 "SELECT e.seq, e.at, e.kind, w.uuid, w.name, t.uuid, t.key, e.agent, \
-                 e.from_state, e.to_state, e.attempt, e.value, e.detail \
+                 e.from_state, e.to_state, e.attempt, e.value, e.detail, s.name \
                  FROM events e LEFT JOIN workflows w ON w.id = e.workflow \
+                 LEFT JOIN sprints s ON s.id = e.sprint \
                  LEFT JOIN tasks t ON t.id = e.task WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after_seq, limit as i64], |row| {
@@ -164,6 +183,7 @@ impl Store {
                         .get::<_, Option<[u8; 16]>>(3)?
                         .map(WorkflowId::from_bytes),
                     workflow_name: row.get(4)?,
+                    sprint: row.get(13)?,
                     task: row.get::<_, Option<[u8; 16]>>(5)?.map(TaskId::from_bytes),
                     task_key: row.get(6)?,
                     agent: row.get(7)?,

@@ -826,7 +826,8 @@ pub(crate) fn apply(
     tx.prepare_cached(
         "UPDATE tasks SET state = ?2, reason = ?3, attempt = ?4, agent = ?5, token = ?6, \
          deadline = ?7, ready_at = ?8, started_at = ?9, finished_at = ?10, result = ?11, \
-         error = ?12, actual = ?13 WHERE id = ?1",
+         error = ?12, actual = ?13, first_started_at = coalesce(first_started_at, ?9), \
+         done_by = CASE WHEN ?2 = 'succeeded' THEN ?14 END WHERE id = ?1",
     )?
     .execute(params![
         task.id,
@@ -842,6 +843,7 @@ pub(crate) fn apply(
         task.result,
         task.error,
         task.actual,
+        event_agent,
     ])?;
     // An attempt ended: the agent's record grows. Releases and cancellations are not the
     // agent's doing, so they do not count.
@@ -888,6 +890,7 @@ pub(crate) fn apply(
                 _ => None,
             },
             detail,
+            sprint: None,
         },
     )?;
     Ok(())

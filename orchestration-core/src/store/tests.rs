@@ -987,7 +987,7 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database has schema version 99, newer than the 3 this build understands; upgrade orchestration"
+        "the database has schema version 99, newer than the 4 this build understands; upgrade orchestration"
     );
 }
 
@@ -1483,6 +1483,11 @@ fn a_version_1_database_is_migrated_and_agent_records_backfilled() {
         (1, 2, 1)
     );
     assert!((record.log_ratio_sum - 4f64.ln()).abs() < 1e-12);
+    // Version 4 learnt who finished each task from the log.
+    let done_by: Option<String> = conn
+        .query_row("SELECT done_by FROM tasks", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(done_by.as_deref(), Some("old-agent"));
 }
 
 #[test]

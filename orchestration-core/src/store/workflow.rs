@@ -1019,6 +1019,11 @@ struct Graph {
     dag: Dag,
 }
 
+/// Recomputes the b-level ranks of `workflow`'s tasks, after an estimate changed.
+pub(crate) fn rerank(tx: &Transaction<'_>, workflow: i64) -> Result<()> {
+    Graph::load(tx, workflow)?.save_ranks(tx)
+}
+
 impl Graph {
     fn load(conn: &Connection, workflow: i64) -> Result<Graph> {
         let tasks = workflow_tasks(conn, workflow)?;

@@ -1,0 +1,636 @@
+//! Sprint use cases against hand-computed numbers: a two-week sprint with scope added,
+//! re-estimated and removed mid-sprint; learning velocity and the focus factor for the next
+//! plan; carry-over into a named sprint; and a specific error, with nothing written, for each
+//! kind of bad input.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+use crate::{
+    AgentUpdate, AnalyticsOptions, Claim, Clock, CreateOptions, Error, FocusSource, ManualClock,
+    MemberSpec, Report, RetrospectiveOptions, ScopeChangeKind, SprintSpec, SprintStatus, Store,
+    TaskRef, TaskSpec, WorkflowSpec,
+};
+
+struct Team {
+    store: Store,
+    clock: ManualClock,
+    /// Claims whose leases [`Team::set`] keeps alive.
+    held: std::cell::RefCell<Vec<(Claim, String)>>,
+}
+
+fn date(m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+}
+
+fn at(m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, m, d, h, min, 0).unwrap()
+}
+
+fn close_to(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+/// Two agents: `ana` (rust 3, 2 points a day) and `bo` (rust 1, docs 3, 1 point a day); the
+/// workflow `proj` and, for mid-sprint additions, `extra`.
+fn team() -> Team {
+    let (clock, handle) = Clock::manual(at(3, 2, 9, 0));
+    let store = Store::open_in_memory().unwrap().with_clock(clock);
+    let agent = |skills: &[(&str, u8)], ppd: f64| AgentUpdate {
+        capabilities: Some(skills.iter().map(|(s, l)| (s.to_string(), *l)).collect()),
+        points_per_day: Some(ppd),
+        ..AgentUpdate::default()
+    };
+    store
+        .upsert_agent("ana", &agent(&[("rust", 3)], 2.0))
+        .unwrap();
+    store
+        .upsert_agent("bo", &agent(&[("rust", 1), ("docs", 3)], 1.0))
+        .unwrap();
+    let t = |key: &str, points: f64, priority: i64| {
+        TaskSpec::new(key, format!("do {key}"))
+            .estimate(points)
+            .priority(priority)
+    };
+    let start = CreateOptions {
+        start: true,
+        idempotency_key: None,
+    };
+    store
+        .create_workflow(
+            WorkflowSpec::new("proj", crate::Mode::Dag)
+                .task(t("a", 3.0, 50).skill("rust", 2))
+                .task(t("b", 5.0, 60).skill("rust", 2).after(["a"]))
+                .task(t("c", 2.0, 40).skill("docs", 1))
+                .task(t("d", 8.0, 80).skill("rust", 4))
+                .task(t("e", 1.0, 70).skill("rust", 2).after(["d"]))
+                .task(t("f", 13.0, 90)),
+            &start,
+        )
+        .unwrap();
+    store
+        .create_workflow(
+            WorkflowSpec::new("extra", crate::Mode::Dag).task(t("g", 2.0, 10)),
+            &start,
+        )
+        .unwrap();
+    Team {
+        store,
+        clock: handle,
+        held: Default::default(),
+    }
+}
+
+fn s1() -> SprintSpec {
+    let mut spec = SprintSpec::new("s1", date(3, 2), date(3, 13))
+        .member(MemberSpec::new("ana"))
+        .member(
+            MemberSpec::new("bo")
+                .availability(0.5)
+                .days_off([date(3, 4)]),
+        );
+    spec.focus_factor = Some(0.5);
+    spec.workflows = vec!["proj".into()];
+    spec
+}
+
+impl Team {
+    fn events(&self) -> usize {
+        self.store.events_since(0, usize::MAX >> 1).unwrap().len()
+    }
+
+    /// Moves the clock to `to`, heartbeating every held lease at least twice a day.
+    fn set(&self, to: DateTime<Utc>) {
+        let step = chrono::Duration::hours(12);
+        while self.clock.now() + step < to {
+            self.clock.advance(step);
+            self.heartbeat();
+        }
+        self.clock.set(to);
+        self.heartbeat();
+    }
+
+    fn heartbeat(&self) {
+        for (claim, agent) in self.held.borrow().iter() {
+            self.store
+                .report(
+                    &TaskRef::Id(claim.task.id),
+                    agent,
+                    claim.token,
+                    &Report::Heartbeat,
+                    Some(chrono::Duration::days(1)),
+                )
+                .unwrap();
+        }
+    }
+
+    fn claim(&self, agent: &str, key: &str, at: DateTime<Utc>) -> Claim {
+        self.set(at);
+        let claim = self
+            .store
+            .claim(
+                &crate::ClaimRequest::new(agent)
+                    .task(TaskRef::key("proj", key))
+                    .lease(chrono::Duration::days(1)),
+            )
+            .unwrap()
+            .unwrap();
+        self.held
+            .borrow_mut()
+            .push((claim.clone(), agent.to_owned()));
+        claim
+    }
+
+    fn complete(&self, claim: &Claim, agent: &str, at: DateTime<Utc>, actual: f64) {
+        self.set(at);
+        self.held
+            .borrow_mut()
+            .retain(|(held, _)| held.task.id != claim.task.id);
+        self.store
+            .report(
+                &TaskRef::Id(claim.task.id),
+                agent,
+                claim.token,
+                &Report::Complete {
+                    result: None,
+                    actual: Some(actual),
+                },
+                None,
+            )
+            .unwrap();
+    }
+
+    fn work(&self, agent: &str, key: &str, start: DateTime<Utc>, end: DateTime<Utc>, actual: f64) {
+        let claim = self.claim(agent, key, start);
+        self.complete(&claim, agent, end, actual);
+    }
+}
+
+#[test]
+fn a_plan_counts_capacity_keeps_dependencies_and_says_what_it_left_out() {
+    let team = team();
+    let before = team.events();
+    let plan = team.store.plan_sprint(&s1()).unwrap();
+    assert_eq!(team.events(), before, "a dry run writes nothing");
+    assert!(team.store.sprints().unwrap().is_empty());
+
+    // ana: 10 days × 1.0 × 2 × 0.5 = 10; bo: 9 days (one off) × 0.5 × 1 × 0.5 = 2.25.
+    let per_member: Vec<(String, u32, f64)> = plan
+        .capacity
+        .members
+        .iter()
+        .map(|m| (m.agent.clone(), m.working_days, m.points))
+        .collect();
+    assert_eq!(
+        per_member,
+        [("ana".into(), 10, 10.0), ("bo".into(), 9, 2.25)]
+    );
+    assert!(close_to(plan.capacity.points, 12.25));
+    assert!(close_to(plan.raw_capacity, 24.5));
+    assert_eq!(plan.focus, FocusSource::Given);
+    assert_eq!(plan.velocity, None);
+    assert!(close_to(plan.target, 12.25));
+
+    assert_eq!(plan.plan.selected, ["proj/a", "proj/b", "proj/c"]);
+    assert!(close_to(plan.plan.points, 10.0));
+    let allocation: Vec<(String, Vec<String>, f64)> = plan
+        .plan
+        .allocation
+        .iter()
+        .map(|(agent, (tasks, points))| (agent.clone(), tasks.clone(), *points))
+        .collect();
+    assert_eq!(
+        allocation,
+        [
+            ("ana".into(), vec!["proj/a".into(), "proj/b".into()], 8.0),
+            ("bo".into(), vec!["proj/c".into()], 2.0),
+        ]
+    );
+    assert_eq!(
+        plan.plan.left_out,
+        [
+            ("proj/d".into(), "no member has the skills: rust>=4".into()),
+            (
+                "proj/e".into(),
+                "depends on `proj/d`, which no member can do".into()
+            ),
+            ("proj/f".into(), "needs 13 points; 12.2 are left".into()),
+        ]
+    );
+}
+
+/// The sprint of the module docs, day by day (Monday 2 March to Friday 13 March 2026):
+///
+/// | day | what happens | scope | done | remaining |
+/// |---|---|---|---|---|
+/// | Mon 2 | start (a 3, b 5, c 2); ana does a | 10 | 3 | 7 |
+/// | Tue 3 | g (2) added; ana starts b | 12 | 3 | 9 |
+/// | Wed 4 | b re-estimated 5 → 8; bo does c | 15 | 5 | 10 |
+/// | Thu 5 | g removed | 13 | 5 | 8 |
+/// | Fri 6 | ana finishes b | 13 | 13 | 0 |
+#[test]
+fn analytics_follow_scope_changes_mid_sprint() {
+    let team = team();
+    let started = team.store.start_sprint(&s1()).unwrap();
+    assert_eq!(started.sprint.status, SprintStatus::Active);
+    assert_eq!(started.sprint.committed, Some(10.0));
+
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 4.0);
+    team.set(at(3, 3, 11, 0));
+    let added = team
+        .store
+        .add_to_sprint("s1", &[TaskRef::key("extra", "g")])
+        .unwrap();
+    assert_eq!((added.changed.len(), added.scope), (1, 12.0));
+    let b = team.claim("ana", "b", at(3, 3, 12, 0));
+    team.set(at(3, 4, 10, 0));
+    assert_eq!(
+        team.store
+            .reestimate(&TaskRef::key("proj", "b"), 8.0)
+            .unwrap(),
+        5.0
+    );
+    team.work("bo", "c", at(3, 4, 12, 0), at(3, 4, 16, 0), 2.0);
+    team.set(at(3, 5, 9, 30));
+    team.store
+        .remove_from_sprint("s1", &[TaskRef::key("extra", "g")])
+        .unwrap();
+    team.complete(&b, "ana", at(3, 6, 10, 0), 10.0);
+
+    team.set(at(3, 9, 9, 0));
+    let analytics = team
+        .store
+        .sprint_analytics("s1", &AnalyticsOptions::default())
+        .unwrap();
+    let r = &analytics.report;
+    let days: Vec<(NaiveDate, f64, f64, f64)> = r
+        .days
+        .iter()
+        .map(|d| (d.date, d.scope, d.completed, d.remaining))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            (date(3, 2), 10.0, 3.0, 7.0),
+            (date(3, 3), 12.0, 3.0, 9.0),
+            (date(3, 4), 15.0, 5.0, 10.0),
+            (date(3, 5), 13.0, 5.0, 8.0),
+            (date(3, 6), 13.0, 13.0, 0.0),
+            (date(3, 9), 13.0, 13.0, 0.0),
+        ]
+    );
+    // b was in progress at the end of Tuesday.
+    assert_eq!(r.days[1].in_progress, 5.0);
+    assert_eq!(r.daily_done, [3.0, 0.0, 2.0, 0.0, 8.0, 0.0]);
+    assert_eq!(r.ideal.len(), 11);
+    assert!(close_to(r.days[0].ideal, 9.0));
+
+    let t = &r.totals;
+    assert_eq!(
+        (t.committed, t.added, t.removed, t.reestimated, t.scope),
+        (10.0, 2.0, 2.0, 3.0, 13.0)
+    );
+    assert_eq!(
+        (t.completed, t.completed_committed, t.progress),
+        (13.0, 10.0, 1.0)
+    );
+    assert_eq!(
+        (t.say_do, t.scope_creep, t.churn, t.rollover_rate),
+        (Some(1.0), Some(0.2), Some(0.4), Some(0.0))
+    );
+    let changes: Vec<(String, ScopeChangeKind, f64)> = r
+        .changes
+        .iter()
+        .map(|c| (c.task.clone(), c.kind, c.points))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("extra/g".into(), ScopeChangeKind::Added, 2.0),
+            ("proj/b".into(), ScopeChangeKind::Reestimated, 3.0),
+            ("extra/g".into(), ScopeChangeKind::Removed, -2.0),
+        ]
+    );
+    // Cycle times 4 h (c), 5 h (a) and 70 h (b).
+    assert_eq!(r.flow.done, 3);
+    assert_eq!(r.flow.cycle_time_p50_hours, Some(5.0));
+    assert!(close_to(r.flow.cycle_time_p85_hours.unwrap(), 50.5));
+    assert!(analytics.carry_over.is_empty());
+    assert!(
+        analytics.forecast.is_some(),
+        "five finished days are history"
+    );
+
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let accuracy = retro.accuracy.clone().unwrap();
+    // ln(4/3), ln(10/8) and ln(2/2); relative errors 0.25, 0.2 and 0.
+    let bias = ((4.0f64 / 3.0).ln() + (10.0f64 / 8.0).ln()) / 3.0;
+    assert!(close_to(accuracy.bias, bias));
+    assert_eq!(
+        (accuracy.tasks, accuracy.mdmre, accuracy.pred25),
+        (3, 0.2, 1.0)
+    );
+    let contributions: Vec<(String, usize, f64)> = retro
+        .contributions
+        .iter()
+        .map(|c| (c.agent.clone(), c.tasks, c.points))
+        .collect();
+    assert_eq!(
+        contributions,
+        [("ana".into(), 2, 11.0), ("bo".into(), 1, 2.0)]
+    );
+    let findings: Vec<&str> = retro
+        .findings
+        .iter()
+        .map(|f| f.observation.as_str())
+        .collect();
+    assert_eq!(
+        findings,
+        ["scope grew by 20% after the start (2.0 points added)"]
+    );
+    assert!(!retro.closed);
+    assert_eq!(retro.sprint.status, SprintStatus::Active);
+}
+
+#[test]
+fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    team.work("ana", "b", at(3, 3, 10, 0), at(3, 5, 15, 0), 5.0);
+    team.set(at(3, 13, 18, 0));
+    let before = team.events();
+    let retro = team
+        .store
+        .sprint_retrospective(
+            "s1",
+            &RetrospectiveOptions {
+                close: true,
+                next: None,
+            },
+        )
+        .unwrap();
+    assert!(team.events() > before);
+    assert!(retro.closed);
+    assert_eq!(retro.sprint.status, SprintStatus::Closed);
+    assert_eq!(retro.sprint.completed, Some(8.0));
+    let carried: Vec<&str> = retro.carry_over.iter().map(|c| c.task.as_str()).collect();
+    assert_eq!(carried, ["proj/c"]);
+    // say/do 8 of 10 is not below 80%, and 20% rolled over is not above 20%.
+    let findings: Vec<(&str, &str)> = retro
+        .findings
+        .iter()
+        .map(|f| (f.observation.as_str(), f.action.as_str()))
+        .collect();
+    assert_eq!(
+        findings,
+        [(
+            "delivered 8.0 of 10.0 committed points with little scope change",
+            "keep the commitment near velocity"
+        )]
+    );
+
+    // The closed sprint's numbers feed the next plan: velocity 8 and focus 8 / 24.5.
+    let mut next = SprintSpec::new("s2", date(3, 16), date(3, 27)).member(MemberSpec::new("ana"));
+    next.workflows = vec!["proj".into(), "extra".into()];
+    let plan = team.store.plan_sprint(&next).unwrap();
+    assert_eq!(plan.focus, FocusSource::Learnt(1));
+    assert!(close_to(plan.capacity.focus_factor, 8.0 / 24.5));
+    assert_eq!(plan.velocity.map(|v| v.mean), Some(8.0));
+    // ana alone: 10 days × 2 × 8/24.5 ≈ 6.53 points, below the velocity of 8.
+    assert!(close_to(plan.target, 20.0 * 8.0 / 24.5));
+    assert!(plan.plan.points <= plan.target + 1e-9);
+
+    // The carried-over task is back in the backlog, but only bo has the docs skill it needs.
+    assert_eq!(plan.plan.selected, ["extra/g"]);
+    assert!(plan.plan.left_out.contains(&(
+        "proj/c".to_owned(),
+        "no member has the skills: docs>=1".to_owned()
+    )));
+    assert!(plan.plan.left_out.contains(&(
+        "proj/f".to_owned(),
+        "needs 13 points; 6.5 are left".to_owned()
+    )));
+    let err = team
+        .store
+        .sprint_retrospective(
+            "s1",
+            &RetrospectiveOptions {
+                close: true,
+                next: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sprint `s1` is closed: it cannot be closed again"
+    );
+}
+
+#[test]
+fn unfinished_work_moves_into_the_named_next_sprint() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    let mut next = SprintSpec::new("s2", date(3, 16), date(3, 27)).member(MemberSpec::new("ana"));
+    next.workflows = vec!["extra".into()];
+    team.store.create_sprint(&next).unwrap();
+    team.set(at(3, 13, 18, 0));
+    let retro = team
+        .store
+        .sprint_retrospective(
+            "s1",
+            &RetrospectiveOptions {
+                close: true,
+                next: Some("s2".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(retro.moved_to.as_deref(), Some("s2"));
+    assert_eq!(retro.carry_over.len(), 3);
+    let s2 = team.store.sprint("s2").unwrap();
+    // g was planned into s2; a, b and c joined it.
+    assert_eq!((s2.status, s2.tasks), (SprintStatus::Planned, 4));
+    team.set(at(3, 16, 9, 0));
+    let started = team.store.start_sprint(&SprintSpec {
+        name: "s2".into(),
+        ..SprintSpec::default()
+    });
+    let started = started.unwrap();
+    assert_eq!(started.sprint.committed, Some(12.0));
+    let analytics = team
+        .store
+        .sprint_analytics("s2", &AnalyticsOptions::default())
+        .unwrap();
+    let times: Vec<(String, u32)> = analytics
+        .carry_over
+        .iter()
+        .map(|c| (c.task.clone(), c.times_carried))
+        .collect();
+    assert!(times.contains(&("proj/a".into(), 1)), "{times:?}");
+    assert!(times.contains(&("extra/g".into(), 0)), "{times:?}");
+}
+
+#[test]
+fn forecasts_are_reproducible_for_a_seed() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    team.set(at(3, 4, 9, 0));
+    let run = |seed| {
+        team.store
+            .sprint_analytics(
+                "s1",
+                &AnalyticsOptions {
+                    trials: 2_000,
+                    seed: Some(seed),
+                },
+            )
+            .unwrap()
+            .forecast
+            .unwrap()
+    };
+    assert_eq!(run(7), run(7));
+    let forecast = run(7);
+    // History: Monday 3 points, Tuesday 0; 7 points left.
+    assert_eq!((forecast.history_days, forecast.remaining), (2, 7.0));
+    assert!(forecast.p50 <= forecast.p85 && forecast.p85 <= forecast.p95);
+    assert!(forecast.p50 >= date(3, 4));
+}
+
+#[test]
+fn bad_input_gets_a_specific_error_and_writes_nothing() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    let mut other = SprintSpec::new("other", date(4, 1), date(4, 10)).member(MemberSpec::new("bo"));
+    other.focus_factor = Some(1.0);
+    team.store.create_sprint(&other).unwrap();
+
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&Store) -> crate::Result<()>>,
+        &'static str,
+    );
+    let spec = |f: fn(&mut SprintSpec)| {
+        let mut spec =
+            SprintSpec::new("new", date(5, 4), date(5, 15)).member(MemberSpec::new("ana"));
+        f(&mut spec);
+        spec
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "end before start",
+            Box::new(move |s| s.plan_sprint(&spec(|x| x.end = Some(date(5, 1)))).map(drop)),
+            "invalid end: the sprint ends (2026-05-01) before it starts (2026-05-04)",
+        ),
+        (
+            "unknown member",
+            Box::new(move |s| {
+                s.create_sprint(&spec(|x| x.members = vec![MemberSpec::new("nobody")]))
+                    .map(drop)
+            }),
+            "unknown agent `nobody`",
+        ),
+        (
+            "availability above 1",
+            Box::new(move |s| {
+                s.create_sprint(&spec(|x| x.members[0].availability = 1.5))
+                    .map(drop)
+            }),
+            "invalid members[0].availability: 1.5 is not from 0 to 1 (the share of `ana`'s time on the sprint)",
+        ),
+        (
+            "overlapping sprints for one agent",
+            Box::new(move |s| {
+                s.start_sprint(&spec(|x| {
+                    x.start = Some(date(3, 9));
+                    x.end = Some(date(3, 20));
+                }))
+                .map(drop)
+            }),
+            "agent `ana` is a member of sprint `s1` (2026-03-02 to 2026-03-13), which overlaps these dates",
+        ),
+        (
+            "a task in another open sprint",
+            Box::new(|s| {
+                s.add_to_sprint("other", &[TaskRef::key("proj", "a")])
+                    .map(drop)
+            }),
+            "task `proj/a` is already in sprint `s1`; a task belongs to at most one open sprint: remove it there first",
+        ),
+        (
+            "starting twice",
+            Box::new(|s| s.start_sprint(&s1()).map(drop)),
+            "sprint `s1` is active: it cannot start",
+        ),
+        (
+            "closing a sprint that never started",
+            Box::new(|s| {
+                s.sprint_retrospective(
+                    "other",
+                    &RetrospectiveOptions {
+                        close: true,
+                        next: None,
+                    },
+                )
+                .map(drop)
+            }),
+            "sprint `other` is planned: it cannot be closed before it starts",
+        ),
+        (
+            "next without close",
+            Box::new(|s| {
+                s.sprint_retrospective(
+                    "s1",
+                    &RetrospectiveOptions {
+                        close: false,
+                        next: Some("other".into()),
+                    },
+                )
+                .map(drop)
+            }),
+            "invalid next: unfinished tasks move to the next sprint only when closing: pass close",
+        ),
+        (
+            "unknown sprint",
+            Box::new(|s| {
+                s.sprint_analytics("nope", &AnalyticsOptions::default())
+                    .map(drop)
+            }),
+            "unknown sprint `nope`",
+        ),
+        (
+            "removing a task that is not in the sprint",
+            Box::new(|s| {
+                s.remove_from_sprint("s1", &[TaskRef::key("extra", "g")])
+                    .map(drop)
+            }),
+            "invalid tasks: task `extra/g` is not in sprint `s1`",
+        ),
+        (
+            "a negative estimate",
+            Box::new(|s| s.reestimate(&TaskRef::key("proj", "a"), -1.0).map(drop)),
+            "invalid estimate: -1 is not a finite number of points from 0 to 10000",
+        ),
+        (
+            "a sprint name with a slash",
+            Box::new(move |s| s.plan_sprint(&spec(|x| x.name = "a/b".into())).map(drop)),
+            "invalid name: sprint name `a/b` may contain only ASCII letters, digits, `-`, `_` and `.`",
+        ),
+    ];
+    for (what, call, message) in cases {
+        let before = team.events();
+        let err: Error = call(&team.store).expect_err(what);
+        assert_eq!(err.to_string(), message, "{what}");
+        assert_eq!(team.events(), before, "{what} wrote something");
+    }
+    let sprints: Vec<String> = team
+        .store
+        .sprints()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(sprints, ["s1", "other"]);
+}
