@@ -55,6 +55,10 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::NotQualified { .. } | Error::Deadlock { .. } => "",
         Error::LockNotHeld { .. } => "agent_collaboration action=locks lists the locks",
         Error::UnknownMessage { .. } => "agent_collaboration action=inbox lists your messages",
+        Error::UnknownSprint(_) => "sprint_analytics without `name` lists the sprints",
+        Error::IllegalSprintAction { .. } => "sprint_analytics shows the sprint's status",
+        Error::TaskInSprint { .. } => "",
+        Error::SprintOverlap { .. } => "change the dates or the members",
         Error::IncompatibleSchema { .. } | Error::Io(_) | Error::Storage(_) => {
             tracing::error!(%error, "storage failure");
             let message = match error {

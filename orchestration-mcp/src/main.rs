@@ -30,6 +30,24 @@ struct Cli {
 enum Command {
     /// Serve the tools (the default).
     Serve(ServeArgs),
+    /// Look at sprints from the command line.
+    #[command(subcommand)]
+    Sprint(SprintCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SprintCommand {
+    /// Print a sprint's burndown and burnup as a text chart, and write them as SVG.
+    Burndown {
+        /// The sprint.
+        name: String,
+        /// Write the chart as SVG to this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// The database file.
+        #[arg(long, env = "ORCHESTRATION_DB", default_value = orchestration_core::DEFAULT_DB_PATH)]
+        db: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -40,7 +58,7 @@ struct ServeArgs {
     /// Serve streamable HTTP at this address (for example 127.0.0.1:8080) instead of stdio.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
-    /// Offer only these tool groups: workflow, task, agent (comma-separated).
+    /// Offer only these tool groups: workflow, task, agent, sprint (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = parse_toolset)]
     toolsets: Option<Vec<Toolset>>,
     /// Require `Authorization: Bearer TOKEN` on HTTP; needed to listen beyond loopback.
@@ -63,6 +81,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Sprint(command)) => return sprint(command),
         None => cli.serve,
     };
     let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
@@ -81,6 +100,45 @@ fn main() -> Result<()> {
             None => serve_stdio(server).await,
         }
     })
+}
+
+/// Runs a `sprint` command. These print their report on stdout: they are not the server, so
+/// stdout is not a protocol channel here.
+#[allow(clippy::print_stdout)]
+fn sprint(command: SprintCommand) -> Result<()> {
+    match command {
+        SprintCommand::Burndown { name, svg, db } => {
+            if !db.exists() {
+                bail!("no database at {}; pass --db", db.display());
+            }
+            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let analytics = store.sprint_analytics(
+                &name,
+                &orchestration_core::AnalyticsOptions {
+                    trials: 1_000,
+                    seed: None,
+                },
+            )?;
+            let report = &analytics.report;
+            println!(
+                "sprint `{}` ({}), {} to {}: {:.1} of {:.1} points done",
+                name,
+                analytics.sprint.status,
+                analytics.sprint.start,
+                analytics.sprint.end,
+                report.totals.completed,
+                report.totals.scope
+            );
+            println!("{}", orchestration_core::text_chart(report, 8));
+            if let Some(path) = svg {
+                let title = format!("Sprint {name}: burndown and burnup");
+                std::fs::write(&path, orchestration_core::svg(&title, report))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn serve_stdio(server: OrchestrationServer) -> Result<()> {

@@ -28,11 +28,18 @@ pub enum Toolset {
     /// `agent_profile`, `agent_delegation`, `agent_workload`, `agent_performance`,
     /// `agent_collaboration`.
     Agent,
+    /// `sprint_planning`, `sprint_analytics`, `sprint_retrospective`.
+    Sprint,
 }
 
 impl Toolset {
     /// Every group.
-    pub const ALL: [Toolset; 3] = [Toolset::Workflow, Toolset::Task, Toolset::Agent];
+    pub const ALL: [Toolset; 4] = [
+        Toolset::Workflow,
+        Toolset::Task,
+        Toolset::Agent,
+        Toolset::Sprint,
+    ];
 }
 
 impl FromStr for Toolset {
@@ -43,8 +50,9 @@ impl FromStr for Toolset {
             "workflow" => Ok(Toolset::Workflow),
             "task" => Ok(Toolset::Task),
             "agent" => Ok(Toolset::Agent),
+            "sprint" => Ok(Toolset::Sprint),
             other => Err(format!(
-                "unknown toolset `{other}`; choose from workflow, task, agent"
+                "unknown toolset `{other}`; choose from workflow, task, agent, sprint"
             )),
         }
     }
@@ -79,6 +87,7 @@ impl OrchestrationServer {
                         + Self::performance_router()
                         + Self::collaboration_router()
                 }
+                Toolset::Sprint => Self::sprint_router(),
             };
         }
         // Make every schema portable once, here, rather than on each tools/list.

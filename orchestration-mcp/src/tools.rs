@@ -3,6 +3,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod collaboration;
+pub(crate) mod sprint;
 pub(crate) mod task;
 pub(crate) mod workflow;
 

@@ -5,5 +5,6 @@
 mod clients;
 mod http;
 mod side_by_side;
+mod sprint;
 mod support;
 mod tools;

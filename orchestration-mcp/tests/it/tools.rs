@@ -655,7 +655,7 @@ async fn tools_list_matches_the_snapshot_and_stays_small() {
         );
         let annotations = tool.annotations.as_ref().unwrap();
         let read_only = annotations.read_only_hint == Some(true);
-        let reads = ["workflow_status", "agent_performance"];
+        let reads = ["workflow_status", "agent_performance", "sprint_analytics"];
         assert_eq!(
             read_only,
             reads.contains(&&*tool.name),

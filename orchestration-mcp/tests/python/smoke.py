@@ -27,6 +27,9 @@ EXPECTED_TOOLS = {
     "agent_workload",
     "agent_performance",
     "agent_collaboration",
+    "sprint_planning",
+    "sprint_analytics",
+    "sprint_retrospective",
 }
 
 
@@ -111,6 +114,28 @@ async def legacy_session(binary: str, db: str) -> None:
             status = await client.call_tool("workflow_status", {"workflow": "py-smoke", "diagram": True})
             check(status.structured_content["progress"] == "moving", f"{status.structured_content}")
             check(status.structured_content["mermaid"].startswith("flowchart LR"), "mermaid diagram")
+
+            await client.call_tool(
+                "agent_profile", {"action": "upsert", "name": "py-lead", "points_per_day": 2}
+            )
+            sprint = await client.call_tool(
+                "sprint_planning",
+                {
+                    "action": "start",
+                    "name": "py-sprint",
+                    "start": "2026-03-02",
+                    "end": "2026-03-06",
+                    "focus_factor": 1,
+                    "workflows": ["py-smoke"],
+                    "members": [{"agent": "py-lead"}],
+                },
+            )
+            plan = sprint.structured_content["plan"]
+            check(not sprint.is_error and plan["capacity"] == 10.0, f"sprint: {sprint.content}")
+            check(plan["selected"] == ["py-smoke/test"], f"sprint plan: {plan}")
+            analytics = await client.call_tool("sprint_analytics", {"name": "py-sprint"})
+            check(analytics.structured_content["totals"]["committed"] == 1.0, f"{analytics.structured_content}")
+            check("burndown" in analytics.content[0].text, "a text chart in the summary")
 
             bad = await client.call_tool("task_claim", {"agent": "py-agent", "lease_seconds": "soon"})
             check(bad.is_error and "invalid type" in bad.content[0].text, f"bad arguments: {bad.content}")

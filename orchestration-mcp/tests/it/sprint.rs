@@ -1,0 +1,328 @@
+//! The sprint tools end to end: plan, start, work, scope changes, analytics with the text
+//! chart and forecast, a retrospective that closes the sprint and carries work over, and a
+//! specific error, with nothing written, for each kind of bad input.
+
+use serde_json::{Value, json};
+
+use crate::support::{Harness, harness};
+
+async fn team(h: &Harness) {
+    for (name, skills, ppd) in [
+        ("ana", json!({"rust": 3}), 2.0),
+        ("bo", json!({"docs": 3}), 1.0),
+    ] {
+        h.call(
+            "agent_profile",
+            json!({"action": "upsert", "name": name, "capabilities": skills, "points_per_day": ppd, "max_concurrent": 5}),
+        )
+        .await
+        .ok();
+    }
+    h.call(
+        "workflow_create",
+        json!({"name": "proj", "tasks": [
+            {"key": "a", "title": "A", "estimate": 3, "priority": 50, "skills": {"rust": 2}},
+            {"key": "b", "title": "B", "estimate": 5, "priority": 60, "skills": {"rust": 2}, "depends_on": ["a"]},
+            {"key": "c", "title": "C", "estimate": 2, "priority": 40, "skills": {"docs": 1}},
+            {"key": "d", "title": "D", "estimate": 8, "priority": 80, "skills": {"rust": 5}},
+            {"key": "g", "title": "G", "estimate": 2, "priority": 10}
+        ]}),
+    )
+    .await
+    .ok();
+}
+
+fn s1() -> Value {
+    json!({
+        "name": "s1", "start": "2026-03-02", "end": "2026-03-13", "focus_factor": 0.5,
+        "commit": 10,
+        "members": [{"agent": "ana"}, {"agent": "bo", "availability": 0.5, "days_off": ["2026-03-04"]}]
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+async fn complete(h: &Harness, agent: &str, task: &str, actual: f64) {
+    let claim = h
+        .call("task_claim", json!({"agent": agent, "task": task}))
+        .await
+        .ok();
+    let token = claim.at("/token").as_u64().unwrap();
+    h.clock.advance(chrono::Duration::minutes(10));
+    h.call(
+        "task_update",
+        json!({"task": task, "agent": agent, "token": token, "action": "complete", "actual": actual}),
+    )
+    .await
+    .ok();
+}
+
+#[tokio::test]
+async fn a_sprint_is_planned_started_tracked_and_closed_through_the_tools() {
+    let h = harness().await;
+    team(&h).await;
+
+    let plan = h
+        .call("sprint_planning", with(s1(), json!({"action": "plan"})))
+        .await
+        .ok();
+    assert!(
+        plan.text.starts_with("sprint `s1` (dry run, nothing saved): 3 tasks, 10.0 points of 12.2 capacity (10 working days, focus 0.50); 2 left out"),
+        "{}",
+        plan.text
+    );
+    assert_eq!(plan.at("/plan/capacity"), &json!(12.25));
+    assert_eq!(
+        plan.at("/plan/selected"),
+        &json!(["proj/a", "proj/b", "proj/c"])
+    );
+    assert_eq!(plan.at("/plan/allocation/bo/tasks"), &json!(["proj/c"]));
+    assert_eq!(plan.at("/plan/left_out/0/task"), &json!("proj/d"));
+    assert_eq!(plan.at("/plan/saved"), &json!(false));
+    let listed = h.call("sprint_analytics", json!({})).await.ok();
+    assert_eq!(listed.at("/sprints"), &json!([]), "a dry run saves nothing");
+
+    let started = h
+        .call("sprint_planning", with(s1(), json!({"action": "start"})))
+        .await
+        .ok();
+    assert_eq!(started.at("/sprint/status"), &json!("active"));
+    assert_eq!(started.at("/sprint/committed"), &json!(10.0));
+
+    complete(&h, "ana", "proj/a", 4.0).await;
+    h.clock.advance(chrono::Duration::days(1));
+    let added = h
+        .call(
+            "sprint_planning",
+            json!({"action": "add", "name": "s1", "tasks": ["proj/g"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(added.at("/edit/scope"), &json!(12.0));
+    h.clock.advance(chrono::Duration::minutes(1));
+    let estimated = h
+        .call(
+            "sprint_planning",
+            json!({"action": "estimate", "tasks": ["proj/b"], "estimate": 8}),
+        )
+        .await
+        .ok();
+    assert_eq!(estimated.at("/estimate/old"), &json!(5.0));
+    complete(&h, "ana", "proj/b", 9.0).await;
+    h.clock.advance(chrono::Duration::days(1));
+
+    let analytics = h
+        .call("sprint_analytics", json!({"name": "s1", "seed": 42}))
+        .await
+        .ok();
+    assert_eq!(analytics.at("/totals/committed"), &json!(10.0));
+    assert_eq!(analytics.at("/totals/added"), &json!(2.0));
+    assert_eq!(analytics.at("/totals/reestimated"), &json!(3.0));
+    assert_eq!(analytics.at("/totals/scope"), &json!(15.0));
+    assert_eq!(analytics.at("/totals/completed"), &json!(11.0));
+    let days = analytics.at("/days").as_array().unwrap();
+    assert_eq!(days.len(), 3, "Monday to Wednesday so far");
+    assert_eq!(days[0]["remaining"], json!(7.0));
+    assert_eq!(analytics.at("/changes/0/kind"), &json!("added"));
+    assert!(
+        analytics.at("/forecast/p85").is_string(),
+        "{}",
+        analytics.text
+    );
+    assert!(analytics.text.contains("burndown (● remaining, · ideal)"));
+    assert!(analytics.text.contains("burnup (─ scope, █ completed)"));
+    let again = h
+        .call("sprint_analytics", json!({"name": "s1", "seed": 42}))
+        .await
+        .ok();
+    assert_eq!(again.at("/forecast"), analytics.at("/forecast"));
+
+    h.call(
+        "sprint_planning",
+        json!({"action": "create", "name": "s2", "start": "2026-03-16", "end": "2026-03-27", "members": [{"agent": "bo"}], "workflows": ["proj"]}),
+    )
+    .await
+    .ok();
+    let retro = h
+        .call(
+            "sprint_retrospective",
+            json!({"name": "s1", "close": true, "next": "s2"}),
+        )
+        .await
+        .ok();
+    assert_eq!(retro.at("/closed"), &json!(true));
+    assert_eq!(retro.at("/sprint/status"), &json!("closed"));
+    assert_eq!(retro.at("/moved_to"), &json!("s2"));
+    assert_eq!(retro.at("/carry_over/0/task"), &json!("proj/c"));
+    assert_eq!(retro.at("/contributions/0/agent"), &json!("ana"));
+    assert_eq!(retro.at("/accuracy/tasks"), &json!(2));
+    assert!(
+        retro.text.contains("\n- scope grew by 20% after the start"),
+        "{}",
+        retro.text
+    );
+    let s2 = h.call("sprint_analytics", json!({"name": "s2"})).await.ok();
+    assert_eq!(s2.at("/carry_over/0/task"), &json!("proj/c"));
+    assert_eq!(s2.at("/velocity/mean"), &json!(11.0));
+}
+
+#[tokio::test]
+async fn sprint_errors_name_the_problem_and_write_nothing() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "start"})))
+        .await
+        .ok();
+    h.call(
+        "sprint_planning",
+        json!({"action": "create", "name": "later", "start": "2026-04-06", "end": "2026-04-17", "members": [{"agent": "bo"}], "focus_factor": 1}),
+    )
+    .await
+    .ok();
+    let cases = [
+        (
+            json!({"action": "plan", "name": "x", "start": "2026-05-10", "end": "2026-05-01", "members": [{"agent": "ana"}]}),
+            "invalid end: the sprint ends (2026-05-01) before it starts (2026-05-10)",
+        ),
+        (
+            json!({"action": "create", "name": "x", "start": "2026-05-04", "end": "2026-05-15", "members": [{"agent": "ghost"}]}),
+            "unknown agent `ghost`",
+        ),
+        (
+            json!({"action": "create", "name": "x", "start": "2026-05-04", "end": "2026-05-15", "members": [{"agent": "ana", "availability": 1.5}]}),
+            "invalid members[0].availability: 1.5 is not from 0 to 1",
+        ),
+        (
+            json!({"action": "start", "name": "x", "start": "2026-03-09", "end": "2026-03-20", "members": [{"agent": "ana"}]}),
+            "agent `ana` is a member of sprint `s1` (2026-03-02 to 2026-03-13), which overlaps these dates",
+        ),
+        (
+            json!({"action": "add", "name": "later", "tasks": ["proj/a"]}),
+            "task `proj/a` is already in sprint `s1`",
+        ),
+        (
+            json!({"action": "plan", "name": "x", "start": "March", "end": "2026-05-15", "members": [{"agent": "ana"}]}),
+            "invalid start: `March` is not a YYYY-MM-DD date",
+        ),
+        (
+            json!({"action": "estimate", "tasks": ["proj/a"]}),
+            "invalid estimate: estimate needs `estimate`",
+        ),
+        (
+            json!({"action": "add", "name": "nope", "tasks": ["proj/g"]}),
+            "unknown sprint `nope`",
+        ),
+    ];
+    let events = || h.store.events_since(0, usize::MAX >> 1).unwrap().len();
+    for (arguments, expected) in cases {
+        let before = events();
+        let text = h.call("sprint_planning", arguments.clone()).await.err();
+        assert!(text.contains(expected), "{arguments}: {text}");
+        assert_eq!(events(), before, "{arguments} wrote something");
+    }
+    let not_started = h
+        .call(
+            "sprint_retrospective",
+            json!({"name": "later", "close": true}),
+        )
+        .await
+        .err();
+    assert!(
+        not_started.contains("sprint `later` is planned: it cannot be closed before it starts"),
+        "{not_started}"
+    );
+    h.call("sprint_retrospective", json!({"name": "s1", "close": true}))
+        .await
+        .ok();
+    let twice = h
+        .call("sprint_retrospective", json!({"name": "s1", "close": true}))
+        .await
+        .err();
+    assert!(
+        twice.contains("sprint `s1` is closed: it cannot be closed again"),
+        "{twice}"
+    );
+}
+
+/// `orchestration-mcp sprint burndown NAME --svg FILE` prints the text chart and writes an SVG.
+#[test]
+fn the_command_line_draws_a_burndown_as_text_and_svg() {
+    use orchestration_core::{
+        AgentUpdate, ClaimRequest, CreateOptions, MemberSpec, Mode, Report, SprintSpec, Store,
+        TaskSpec, WorkflowSpec,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sprints.db");
+    let store = Store::open(&db).unwrap();
+    store.upsert_agent("ana", &AgentUpdate::default()).unwrap();
+    store
+        .create_workflow(
+            WorkflowSpec::new("site", Mode::Parallel)
+                .task(TaskSpec::new("home", "Home page").estimate(3.0))
+                .task(TaskSpec::new("blog", "Blog").estimate(2.0)),
+            &CreateOptions {
+                start: true,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    store
+        .start_sprint(
+            &SprintSpec::new("now", today, today + chrono::Duration::days(13))
+                .member(MemberSpec::new("ana")),
+        )
+        .unwrap();
+    let claim = store.claim(&ClaimRequest::new("ana")).unwrap().unwrap();
+    store
+        .report(
+            &claim.task.id.into(),
+            "ana",
+            claim.token,
+            &Report::Complete {
+                result: None,
+                actual: None,
+            },
+            None,
+        )
+        .unwrap();
+    drop(store);
+
+    let svg = dir.path().join("burndown.svg");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
+        .args(["sprint", "burndown", "now", "--svg"])
+        .arg(&svg)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("burndown (● remaining, · ideal)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("of 5.0 points done"), "{stdout}");
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawing.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_eq!(drawing.matches("<polyline").count(), 4, "{drawing}");
+    assert!(drawing.contains("Sprint now: burndown and burnup"));
+
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
+        .args(["sprint", "burndown", "nope", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown sprint `nope`"));
+}
