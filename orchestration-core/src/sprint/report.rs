@@ -623,8 +623,8 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
             .unwrap_or_default();
         out.push(Finding {
             observation: format!(
-                "{} tasks failed or could not run; the most common reason ({count}): {top}",
-                input.failures.len()
+                "{} failed or could not run; the most common reason ({count}): {top}",
+                tasks(input.failures.len())
             ),
             action: "fix the cause, then run workflow_execute retry_failed on their workflows"
                 .into(),
@@ -633,8 +633,8 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
     if input.stuck > 0 {
         out.push(Finding {
             observation: format!(
-                "{} tasks have been in progress longer than the p85 cycle time",
-                input.stuck
+                "{} in progress for longer than the p85 cycle time",
+                tasks(input.stuck)
             ),
             action: "check on their agents, and split or hand off work that is stuck".into(),
         });
@@ -662,4 +662,13 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
         });
     }
     out
+}
+
+/// "1 task", "2 tasks".
+fn tasks(n: usize) -> String {
+    if n == 1 {
+        "1 task".into()
+    } else {
+        format!("{n} tasks")
+    }
 }
