@@ -393,102 +393,138 @@ pub fn plan(
     budget: f64,
     pinned: &[String],
 ) -> Plan {
-    let by_task: HashMap<&str, &Candidate> =
-        candidates.iter().map(|c| (c.task.as_str(), c)).collect();
-    let can_do = |c: &Candidate| members.iter().any(|m| qualified(m, c));
-    let mut order: Vec<(&Candidate, bool)> = pinned
+    // Tasks are handled by index: a plan walks dependency chains for thousands of candidates,
+    // so the walk must not hash or allocate per step.
+    let n = candidates.len();
+    let index: HashMap<&str, usize> = candidates
         .iter()
-        .filter_map(|task| by_task.get(task.as_str()).map(|c| (*c, true)))
+        .enumerate()
+        .map(|(i, c)| (c.task.as_str(), i))
         .collect();
-    let mut rest: Vec<&Candidate> = candidates.iter().collect();
-    rest.sort_by(|a, b| {
+    let can_do: Vec<bool> = candidates
+        .iter()
+        .map(|c| members.iter().any(|m| qualified(m, c)))
+        .collect();
+    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(n);
+    let mut missing: Vec<Option<&str>> = Vec::with_capacity(n);
+    for candidate in candidates {
+        let mut resolved = Vec::with_capacity(candidate.depends_on.len());
+        let mut absent = None;
+        for dependency in &candidate.depends_on {
+            match index.get(dependency.as_str()) {
+                Some(&d) => resolved.push(d),
+                None => absent = absent.or(Some(dependency.as_str())),
+            }
+        }
+        deps.push(resolved);
+        missing.push(absent);
+    }
+    let mut order: Vec<(usize, bool)> = pinned
+        .iter()
+        .filter_map(|task| index.get(task.as_str()).map(|&i| (i, true)))
+        .collect();
+    let mut rest: Vec<usize> = (0..n).collect();
+    rest.sort_by(|&a, &b| {
+        let (a, b) = (&candidates[a], &candidates[b]);
         b.priority
             .cmp(&a.priority)
             .then(b.b_level.total_cmp(&a.b_level))
             .then(a.task.cmp(&b.task))
     });
-    order.extend(rest.into_iter().map(|c| (c, false)));
+    order.extend(rest.into_iter().map(|i| (i, false)));
 
-    let mut chosen: BTreeSet<&str> = BTreeSet::new();
+    let mut chosen = vec![false; n];
+    let mut left: Vec<Option<String>> = vec![None; n];
+    // Per-walk marks: a mark equal to the walk's number means "seen in this walk".
+    let mut visited = vec![0u32; n];
+    let mut in_closure = vec![0u32; n];
+    let mut walk = 0u32;
     let mut selected: Vec<String> = Vec::new();
     let mut points = 0.0;
-    let mut left_out: BTreeMap<&str, String> = BTreeMap::new();
+    let mut closure: Vec<usize> = Vec::new();
+    let mut stack: Vec<(usize, bool)> = Vec::new();
     for (candidate, forced) in order {
-        if chosen.contains(candidate.task.as_str())
-            || left_out.contains_key(candidate.task.as_str())
-        {
+        if chosen[candidate] || left[candidate].is_some() {
             continue;
         }
         // The task and every unfinished dependency not yet chosen, dependencies first.
-        let mut closure: Vec<&Candidate> = Vec::new();
-        let mut in_closure: BTreeSet<&str> = BTreeSet::new();
+        walk += 1;
+        closure.clear();
+        stack.clear();
+        stack.push((candidate, false));
         let mut problem = None;
-        let mut stack = vec![(candidate, false)];
-        let mut visiting: BTreeSet<&str> = BTreeSet::new();
         while let Some((task, expanded)) = stack.pop() {
-            if chosen.contains(task.task.as_str()) || in_closure.contains(task.task.as_str()) {
+            if chosen[task] || in_closure[task] == walk {
                 continue;
             }
             if expanded {
-                in_closure.insert(task.task.as_str());
+                in_closure[task] = walk;
                 closure.push(task);
                 continue;
             }
-            if !visiting.insert(task.task.as_str()) {
+            if visited[task] == walk {
                 continue;
             }
-            if !can_do(task) {
-                problem = Some(if task.task == candidate.task {
-                    let needs: Vec<String> = task
+            visited[task] = walk;
+            if !can_do[task] {
+                problem = Some(if task == candidate {
+                    let needs: Vec<String> = candidates[task]
                         .skills
                         .iter()
                         .map(|(s, l)| format!("{s}>={l}"))
                         .collect();
                     format!("no member has the skills: {}", needs.join(", "))
                 } else {
-                    format!("depends on `{}`, which no member can do", task.task)
+                    format!(
+                        "depends on `{}`, which no member can do",
+                        candidates[task].task
+                    )
                 });
                 break;
             }
-            stack.push((task, true));
-            for dependency in &task.depends_on {
-                match by_task.get(dependency.as_str()) {
-                    Some(dep) => stack.push((dep, false)),
-                    None => {
-                        problem = Some(format!(
-                            "depends on `{dependency}`, which is unfinished and not in the backlog"
-                        ));
-                    }
-                }
-            }
-            if problem.is_some() {
+            if let Some(dependency) = missing[task] {
+                problem = Some(format!(
+                    "depends on `{dependency}`, which is unfinished and not in the backlog"
+                ));
                 break;
             }
+            stack.push((task, true));
+            stack.extend(deps[task].iter().map(|&d| (d, false)));
         }
         if let Some(reason) = problem {
-            left_out.insert(candidate.task.as_str(), reason);
+            left[candidate] = Some(reason);
             continue;
         }
-        let extra: f64 = closure.iter().map(|c| c.estimate).sum();
+        let extra: f64 = closure.iter().map(|&c| candidates[c].estimate).sum();
         if !forced && points + extra > budget + 1e-9 {
-            let left = (budget - points).max(0.0);
-            let reason = if closure.len() > 1 {
+            let room = (budget - points).max(0.0);
+            left[candidate] = Some(if closure.len() > 1 {
                 format!(
-                    "with its {} unfinished dependencies it needs {extra} points; {left:.1} are left",
+                    "with its {} unfinished dependencies it needs {extra} points; {room:.1} are left",
                     closure.len() - 1,
                 )
             } else {
-                format!("needs {} points; {left:.1} are left", candidate.estimate)
-            };
-            left_out.insert(candidate.task.as_str(), reason);
+                format!(
+                    "needs {} points; {room:.1} are left",
+                    candidates[candidate].estimate
+                )
+            });
             continue;
         }
-        for task in closure {
-            chosen.insert(task.task.as_str());
-            selected.push(task.task.clone());
-            points += task.estimate;
+        for &task in &closure {
+            chosen[task] = true;
+            selected.push(candidates[task].task.clone());
+            points += candidates[task].estimate;
         }
     }
+    let mut left_out: Vec<(String, String)> = left
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, why)| why.map(|why| (candidates[i].task.clone(), why)))
+        .collect();
+    left_out.sort();
+    let by_task: HashMap<&str, &Candidate> =
+        candidates.iter().map(|c| (c.task.as_str(), c)).collect();
 
     // Allocation: each chosen task to the qualified member with the most capacity left.
     let mut room: BTreeMap<String, f64> = capacity
@@ -520,10 +556,7 @@ pub fn plan(
         selected,
         points,
         allocation,
-        left_out: left_out
-            .into_iter()
-            .map(|(t, why)| (t.to_owned(), why))
-            .collect(),
+        left_out,
     }
 }
 
