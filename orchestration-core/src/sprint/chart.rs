@@ -22,13 +22,7 @@ pub fn text_chart(report: &SprintReport, height: usize) -> String {
         scope[i + 1] = Some(day.scope);
         completed[i + 1] = Some(day.completed);
     }
-    let top = report
-        .days
-        .iter()
-        .map(|d| d.scope.max(d.remaining))
-        .chain([start_scope])
-        .fold(0.0_f64, f64::max)
-        .max(1.0);
+    let top = peak(report);
     let level = |v: f64| ((v / top) * (height - 1) as f64).round() as usize;
     let mut out = String::new();
     let _ = writeln!(
@@ -76,14 +70,7 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
     const BOTTOM: f64 = 48.0;
     let columns = report.working_days.max(1);
     let start_scope = report.ideal.first().copied().unwrap_or(0.0);
-    let top = report
-        .days
-        .iter()
-        .map(|d| d.scope.max(d.remaining))
-        .chain([start_scope])
-        .fold(0.0_f64, f64::max)
-        .max(1.0)
-        * 1.1;
+    let top = peak(report) * 1.1;
     let x = |i: usize| LEFT + (WIDTH - LEFT - RIGHT) * i as f64 / columns as f64;
     let y = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - v / top);
     let path = |values: &[f64]| {
@@ -170,6 +157,17 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The highest value either chart shows, at least 1 so that an empty sprint still has a scale.
+fn peak(report: &SprintReport) -> f64 {
+    report
+        .days
+        .iter()
+        .map(|d| d.scope.max(d.remaining))
+        .chain(report.ideal.first().copied())
+        .fold(0.0_f64, f64::max)
+        .max(1.0)
 }
 
 fn escape(text: &str) -> String {

@@ -236,3 +236,51 @@ proptest! {
         prop_assert_eq!(plan.selected.len() + plan.left_out.len(), n);
     }
 }
+
+#[test]
+fn the_text_chart_draws_remaining_against_ideal_and_scope_against_done() {
+    use chrono::{TimeZone, Utc};
+
+    // Monday to Friday, 10 points: `a` (5) done on Monday, `b` (5) on Wednesday.
+    let start = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+    let item = |task: &str, done: u32| ScopeItem {
+        task: task.into(),
+        added_at: start,
+        removed_at: None,
+        estimate_at_add: 5.0,
+        estimates: Vec::new(),
+        in_commitment: true,
+        carried_over: false,
+        state: crate::TaskState::Succeeded,
+        started_at: Some(start),
+        finished_at: Some(Utc.with_ymd_and_hms(2026, 3, done, 12, 0, 0).unwrap()),
+        done_by: Some("ana".into()),
+        actual: None,
+        attempts: 1,
+        problem: None,
+    };
+    let window = Window {
+        start: date(2026, 3, 2),
+        end: date(2026, 3, 6),
+        week: WorkWeek::default(),
+        started_at: Some(start),
+        as_of: Utc.with_ymd_and_hms(2026, 3, 7, 0, 0, 0).unwrap(),
+    };
+    let report = sprint_report(&window, &[item("a", 2), item("b", 4)]);
+    assert_eq!(
+        text_chart(&report, 3),
+        "burndown (● remaining, · ideal), 10 points at the top\n\
+         │●·\n\
+         │ ●●·\n\
+         │   ●●●\n\
+         └──────\n\
+         burnup (─ scope, █ completed)\n\
+         │───███\n\
+         │ █████\n\
+         │ █████\n\
+         └──────"
+    );
+    let picture = svg("S <1>", &report);
+    assert!(picture.contains("S &lt;1&gt;"), "the title is escaped");
+    assert_eq!(picture.matches("<polyline").count(), 4);
+}
