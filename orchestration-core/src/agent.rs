@@ -728,6 +728,8 @@ pub struct Load {
     pub utilisation: f64,
     /// Tasks delegated to it and not started yet.
     pub queued: u32,
+    /// Its part of the active sprint it is a member of.
+    pub sprint: Option<crate::sprint::SprintLoad>,
 }
 
 /// A proposal to move a delegated, not yet started task to another agent.
@@ -789,6 +791,7 @@ pub fn workload(
             max_concurrent: profile.max_concurrent,
             utilisation: f64::from(count) / f64::from(profile.max_concurrent.max(1)),
             queued,
+            sprint: None,
         });
         let inactive = profile.status != AgentStatus::Active;
         if count > profile.max_concurrent || (inactive && queued > 0) {

@@ -61,6 +61,22 @@ impl fmt::Display for SprintStatus {
     }
 }
 
+/// A member's part of an active sprint: what planning allocated to it against its capacity,
+/// and where that stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SprintLoad {
+    /// The sprint.
+    pub sprint: String,
+    /// Its capacity in the sprint, in points.
+    pub capacity: f64,
+    /// Points of the sprint's tasks planning allocated to it.
+    pub allocated: f64,
+    /// Points of the sprint's tasks it completed.
+    pub done: f64,
+    /// Points of the sprint's tasks it holds now.
+    pub in_flight: f64,
+}
+
 /// Which days of the week are working days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkWeek {

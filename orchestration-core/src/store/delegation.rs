@@ -241,7 +241,15 @@ impl Store {
                 });
                 rows.insert(row.display(), row);
             }
-            let result = workload(&candidates, &held, weights);
+            let mut result = workload(&candidates, &held, weights);
+            let points_per_day: HashMap<String, f64> = candidates
+                .iter()
+                .map(|c| (c.profile.name.clone(), c.profile.points_per_day))
+                .collect();
+            let mut sprints = super::sprint::sprint_loads(tx, &points_per_day)?;
+            for load in &mut result.agents {
+                load.sprint = sprints.remove(&load.agent);
+            }
             if apply_moves {
                 for proposal in &result.proposals {
                     let Some(row) = rows.get_mut(&proposal.task) else {

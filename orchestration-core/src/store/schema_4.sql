@@ -47,6 +47,8 @@ CREATE TABLE sprint_tasks (
     -- The estimate when the task joined (or when the sprint started, for committed tasks).
     estimate      REAL    NOT NULL,
     in_commitment INTEGER NOT NULL DEFAULT 0,
+    -- The member planning allocated it to, if any.
+    planned_for   TEXT,
     -- 1 while the sprint is not closed and the task was not removed.
     current       INTEGER NOT NULL DEFAULT 1,
     carried_over  INTEGER NOT NULL DEFAULT 0

@@ -496,7 +496,7 @@ impl Store {
                     }
                     None => {}
                 }
-                join(tx, now, row.id, &task, "added")?;
+                join(tx, now, row.id, &task, "added", None)?;
                 edit.points += task.estimate;
                 edit.changed.push(task.display());
             }
@@ -736,11 +736,19 @@ fn join(
     sprint: i64,
     task: &TaskRow,
     why: &str,
+    planned_for: Option<&str>,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO sprint_tasks (sprint, task, added_at, estimate) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO sprint_tasks (sprint, task, added_at, estimate, planned_for) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![sprint, task.id, millis(now), task.estimate])?;
+    .execute(params![
+        sprint,
+        task.id,
+        millis(now),
+        task.estimate,
+        planned_for
+    ])?;
     append(
         tx,
         now,
@@ -1244,10 +1252,24 @@ fn save(
             days.join(",")
         ])?;
     }
-    for task in &planned.plan.selected {
-        let task = TaskRow::resolve(tx, &task.parse()?)?;
+    let allocated: HashMap<&str, &str> = planned
+        .plan
+        .allocation
+        .iter()
+        .flat_map(|(agent, (tasks, _))| tasks.iter().map(move |t| (t.as_str(), agent.as_str())))
+        .collect();
+    for name in &planned.plan.selected {
+        let task = TaskRow::resolve(tx, &name.parse()?)?;
+        let member = allocated.get(name.as_str()).copied();
         if current_sprint_of(tx, task.id)?.is_none() {
-            join(tx, now, id, &task, "added")?;
+            join(tx, now, id, &task, "added", member)?;
+        } else {
+            // Already in this sprint (carried over, or chosen earlier): planning may have
+            // allocated it afresh.
+            tx.prepare_cached(
+                "UPDATE sprint_tasks SET planned_for = ?2 WHERE task = ?1 AND current = 1",
+            )?
+            .execute(params![task.id, member])?;
         }
     }
     Ok(id)
@@ -1593,8 +1615,76 @@ fn close(
             },
         )?;
         if let Some(next) = next {
-            join(tx, now, next.id, &task, "added")?;
+            join(tx, now, next.id, &task, "added", None)?;
         }
     }
     Ok(())
+}
+
+/// The part each member has of the active sprint it belongs to: its capacity (with the focus
+/// factor fixed at the start), the points planning allocated to it, and those it completed and
+/// holds.
+pub(crate) fn sprint_loads(
+    conn: &Connection,
+    points_per_day: &HashMap<String, f64>,
+) -> Result<HashMap<String, crate::sprint::SprintLoad>> {
+    let sql = format!("SELECT {SPRINT_COLUMNS} FROM sprints WHERE status = 'active'");
+    let sprints = conn
+        .prepare_cached(&sql)?
+        .query_map([], SprintRow::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut loads = HashMap::new();
+    for sprint in sprints {
+        for member in load_members(conn, sprint.id)? {
+            let spec = Member {
+                agent: member.agent.clone(),
+                availability: member.availability,
+                days_off: member.days_off,
+                points_per_day: points_per_day.get(&member.agent).copied().unwrap_or(0.0),
+                skills: Default::default(),
+            };
+            let capacity = capacity(
+                sprint.start,
+                sprint.end,
+                &sprint.week,
+                std::slice::from_ref(&spec),
+                sprint.focus_factor.unwrap_or(DEFAULT_FOCUS_FACTOR),
+            );
+            loads.insert(
+                member.agent,
+                crate::sprint::SprintLoad {
+                    sprint: sprint.name.clone(),
+                    capacity: capacity.points,
+                    allocated: 0.0,
+                    done: 0.0,
+                    in_flight: 0.0,
+                },
+            );
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT st.planned_for, t.agent, t.done_by, t.state, t.estimate \
+             FROM sprint_tasks st JOIN tasks t ON t.id = st.task \
+             WHERE st.sprint = ?1 AND st.removed_at IS NULL",
+        )?;
+        let mut rows = stmt.query([sprint.id])?;
+        while let Some(row) = rows.next()? {
+            let estimate: f64 = row.get(4)?;
+            let state: String = row.get(3)?;
+            let mut add =
+                |agent: Option<String>, f: fn(&mut crate::sprint::SprintLoad) -> &mut f64| {
+                    if let Some(load) = agent.and_then(|a| loads.get_mut(&a))
+                        && load.sprint == sprint.name
+                    {
+                        *f(load) += estimate;
+                    }
+                };
+            add(row.get(0)?, |l| &mut l.allocated);
+            if state == "succeeded" {
+                add(row.get(2)?, |l| &mut l.done);
+            } else {
+                add(row.get(1)?, |l| &mut l.in_flight);
+            }
+        }
+    }
+    Ok(loads)
 }

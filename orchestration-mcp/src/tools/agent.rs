@@ -407,6 +407,18 @@ pub(crate) struct LoadOut {
     queued: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     tasks: Option<Vec<String>>,
+    /// Its active sprint: allocation vs capacity
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sprint: Option<SprintLoadOut>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct SprintLoadOut {
+    sprint: String,
+    capacity: f64,
+    allocated: f64,
+    done: f64,
+    in_flight: f64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -443,7 +455,7 @@ fn weights_from(input: Option<WeightsIn>) -> Weights {
 
 #[tool_router(router = workload_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Per agent load vs WIP limit; overloaded and idle agents; rebalance proposals (apply=true makes them).
+    /// Per agent load vs WIP limit, and sprint allocation vs capacity; overloaded and idle agents; rebalance proposals (apply=true makes them).
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<WorkloadOut>()
@@ -474,6 +486,16 @@ impl OrchestrationServer {
                 utilisation: (load.utilisation * 1_000.0).round() / 1_000.0,
                 queued: load.queued,
                 tasks: full.then(|| load.tasks.clone()),
+                sprint: load.sprint.as_ref().map(|s| {
+                    let round = |x: f64| (x * 100.0).round() / 100.0;
+                    SprintLoadOut {
+                        sprint: s.sprint.clone(),
+                        capacity: round(s.capacity),
+                        allocated: round(s.allocated),
+                        done: round(s.done),
+                        in_flight: round(s.in_flight),
+                    }
+                }),
             })
             .collect();
         let (agents, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;

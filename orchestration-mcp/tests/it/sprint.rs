@@ -93,6 +93,11 @@ async fn a_sprint_is_planned_started_tracked_and_closed_through_the_tools() {
         .ok();
     assert_eq!(started.at("/sprint/status"), &json!("active"));
     assert_eq!(started.at("/sprint/committed"), &json!(10.0));
+    let workload = h.call("agent_workload", json!({})).await.ok();
+    assert_eq!(
+        workload.at("/agents/0/sprint"),
+        &json!({"sprint": "s1", "capacity": 10.0, "allocated": 8.0, "done": 0.0, "in_flight": 0.0})
+    );
 
     complete(&h, "ana", "proj/a", 4.0).await;
     h.clock.advance(chrono::Duration::days(1));

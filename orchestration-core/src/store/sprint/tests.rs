@@ -634,3 +634,37 @@ fn bad_input_gets_a_specific_error_and_writes_nothing() {
         .collect();
     assert_eq!(sprints, ["s1", "other"]);
 }
+
+#[test]
+fn workload_shows_each_members_sprint_allocation_against_capacity() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    let _c = team.claim("bo", "c", at(3, 3, 10, 0));
+    let workload = team
+        .store
+        .workload(&crate::Weights::default(), None, false)
+        .unwrap();
+    let loads: Vec<(String, String, f64, f64, f64, f64)> = workload
+        .agents
+        .iter()
+        .filter_map(|load| {
+            let s = load.sprint.as_ref()?;
+            Some((
+                load.agent.clone(),
+                s.sprint.clone(),
+                s.capacity,
+                s.allocated,
+                s.done,
+                s.in_flight,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        loads,
+        [
+            ("ana".into(), "s1".into(), 10.0, 8.0, 3.0, 0.0),
+            ("bo".into(), "s1".into(), 2.25, 2.0, 0.0, 2.0),
+        ]
+    );
+}
