@@ -139,6 +139,16 @@ impl Store {
         self.path.as_deref()
     }
 
+    /// Runs SQLite's `PRAGMA integrity_check` and returns what it found wrong: an empty list
+    /// means the file is sound. Used after crashes to prove that none corrupted the database.
+    pub fn integrity_problems(&self) -> Result<Vec<String>> {
+        let conn = self.connection();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(found.into_iter().filter(|line| line != "ok").collect())
+    }
+
     fn connection(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open: rusqlite rolls back on
         // drop. So the connection is still consistent and the poison can be ignored.

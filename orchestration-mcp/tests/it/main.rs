@@ -3,7 +3,9 @@
 //! servers side by side.
 
 mod clients;
+mod crash;
 mod http;
+mod processes;
 mod side_by_side;
 mod support;
 mod tools;
