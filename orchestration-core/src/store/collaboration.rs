@@ -507,6 +507,10 @@ fn wait_for_graph(conn: &Connection) -> Result<BTreeMap<String, BTreeSet<String>
 
 /// Expired locks and waits are reclaimed before any lock decision.
 fn reclaim_expired(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<()> {
+    // A lock ending more than the longest TTL ahead was taken before the clock jumped back;
+    // capping it keeps a dead agent's lock from outliving the jump.
+    tx.prepare_cached("UPDATE locks SET expires_at = ?1 WHERE expires_at > ?1")?
+        .execute([millis(now + MAX_LOCK_TTL)])?;
     tx.prepare_cached("DELETE FROM locks WHERE expires_at <= ?1")?
         .execute([millis(now)])?;
     tx.prepare_cached("DELETE FROM lock_waits WHERE expires_at <= ?1")?
