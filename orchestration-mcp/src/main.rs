@@ -37,6 +37,9 @@ struct ServeArgs {
     /// The database file; `:memory:` for a throwaway one.
     #[arg(long, env = "ORCHESTRATION_DB", default_value = orchestration_core::DEFAULT_DB_PATH)]
     db: PathBuf,
+    /// Open the database for reading only: the read tools work, every change is refused.
+    #[arg(long)]
+    read_only: bool,
     /// Serve streamable HTTP at this address (for example 127.0.0.1:8080) instead of stdio.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -65,7 +68,12 @@ fn main() -> Result<()> {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
-    let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let store = if args.read_only {
+        Store::open_read_only(&args.db)
+    } else {
+        Store::open(&args.db)
+    }
+    .with_context(|| format!("opening {}", args.db.display()))?;
     let toolsets = args
         .toolsets
         .clone()

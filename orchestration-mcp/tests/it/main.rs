@@ -4,6 +4,7 @@
 
 mod clients;
 mod crash;
+mod faults;
 mod http;
 mod processes;
 mod side_by_side;

@@ -26,7 +26,10 @@ pub(crate) struct Process {
 pub(crate) async fn spawn(db: &Path, extra: &[&str]) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"));
     command.arg("--db").arg(db).args(extra);
-    let transport = TokioChildProcess::new(command).expect("the server starts");
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server starts");
     let pid = transport.id().expect("a running child has a pid");
     let client = ().serve(transport).await.expect("initialize");
     Process { client, pid }
