@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use orchestration_core::Store;
-use orchestration_mcp::{HttpOptions, OrchestrationServer, Toolset, http_app};
+use orchestration_mcp::{AgentTokens, HttpOptions, OrchestrationServer, Toolset, http_app};
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
@@ -49,6 +49,10 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on HTTP; needed to listen beyond loopback.
     #[arg(long, env = "ORCHESTRATION_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file of `agent=token` lines: over HTTP, a caller with an agent's token may act only as
+    /// that agent.
+    #[arg(long, env = "ORCHESTRATION_AGENT_TOKENS", value_name = "FILE")]
+    agent_tokens: Option<PathBuf>,
 }
 
 fn parse_toolset(s: &str) -> Result<Toolset, String> {
@@ -85,7 +89,7 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match args.http {
-            Some(addr) => serve_http(server, addr, args.token).await,
+            Some(addr) => serve_http(server, addr, args.token, args.agent_tokens).await,
             None => serve_stdio(server).await,
         }
     })
@@ -111,15 +115,26 @@ async fn serve_http(
     server: OrchestrationServer,
     addr: SocketAddr,
     token: Option<String>,
+    agent_tokens: Option<PathBuf>,
 ) -> Result<()> {
+    let agent_tokens = match agent_tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the agent tokens in {}", path.display()))?;
+            AgentTokens::parse(&text)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+        }
+        None => AgentTokens::default(),
+    };
     let mut options = HttpOptions {
         token,
+        agent_tokens,
         ..HttpOptions::default()
     };
     if !addr.ip().is_loopback() {
-        if options.token.is_none() {
+        if options.token.is_none() && options.agent_tokens.is_empty() {
             bail!(
-                "listening on {addr}, beyond loopback, needs --token so that only holders of it can call the tools"
+                "listening on {addr}, beyond loopback, needs --token (or --agent-tokens) so that only holders of one can call the tools"
             );
         }
         options.allowed_hosts.push(addr.ip().to_string());

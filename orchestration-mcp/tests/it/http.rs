@@ -1,15 +1,18 @@
 //! The binary over streamable HTTP: it answers on loopback, checks Host and Origin, enforces
-//! its bearer token, and refuses to listen beyond loopback without one.
+//! its bearer token and per-agent tokens, limits request sizes, and refuses to listen beyond
+//! loopback without a token.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 /// A server process on an ephemeral loopback port, killed on drop.
-struct HttpServer {
-    child: Child,
-    port: u16,
+pub(crate) struct HttpServer {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for HttpServer {
@@ -19,9 +22,9 @@ impl Drop for HttpServer {
     }
 }
 
-fn start(extra: &[&str]) -> HttpServer {
+pub(crate) fn start(extra: &[&str]) -> HttpServer {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
-        .args(["--db", ":memory:", "--http", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -80,7 +83,7 @@ fn post(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String) {
 
 #[test]
 fn http_serves_loopback_and_checks_host_and_origin() {
-    let server = start(&[]);
+    let server = start(&["--db", ":memory:"]);
     let (status, body) = post(server.port, &[], INITIALIZE);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"name\":\"orchestration\""), "{body}");
@@ -102,7 +105,7 @@ fn http_serves_loopback_and_checks_host_and_origin() {
 
 #[test]
 fn http_with_a_token_rejects_missing_and_wrong_tokens() {
-    let server = start(&["--token", "s3cret"]);
+    let server = start(&["--db", ":memory:", "--token", "s3cret"]);
     let (status, body) = post(server.port, &[], INITIALIZE);
     assert_eq!(status, 401, "{body}");
     assert!(
@@ -134,6 +137,13 @@ fn listening_beyond_loopback_needs_a_token() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("needs --token"), "{stderr}");
+    // A bind address that is not an address at all is refused by the argument parser.
+    let output = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
+        .args(["--db", ":memory:", "--http", "example.com:80"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
 }
 
 #[test]
@@ -146,4 +156,302 @@ fn an_unknown_toolset_is_a_clear_startup_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown toolset `bogus`"), "{stderr}");
+}
+
+/// One MCP session over HTTP, spoken in HTTP/1.0 so that each reply ends with its connection.
+pub(crate) struct Session {
+    port: u16,
+    id: String,
+    token: Option<String>,
+    next_id: u64,
+}
+
+/// Sends one request; returns the status, the response head and the body.
+fn exchange(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "POST /mcp HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+impl Session {
+    /// Initializes a session, with `token` as the bearer token when given.
+    pub(crate) fn open(port: u16, token: Option<&str>) -> Result<Session, String> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        let (status, head, body) = exchange(port, &headers, INITIALIZE);
+        if status != 200 {
+            return Err(format!("initialize: HTTP {status}: {body}"));
+        }
+        let id = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("mcp-session-id:")
+                    .then(|| l.split_once(':').unwrap().1.trim().to_owned())
+            })
+            .ok_or("no session id")?;
+        let mut session = Session {
+            port,
+            id,
+            token: token.map(str::to_owned),
+            next_id: 2,
+        };
+        session.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+        Ok(session)
+    }
+
+    fn send(&mut self, message: &Value) -> Result<(u16, String), String> {
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![
+            ("Mcp-Session-Id", self.id.as_str()),
+            ("Mcp-Protocol-Version", "2025-11-25"),
+        ];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        let (status, _, body) = exchange(self.port, &headers, &message.to_string());
+        if !(200..300).contains(&status) {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        Ok((status, body))
+    }
+
+    /// Calls `tool`; the structured result, or the error text of a tool or protocol error.
+    pub(crate) fn call(&mut self, tool: &str, arguments: Value) -> Result<Value, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (_, body) = self.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}))?;
+        let reply: Value = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|m| m["id"] == json!(id))
+            .ok_or_else(|| format!("no reply in {body}"))?;
+        if let Some(error) = reply.get("error") {
+            return Err(format!("protocol error: {error}"));
+        }
+        let result = &reply["result"];
+        if result["isError"] == json!(true) {
+            return Err(result["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned());
+        }
+        Ok(result["structuredContent"].clone())
+    }
+}
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789ab";
+const OPERATOR: &str = "operator-token-0123456789";
+
+fn with_agent_tokens(dir: &std::path::Path) -> HttpServer {
+    let tokens = dir.join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("# agent=token\nalice={ALICE}\n\nbob = {BOB}\n"),
+    )
+    .unwrap();
+    start(&[
+        "--db",
+        ":memory:",
+        "--token",
+        OPERATOR,
+        "--agent-tokens",
+        tokens.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn an_agent_token_lets_its_holder_act_only_as_that_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_agent_tokens(dir.path());
+    let mut alice = Session::open(server.port, Some(ALICE)).unwrap();
+    let mut bob = Session::open(server.port, Some(BOB)).unwrap();
+    let mut operator = Session::open(server.port, Some(OPERATOR)).unwrap();
+    assert!(Session::open(server.port, Some("not-a-known-token-at-all")).is_err());
+    assert!(Session::open(server.port, None).is_err());
+
+    for (session, name) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+        session
+            .call(
+                "agent_profile",
+                json!({"action": "upsert", "name": name, "capabilities": {"rust": 3}}),
+            )
+            .unwrap();
+    }
+    alice
+        .call(
+            "workflow_create",
+            json!({"name": "w", "mode": "parallel",
+                   "tasks": [{"key": "a", "title": "A"}, {"key": "b", "title": "B"}]}),
+        )
+        .unwrap();
+    let claim = bob.call("task_claim", json!({"agent": "bob"})).unwrap();
+    let (task, token) = (
+        claim["task"]["task"].as_str().unwrap().to_owned(),
+        claim["token"].as_u64().unwrap(),
+    );
+    bob.call(
+        "agent_collaboration",
+        json!({"action": "lock", "agent": "bob", "resource": "src/lib.rs"}),
+    )
+    .unwrap();
+    alice
+        .call(
+            "agent_collaboration",
+            json!({"action": "message", "agent": "alice", "to": "bob", "note": "hi"}),
+        )
+        .unwrap();
+
+    // Alice, holding bob's task id and token, can do nothing as bob.
+    let as_bob = [
+        ("task_claim", json!({"agent": "bob"})),
+        (
+            "task_update",
+            json!({"task": task, "agent": "bob", "token": token, "action": "complete"}),
+        ),
+        (
+            "task_update",
+            json!({"task": task, "agent": "bob", "token": token, "action": "release"}),
+        ),
+        (
+            "agent_collaboration",
+            json!({"action": "handoff", "agent": "bob", "task": task, "token": token, "to": "alice"}),
+        ),
+        (
+            "agent_collaboration",
+            json!({"action": "unlock", "agent": "bob", "resource": "src/lib.rs"}),
+        ),
+        (
+            "agent_collaboration",
+            json!({"action": "inbox", "agent": "bob", "ack": true}),
+        ),
+        (
+            "agent_collaboration",
+            json!({"action": "ack", "agent": "bob", "ids": [1]}),
+        ),
+        (
+            "agent_collaboration",
+            json!({"action": "message", "agent": "bob", "to": "alice", "note": "forged"}),
+        ),
+        (
+            "agent_profile",
+            json!({"action": "set_status", "name": "bob", "status": "paused"}),
+        ),
+        ("agent_workload", json!({"apply": true})),
+    ];
+    for (tool, arguments) in as_bob {
+        let error = alice.call(tool, arguments.clone()).unwrap_err();
+        assert!(
+            error.contains("not authorised"),
+            "{tool} {arguments}: {error}"
+        );
+    }
+    // Nothing changed: bob still holds his task, his lock and his unread message.
+    let status = operator
+        .call("workflow_status", json!({"workflow": "w"}))
+        .unwrap();
+    assert_eq!(status["running"][0]["agent"], json!("bob"), "{status}");
+    let locks = operator
+        .call("agent_collaboration", json!({"action": "locks"}))
+        .unwrap();
+    assert_eq!(locks["locks"][0]["owner"], json!("bob"));
+    let inbox = bob
+        .call(
+            "agent_collaboration",
+            json!({"action": "inbox", "agent": "bob"}),
+        )
+        .unwrap();
+    assert_eq!(inbox["messages"].as_array().unwrap().len(), 1);
+
+    // Each acts as itself; the operator's shared token may act for anyone.
+    alice.call("task_claim", json!({"agent": "alice"})).unwrap();
+    bob.call(
+        "task_update",
+        json!({"task": task, "agent": "bob", "token": token, "action": "complete"}),
+    )
+    .unwrap();
+    operator
+        .call(
+            "agent_collaboration",
+            json!({"action": "unlock", "agent": "bob", "resource": "src/lib.rs"}),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_bad_agent_token_file_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        ("alice\n", "expected `agent=token`"),
+        ("alice=short\n", "shorter than 16"),
+        (
+            "alice=aaaaaaaaaaaaaaaaaaaa\nbob=aaaaaaaaaaaaaaaaaaaa\n",
+            "already another agent's",
+        ),
+    ] {
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
+            .args([
+                "--db",
+                ":memory:",
+                "--http",
+                "127.0.0.1:0",
+                "--agent-tokens",
+            ])
+            .arg(&tokens)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+}
+
+#[test]
+fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
+    let server = start(&["--db", ":memory:"]);
+    let mut session = Session::open(server.port, None).unwrap();
+    let huge = "x".repeat(orchestration_mcp::MAX_REQUEST_BYTES + 1);
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "workflow_status", "arguments": {"workflow": huge}}})
+    .to_string();
+    let (status, _, _) = exchange(
+        server.port,
+        &[
+            ("Mcp-Session-Id", session.id.as_str()),
+            ("Mcp-Protocol-Version", "2025-11-25"),
+        ],
+        &body,
+    );
+    assert_eq!(status, 413, "a body over the limit is refused");
+    session.call("workflow_status", json!({})).unwrap();
 }
