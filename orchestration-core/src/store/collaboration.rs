@@ -249,6 +249,18 @@ impl Store {
     /// Acknowledges messages of `agent`'s inbox; an id that is not there (someone else's, or
     /// already acknowledged) is an error and nothing is acknowledged.
     pub fn ack(&self, agent: &str, ids: &[i64]) -> Result<usize> {
+        check_name("agent name", agent)?;
+        // One call holds the write lock for all its ids; a bound keeps it short.
+        if ids.len() > limits::MAX_ACK_IDS {
+            return Err(Error::InvalidArgument {
+                field: "ids".into(),
+                reason: format!(
+                    "at most {} ids per call, got {}",
+                    limits::MAX_ACK_IDS,
+                    ids.len()
+                ),
+            });
+        }
         self.write(|tx, now| {
             for &id in ids {
                 acknowledge(tx, now, agent, id)?;

@@ -5,6 +5,7 @@
 mod clients;
 mod crash;
 mod faults;
+mod hostile;
 mod http;
 mod processes;
 mod side_by_side;
