@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::http_client::Session;
+
 /// A server process on an ephemeral loopback port, killed on drop.
 pub(crate) struct HttpServer {
     pub(crate) child: Child,
@@ -158,15 +160,8 @@ fn an_unknown_toolset_is_a_clear_startup_error() {
     assert!(stderr.contains("unknown toolset `bogus`"), "{stderr}");
 }
 
-/// One MCP session over HTTP, spoken in HTTP/1.0 so that each reply ends with its connection.
-pub(crate) struct Session {
-    port: u16,
-    id: String,
-    token: Option<String>,
-    next_id: u64,
-}
-
-/// Sends one request; returns the status, the response head and the body.
+/// Sends one request on a connection of its own, which the server closes after the reply;
+/// returns the status, the response head and the body.
 fn exchange(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
@@ -196,78 +191,6 @@ fn exchange(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String, St
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
-}
-
-impl Session {
-    /// Initializes a session, with `token` as the bearer token when given.
-    pub(crate) fn open(port: u16, token: Option<&str>) -> Result<Session, String> {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = Vec::new();
-        if let Some(auth) = &auth {
-            headers.push(("Authorization", auth.as_str()));
-        }
-        let (status, head, body) = exchange(port, &headers, INITIALIZE);
-        if status != 200 {
-            return Err(format!("initialize: HTTP {status}: {body}"));
-        }
-        let id = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("mcp-session-id:")
-                    .then(|| l.split_once(':').unwrap().1.trim().to_owned())
-            })
-            .ok_or("no session id")?;
-        let mut session = Session {
-            port,
-            id,
-            token: token.map(str::to_owned),
-            next_id: 2,
-        };
-        session.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
-        Ok(session)
-    }
-
-    fn send(&mut self, message: &Value) -> Result<(u16, String), String> {
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let mut headers = vec![
-            ("Mcp-Session-Id", self.id.as_str()),
-            ("Mcp-Protocol-Version", "2025-11-25"),
-        ];
-        if let Some(auth) = &auth {
-            headers.push(("Authorization", auth.as_str()));
-        }
-        let (status, _, body) = exchange(self.port, &headers, &message.to_string());
-        if !(200..300).contains(&status) {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok((status, body))
-    }
-
-    /// Calls `tool`; the structured result, or the error text of a tool or protocol error.
-    pub(crate) fn call(&mut self, tool: &str, arguments: Value) -> Result<Value, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let (_, body) = self.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments}}))?;
-        let reply: Value = body
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|m| m["id"] == json!(id))
-            .ok_or_else(|| format!("no reply in {body}"))?;
-        if let Some(error) = reply.get("error") {
-            return Err(format!("protocol error: {error}"));
-        }
-        let result = &reply["result"];
-        if result["isError"] == json!(true) {
-            return Err(result["content"][0]["text"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned());
-        }
-        Ok(result["structuredContent"].clone())
-    }
 }
 
 const ALICE: &str = "alice-token-0123456789";
@@ -455,7 +378,7 @@ fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
     let (status, _, _) = exchange(
         server.port,
         &[
-            ("Mcp-Session-Id", session.id.as_str()),
+            ("Mcp-Session-Id", session.id()),
             ("Mcp-Protocol-Version", "2025-11-25"),
         ],
         &body,

@@ -7,6 +7,8 @@ mod crash;
 mod faults;
 mod hostile;
 mod http;
+mod http_client;
+mod http_load;
 mod processes;
 mod side_by_side;
 mod support;
