@@ -59,7 +59,13 @@ async fn work(process: Arc<Process>, agent: String, acknowledged: Arc<Mutex<Ackn
         .await;
         let claim = match claim {
             Ok(claim) => claim,
-            Err(error) => return note(&acknowledged, error),
+            Err(error) if error.starts_with("protocol error") => {
+                return closed(&acknowledged, error);
+            }
+            Err(error) => {
+                note(&acknowledged, error);
+                continue;
+            }
         };
         if claim["claimed"] != json!(true) {
             let Ok(status) = call(
@@ -101,15 +107,27 @@ async fn work(process: Arc<Process>, agent: String, acknowledged: Arc<Mutex<Ackn
                     .insert(task.clone(), agent.clone());
                 assert!(previous.is_none(), "{task} was completed twice");
             }
-            Err(error) => return note(&acknowledged, error),
+            Err(error) if error.starts_with("protocol error") => {
+                return closed(&acknowledged, error);
+            }
+            Err(error) => note(&acknowledged, error),
         }
     }
 }
 
-/// Records an error unless a kill (the connection closed) or a slow machine (the lease ran
-/// out before the report) explains it.
+/// A call that failed below the tool: expected when the connection closed because the server
+/// was killed, but a JSON-RPC error answer (a storage failure, say) is not.
+fn closed(acknowledged: &Mutex<Acknowledged>, error: String) {
+    if error.contains("Mcp error") {
+        acknowledged.lock().unwrap().unexpected.push(error);
+    }
+}
+
+/// Records a tool error unless a slow machine (the one-second lease ran out before the
+/// report, and maybe another loop claimed the task) explains it.
 fn note(acknowledged: &Mutex<Acknowledged>, error: String) {
-    let explained = error.starts_with("protocol error") || error.contains("lease expired");
+    let explained =
+        error.contains("expired") || error.contains("is leased to") || error.contains("stale");
     if !explained {
         acknowledged.lock().unwrap().unexpected.push(error);
     }
