@@ -70,6 +70,7 @@ pub struct Store {
 impl Store {
     /// Opens (and creates, with its directory, when missing) the database at `path`. The path
     /// `:memory:` opens a throwaway in-memory database.
+    ///
     /// A database whose file is read-only opens read-only: reads work, writes fail with
     /// [`Error::ReadOnly`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
@@ -219,6 +220,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if version == SCHEMA_VERSION {
             return Ok(());
+        }
+        if version > SCHEMA_VERSION {
+            return Err(Error::IncompatibleSchema {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
