@@ -174,22 +174,30 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
+    // One session alone first: the time each call takes without waiting for others.
+    let (wall, timings) = concurrently(&mut sessions[..1], 200);
+    table("1 session", wall, &timings);
     let (wall, timings) = concurrently(&mut sessions, 50);
+    table(&format!("{SESSIONS} concurrent sessions"), wall, &timings);
+}
+
+/// Prints p50 and p99 per tool and over all calls.
+fn table(title: &str, wall: Duration, timings: &[(&'static str, Duration)]) {
     let mut by_tool: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
-    for (tool, took) in &timings {
+    for (tool, took) in timings {
         by_tool.entry(tool).or_default().push(*took);
     }
-    let mut all: Vec<Duration> = timings.iter().map(|(_, t)| *t).collect();
+    let all: Vec<Duration> = timings.iter().map(|(_, t)| *t).collect();
     println!(
-        "\nMCP over HTTP, {SESSIONS} concurrent sessions, file database: {} calls in {:.2?} \
-         ({:.0} calls/s)",
+        "\nMCP over HTTP, {title}, file database with a 50,000-task workflow: {} calls in \
+         {:.2?} ({:.0} calls/s)",
         all.len(),
         wall,
         all.len() as f64 / wall.as_secs_f64()
     );
     println!("{:<22} {:>8} {:>10} {:>10}", "tool", "calls", "p50", "p99");
     let mut rows: Vec<(&str, Vec<Duration>)> = by_tool.into_iter().collect();
-    rows.push(("all", std::mem::take(&mut all)));
+    rows.push(("all", all));
     for (tool, mut samples) in rows {
         let p50 = percentile(&mut samples, 0.50);
         let p99 = percentile(&mut samples, 0.99);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use orchestration_core::Store;
 use orchestration_mcp::{AgentTokens, HttpOptions, OrchestrationServer, Toolset, http_app};
@@ -147,6 +148,13 @@ async fn serve_http(
         "serving MCP over HTTP at http://{}/mcp",
         listener.local_addr()?
     );
+    // Replies stream as server-sent events in several small writes; with Nagle's algorithm on,
+    // each waited for the client's delayed acknowledgement, about 40 ms per call.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http_app(server, options))
         .with_graceful_shutdown(shutdown_signal())
         .await
