@@ -16,7 +16,7 @@ use crate::processes::{Process, call, spawn};
 /// Kill-and-restart cycles.
 const CYCLES: usize = 20;
 /// Tasks in the workflow; more than the cycles can finish, so every kill lands mid-work.
-const TASKS: usize = 3_000;
+const TASKS: usize = 4_000;
 /// Concurrent claim-complete loops on each server.
 const LOOPS: usize = 4;
 /// Short leases, so that tasks a killed server held come back within the test.
@@ -225,7 +225,17 @@ async fn a_server_killed_at_random_moments_loses_no_acknowledged_change() {
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(200))).await;
+        // The kill comes after a random amount of work rather than of time, so that however
+        // fast the machine, work is left for every cycle; the random few milliseconds more
+        // land it anywhere within a call.
+        let started_with = acknowledged.lock().unwrap().completions.len();
+        let target = 10 + rng.below(90) as usize;
+        while acknowledged.lock().unwrap().completions.len() < started_with + target
+            && !loops.iter().all(|l| l.is_finished())
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_micros(rng.below(5_000))).await;
         let killed = std::process::Command::new("kill")
             .args(["-KILL", &process.pid.to_string()])
             .status()
