@@ -54,6 +54,10 @@ struct ServeArgs {
     /// that agent.
     #[arg(long, env = "ORCHESTRATION_AGENT_TOKENS", value_name = "FILE")]
     agent_tokens: Option<PathBuf>,
+    /// Also accept these `Host` names on HTTP (comma-separated), e.g. the machine's name when
+    /// listening beyond loopback.
+    #[arg(long, value_delimiter = ',', value_name = "HOST")]
+    allowed_hosts: Vec<String>,
 }
 
 fn parse_toolset(s: &str) -> Result<Toolset, String> {
@@ -90,7 +94,7 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match args.http {
-            Some(addr) => serve_http(server, addr, args.token, args.agent_tokens).await,
+            Some(addr) => serve_http(server, addr, args).await,
             None => serve_stdio(server).await,
         }
     })
@@ -112,13 +116,8 @@ async fn serve_stdio(server: OrchestrationServer) -> Result<()> {
     Ok(())
 }
 
-async fn serve_http(
-    server: OrchestrationServer,
-    addr: SocketAddr,
-    token: Option<String>,
-    agent_tokens: Option<PathBuf>,
-) -> Result<()> {
-    let agent_tokens = match agent_tokens {
+async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeArgs) -> Result<()> {
+    let agent_tokens = match args.agent_tokens {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading the agent tokens in {}", path.display()))?;
@@ -128,10 +127,11 @@ async fn serve_http(
         None => AgentTokens::default(),
     };
     let mut options = HttpOptions {
-        token,
+        token: args.token,
         agent_tokens,
         ..HttpOptions::default()
     };
+    options.allowed_hosts.extend(args.allowed_hosts);
     if !addr.ip().is_loopback() {
         if options.token.is_none() && options.agent_tokens.is_empty() {
             bail!(

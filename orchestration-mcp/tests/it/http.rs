@@ -26,7 +26,11 @@ impl Drop for HttpServer {
 
 pub(crate) fn start(extra: &[&str]) -> HttpServer {
     let mut child = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
-        .args(["--http", "127.0.0.1:0"])
+        .args(if extra.contains(&"--http") {
+            &[][..]
+        } else {
+            &["--http", "127.0.0.1:0"][..]
+        })
         .args(extra)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -39,8 +43,12 @@ pub(crate) fn start(extra: &[&str]) -> HttpServer {
     let mut lines = BufReader::new(stderr).lines();
     let port = loop {
         let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            break rest.split('/').next().unwrap().parse().unwrap();
+        if let Some(address) = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split("/mcp").next())
+        {
+            break address.rsplit(':').next().unwrap().parse().unwrap();
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
@@ -146,6 +154,32 @@ fn listening_beyond_loopback_needs_a_token() {
         .output()
         .unwrap();
     assert!(!output.status.success());
+}
+
+#[test]
+fn beyond_loopback_the_named_hosts_are_accepted_and_others_refused() {
+    let server = start(&[
+        "--db",
+        ":memory:",
+        "--http",
+        "0.0.0.0:0",
+        "--token",
+        "s3cret-s3cret",
+        "--allowed-hosts",
+        "orchestration.test",
+    ]);
+    let auth = ("Authorization", "Bearer s3cret-s3cret");
+    let named = format!("orchestration.test:{}", server.port);
+    let (status, body) = post(server.port, &[("Host", &named), auth], INITIALIZE);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(
+        server.port,
+        &[("Host", &format!("other.test:{}", server.port)), auth],
+        INITIALIZE,
+    );
+    assert_eq!(status, 403);
+    let (status, _) = post(server.port, &[("Host", &named)], INITIALIZE);
+    assert_eq!(status, 401, "the token is still needed");
 }
 
 #[test]
