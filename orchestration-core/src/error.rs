@@ -191,9 +191,27 @@ pub enum Error {
     /// The database file's directory could not be created.
     #[error("cannot create the database directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The database cannot be written: its file is read-only or it was opened read-only.
+    #[error("the database is read-only, so nothing was changed; reads still work")]
+    ReadOnly,
+    /// The disk holding the database is full.
+    #[error("the disk holding the database is full, so nothing was changed; reads still work")]
+    DiskFull,
     /// SQLite failed.
     #[error("storage error: {0}")]
-    Storage(#[from] rusqlite::Error),
+    Storage(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Names the two storage failures an operator can fix, so callers learn why a write
+    /// failed; every other SQLite error stays a storage error.
+    fn from(error: rusqlite::Error) -> Error {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ReadOnly) => Error::ReadOnly,
+            Some(rusqlite::ErrorCode::DiskFull) => Error::DiskFull,
+            _ => Error::Storage(error),
+        }
+    }
 }
 
 /// A rule a workflow spec broke.

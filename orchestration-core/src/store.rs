@@ -77,6 +77,9 @@ pub struct Store {
 impl Store {
     /// Opens (and creates, with its directory, when missing) the database at `path`. The path
     /// `:memory:` opens a throwaway in-memory database.
+    ///
+    /// A database whose file is read-only opens read-only: reads work, writes fail with
+    /// [`Error::ReadOnly`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         if path == Path::new(":memory:") {
@@ -87,15 +90,26 @@ impl Store {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        Store::open_with(path, flags)
+    }
+
+    /// Opens an existing database at `path` for reading only, even when the file is writable:
+    /// every write fails with [`Error::ReadOnly`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Store> {
+        let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints only, which
-        // survives a crash of the process (not of the machine) without losing commits.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // survives a crash of the process (not of the machine) without losing commits. A
+        // read-only connection cannot change the journal mode, and does not need to.
+        if !conn.is_readonly(rusqlite::MAIN_DB)? {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Reads through a memory map and a 64 MiB page cache skip most read system calls; a
         // larger WAL between checkpoints means fewer of the fsyncs a checkpoint costs.
@@ -144,6 +158,16 @@ impl Store {
     /// The database file, or `None` in memory.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` and returns what it found wrong: an empty list
+    /// means the file is sound. Used after crashes to prove that none corrupted the database.
+    pub fn integrity_problems(&self) -> Result<Vec<String>> {
+        let conn = self.connection();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(found.into_iter().filter(|line| line != "ok").collect())
     }
 
     fn connection(&self) -> MutexGuard<'_, Connection> {
@@ -197,6 +221,20 @@ fn is_busy(err: &rusqlite::Error) -> bool {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    // A read-only database can be served as it is when its schema is current; an older one
+    // would need writing, which fails below with Error::ReadOnly.
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if version > SCHEMA_VERSION {
+            return Err(Error::IncompatibleSchema {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version > SCHEMA_VERSION {

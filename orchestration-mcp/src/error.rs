@@ -59,10 +59,18 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::IllegalSprintAction { .. } => "sprint_analytics shows the sprint's status",
         Error::TaskInSprint { .. } => "",
         Error::SprintOverlap { .. } => "change the dates or the members",
-        Error::IncompatibleSchema { .. } | Error::Io(_) | Error::Storage(_) => {
+        Error::IncompatibleSchema { .. }
+        | Error::ReadOnly
+        | Error::DiskFull
+        | Error::Io(_)
+        | Error::Storage(_) => {
             tracing::error!(%error, "storage failure");
+            // The operator can fix these; their messages name the cause without exposing
+            // anything about the server. Other storage errors stay in the log.
             let message = match error {
-                Error::IncompatibleSchema { .. } => error.to_string(),
+                Error::IncompatibleSchema { .. } | Error::ReadOnly | Error::DiskFull => {
+                    error.to_string()
+                }
                 _ => "the server could not read or write its database; see the server log".into(),
             };
             return ToolFailure::Protocol(ErrorData::internal_error(message, None));

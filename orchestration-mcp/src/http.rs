@@ -1,5 +1,5 @@
-//! Streamable HTTP: rmcp's service mounted at `/mcp` on axum, with Host and Origin checks and
-//! an optional bearer token.
+//! Streamable HTTP: rmcp's service mounted at `/mcp` on axum, with Host and Origin checks, a
+//! request size limit, an optional shared bearer token and optional per-agent tokens.
 
 use std::sync::Arc;
 
@@ -11,7 +11,12 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
+use crate::auth::{AgentTokens, AuthenticatedAgent, constant_time_eq};
 use crate::server::OrchestrationServer;
+
+/// The largest request body accepted, in bytes: room for a workflow of the largest allowed
+/// size with short titles, and a bound on what one request can make the server hold.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// How the HTTP endpoint checks its callers.
 #[derive(Debug, Clone)]
@@ -21,8 +26,14 @@ pub struct HttpOptions {
     /// `Origin` values accepted from browsers; loopback origins by default. Requests without an
     /// `Origin` header (every non-browser client) pass.
     pub allowed_origins: Vec<String>,
-    /// When set, every request must carry `Authorization: Bearer <token>`.
+    /// When set, every request must carry `Authorization: Bearer <token>` (or an agent's
+    /// token). Its holder may act for any agent.
     pub token: Option<String>,
+    /// Per-agent tokens: a request carrying one is authenticated as that agent, and may act
+    /// only as that agent.
+    pub agent_tokens: AgentTokens,
+    /// The largest request body accepted; [`MAX_REQUEST_BYTES`] by default.
+    pub max_request_bytes: usize,
 }
 
 impl Default for HttpOptions {
@@ -40,6 +51,8 @@ impl Default for HttpOptions {
                 "http://[::1]:*".into(),
             ],
             token: None,
+            agent_tokens: AgentTokens::default(),
+            max_request_bytes: MAX_REQUEST_BYTES,
         }
     }
 }
@@ -49,6 +62,7 @@ pub fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts)
         .with_allowed_origins(options.allowed_origins)
+        .with_max_request_body_bytes(options.max_request_bytes)
         .enforce_origin_validation();
     // The factory runs once per MCP session: cloning the server clones a prebuilt router and
     // a handle on the shared store, nothing more.
@@ -58,28 +72,58 @@ pub fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
         config,
     );
     let app = Router::new().nest_service("/mcp", service);
-    match options.token {
-        Some(token) => app.layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            require_token,
-        )),
-        None => app,
+    if options.token.is_none() && options.agent_tokens.is_empty() {
+        return app;
+    }
+    let credentials = Arc::new(Credentials {
+        shared: options.token,
+        agents: options.agent_tokens,
+    });
+    app.layer(middleware::from_fn_with_state(credentials, authenticate))
+}
+
+/// The tokens a request may carry.
+#[derive(Debug)]
+struct Credentials {
+    shared: Option<String>,
+    agents: AgentTokens,
+}
+
+/// Lets through a request with the shared token, or with an agent's token after noting which
+/// agent it is in the request's extensions, where the tools read it.
+async fn authenticate(
+    State(credentials): State<Arc<Credentials>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let given = bearer(request.headers()).map(str::to_owned);
+    let Some(given) = given else {
+        return unauthorised();
+    };
+    let shared = credentials
+        .shared
+        .as_deref()
+        .is_some_and(|token| constant_time_eq(given.as_bytes(), token.as_bytes()));
+    if shared {
+        return next.run(request).await;
+    }
+    match credentials.agents.agent_of(&given) {
+        Some(agent) => {
+            let agent = AuthenticatedAgent(agent.to_owned());
+            request.extensions_mut().insert(agent);
+            next.run(request).await
+        }
+        None => unauthorised(),
     }
 }
 
-async fn require_token(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
-    if bearer(request.headers())
-        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
-    {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong bearer token",
-        )
-            .into_response()
-    }
+fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong bearer token",
+    )
+        .into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -88,9 +132,4 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
-}
-
-/// Compares without returning early, so the time taken does not reveal how much matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

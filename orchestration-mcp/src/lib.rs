@@ -6,11 +6,13 @@
 //! one-line summary. It never writes to stdout, which is the stdio transport's channel.
 #![deny(clippy::print_stdout)]
 
+mod auth;
 mod error;
 mod http;
 mod output;
 mod server;
 mod tools;
 
-pub use crate::http::{HttpOptions, http_app};
+pub use crate::auth::{AgentTokens, AuthenticatedAgent};
+pub use crate::http::{HttpOptions, MAX_REQUEST_BYTES, http_app};
 pub use crate::server::{INSTRUCTIONS, OrchestrationServer, Toolset};

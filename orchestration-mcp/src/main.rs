@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use orchestration_core::Store;
-use orchestration_mcp::{HttpOptions, OrchestrationServer, Toolset, http_app};
+use orchestration_mcp::{AgentTokens, HttpOptions, OrchestrationServer, Toolset, http_app};
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
@@ -55,6 +56,9 @@ struct ServeArgs {
     /// The database file; `:memory:` for a throwaway one.
     #[arg(long, env = "ORCHESTRATION_DB", default_value = orchestration_core::DEFAULT_DB_PATH)]
     db: PathBuf,
+    /// Open the database for reading only: the read tools work, every change is refused.
+    #[arg(long)]
+    read_only: bool,
     /// Serve streamable HTTP at this address (for example 127.0.0.1:8080) instead of stdio.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -64,6 +68,14 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on HTTP; needed to listen beyond loopback.
     #[arg(long, env = "ORCHESTRATION_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file of `agent=token` lines: over HTTP, a caller with an agent's token may act only as
+    /// that agent.
+    #[arg(long, env = "ORCHESTRATION_AGENT_TOKENS", value_name = "FILE")]
+    agent_tokens: Option<PathBuf>,
+    /// Also accept these `Host` names on HTTP (comma-separated), e.g. the machine's name when
+    /// listening beyond loopback.
+    #[arg(long, value_delimiter = ',', value_name = "HOST")]
+    allowed_hosts: Vec<String>,
 }
 
 fn parse_toolset(s: &str) -> Result<Toolset, String> {
@@ -84,7 +96,12 @@ fn main() -> Result<()> {
         Some(Command::Sprint(command)) => return sprint(command),
         None => cli.serve,
     };
-    let store = Store::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let store = if args.read_only {
+        Store::open_read_only(&args.db)
+    } else {
+        Store::open(&args.db)
+    }
+    .with_context(|| format!("opening {}", args.db.display()))?;
     let toolsets = args
         .toolsets
         .clone()
@@ -96,7 +113,7 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         match args.http {
-            Some(addr) => serve_http(server, addr, args.token).await,
+            Some(addr) => serve_http(server, addr, args).await,
             None => serve_stdio(server).await,
         }
     })
@@ -157,19 +174,26 @@ async fn serve_stdio(server: OrchestrationServer) -> Result<()> {
     Ok(())
 }
 
-async fn serve_http(
-    server: OrchestrationServer,
-    addr: SocketAddr,
-    token: Option<String>,
-) -> Result<()> {
+async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeArgs) -> Result<()> {
+    let agent_tokens = match args.agent_tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the agent tokens in {}", path.display()))?;
+            AgentTokens::parse(&text)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+        }
+        None => AgentTokens::default(),
+    };
     let mut options = HttpOptions {
-        token,
+        token: args.token,
+        agent_tokens,
         ..HttpOptions::default()
     };
+    options.allowed_hosts.extend(args.allowed_hosts);
     if !addr.ip().is_loopback() {
-        if options.token.is_none() {
+        if options.token.is_none() && options.agent_tokens.is_empty() {
             bail!(
-                "listening on {addr}, beyond loopback, needs --token so that only holders of it can call the tools"
+                "listening on {addr}, beyond loopback, needs --token (or --agent-tokens) so that only holders of one can call the tools"
             );
         }
         options.allowed_hosts.push(addr.ip().to_string());
@@ -182,6 +206,13 @@ async fn serve_http(
         "serving MCP over HTTP at http://{}/mcp",
         listener.local_addr()?
     );
+    // Replies stream as server-sent events in several small writes; with Nagle's algorithm on,
+    // each waited for the client's delayed acknowledgement, about 40 ms per call.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http_app(server, options))
         .with_graceful_shutdown(shutdown_signal())
         .await

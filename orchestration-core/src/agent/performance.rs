@@ -186,7 +186,9 @@ fn metrics(attempts: &[&Attempt], prior: f64, days: f64) -> Metrics {
         .iter()
         .filter_map(|a| {
             a.started_at
-                .map(|s| (a.ended_at - s).num_milliseconds() as f64 / 3_600_000.0)
+                // A clock that jumped back between start and end would make the time
+                // negative; the attempt took no measurable time instead.
+                .map(|s| (a.ended_at - s).num_milliseconds().max(0) as f64 / 3_600_000.0)
         })
         .collect();
     cycle.sort_by(f64::total_cmp);

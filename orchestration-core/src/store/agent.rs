@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::agent::{AgentProfile, AgentStatus, Candidate, Record};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
-use crate::workflow::check_name;
+use crate::workflow::{check_name, limits};
 
 use super::event::{EventKind, NewEvent, append};
 use super::refs::parse_column;
@@ -110,6 +110,16 @@ fn check_update(update: &AgentUpdate) -> Result<()> {
         })
     };
     if let Some(capabilities) = &update.capabilities {
+        if capabilities.len() > limits::MAX_CAPABILITIES {
+            return invalid(
+                "capabilities",
+                format!(
+                    "at most {} skills, got {}",
+                    limits::MAX_CAPABILITIES,
+                    capabilities.len()
+                ),
+            );
+        }
         for (skill, &level) in capabilities {
             check_name("skill name", skill)?;
             if !(1..=5).contains(&level) {

@@ -249,6 +249,18 @@ impl Store {
     /// Acknowledges messages of `agent`'s inbox; an id that is not there (someone else's, or
     /// already acknowledged) is an error and nothing is acknowledged.
     pub fn ack(&self, agent: &str, ids: &[i64]) -> Result<usize> {
+        check_name("agent name", agent)?;
+        // One call holds the write lock for all its ids; a bound keeps it short.
+        if ids.len() > limits::MAX_ACK_IDS {
+            return Err(Error::InvalidArgument {
+                field: "ids".into(),
+                reason: format!(
+                    "at most {} ids per call, got {}",
+                    limits::MAX_ACK_IDS,
+                    ids.len()
+                ),
+            });
+        }
         self.write(|tx, now| {
             for &id in ids {
                 acknowledge(tx, now, agent, id)?;
@@ -507,6 +519,10 @@ fn wait_for_graph(conn: &Connection) -> Result<BTreeMap<String, BTreeSet<String>
 
 /// Expired locks and waits are reclaimed before any lock decision.
 fn reclaim_expired(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<()> {
+    // A lock ending more than the longest TTL ahead was taken before the clock jumped back;
+    // capping it keeps a dead agent's lock from outliving the jump.
+    tx.prepare_cached("UPDATE locks SET expires_at = ?1 WHERE expires_at > ?1")?
+        .execute([millis(now + MAX_LOCK_TTL)])?;
     tx.prepare_cached("DELETE FROM locks WHERE expires_at <= ?1")?
         .execute([millis(now)])?;
     tx.prepare_cached("DELETE FROM lock_waits WHERE expires_at <= ?1")?

@@ -1044,6 +1044,19 @@ pub(crate) fn finish_if_done(
 /// Expires run-out leases and ends finished backoffs.
 pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
     let mut done = Tick::default();
+    // No lease is ever set to end more than a day ahead, and no backoff more than a day and
+    // its jitter of a fifth. A deadline further off means the clock jumped back since it was
+    // set; pulling it in to the longest allowed keeps a dead agent's task from waiting for the
+    // clock to catch up, however far it jumped.
+    let longest_lease = Duration::seconds(limits::MAX_LEASE_SECONDS);
+    tx.prepare_cached(
+        "UPDATE tasks SET deadline = ?1 WHERE deadline > ?1 AND state IN ('assigned', 'running')",
+    )?
+    .execute([millis(now + longest_lease)])?;
+    tx.prepare_cached(
+        "UPDATE tasks SET deadline = ?1 WHERE deadline > ?1 AND state = 'waiting_retry'",
+    )?
+    .execute([millis(now + longest_lease * 6 / 5)])?;
     let due = ids(
         tx,
         "SELECT id FROM tasks WHERE deadline <= ?1 ORDER BY deadline",

@@ -2019,3 +2019,35 @@ fn a_repeated_completion_says_the_task_is_finished() {
         "task `twice/a` is succeeded: it cannot be completed"
     );
 }
+
+#[test]
+fn a_full_disk_is_named_changes_nothing_and_reads_still_work() {
+    let h = harness();
+    h.store
+        .create_workflow(
+            WorkflowSpec::new("small", Mode::Dag).task(task("a", &[])),
+            &started(),
+        )
+        .unwrap();
+    // SQLite reports a database that reached its page limit exactly as a full disk.
+    let pages: i64 = h
+        .store
+        .connection()
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    h.store
+        .connection()
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+    let mut big = WorkflowSpec::new("big", Mode::Parallel);
+    for i in 0..2_000 {
+        big = big.task(TaskSpec::new(format!("t{i}"), "x".repeat(150)));
+    }
+    let events = h.store.events_since(0, 10_000).unwrap().len();
+    let full = h.store.create_workflow(big, &started());
+    assert!(matches!(full, Err(Error::DiskFull)), "{full:?}");
+    assert!(full.unwrap_err().to_string().contains("disk"));
+    assert_eq!(h.store.events_since(0, 10_000).unwrap().len(), events);
+    assert!(h.store.workflow_summary(&WorkflowRef::from("big")).is_err());
+    assert_eq!(h.store.workflows().unwrap().len(), 1, "reads still work");
+}

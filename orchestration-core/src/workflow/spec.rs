@@ -31,6 +31,10 @@ pub mod limits {
     pub const MAX_ATTEMPTS: u32 = 100;
     /// The longest lease, in seconds (one day).
     pub const MAX_LEASE_SECONDS: i64 = 86_400;
+    /// Skills in one agent's profile.
+    pub const MAX_CAPABILITIES: usize = 100;
+    /// Messages acknowledged in one call.
+    pub const MAX_ACK_IDS: usize = 500;
 }
 
 /// How the dependencies of a workflow's tasks are given.

@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use orchestration_core::{AgentProfile, AgentStatus, AgentUpdate, TaskRef, Weights, WorkflowRef};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{check_acting_as, check_operator};
 use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema, page};
 use crate::server::OrchestrationServer;
@@ -111,7 +113,17 @@ impl OrchestrationServer {
     async fn agent_profile(
         &self,
         Parameters(input): Parameters<ProfileIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<ProfilesOut>, ToolFailure> {
+        // An agent may change its own profile only: another's status decides whether that one
+        // gets work.
+        if matches!(
+            input.action,
+            ProfileActionIn::Upsert | ProfileActionIn::SetStatus
+        ) && let Some(name) = &input.name
+        {
+            check_acting_as(&context, name)?;
+        }
         let one = |profile: AgentProfile, verb: &str| {
             let summary = format!(
                 "{verb} agent `{}` ({}): {} skill(s), WIP limit {}",
@@ -463,9 +475,13 @@ impl OrchestrationServer {
     async fn agent_workload(
         &self,
         Parameters(input): Parameters<WorkloadIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<WorkloadOut>, ToolFailure> {
         let weights = weights_from(input.weights);
         let apply = input.apply.unwrap_or(false);
+        if apply {
+            check_operator(&context, "move other agents' tasks")?;
+        }
         let lease = input
             .lease_seconds
             .map(|s| chrono::Duration::seconds(s.into()));

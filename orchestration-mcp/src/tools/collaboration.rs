@@ -5,10 +5,12 @@ use orchestration_core::{
     LeaseToken, LockMode, LockOutcome, Recipients, Resource, TaskRef, WorkflowRef,
 };
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::check_acting_as;
 use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema};
 use crate::server::OrchestrationServer;
@@ -150,7 +152,13 @@ impl OrchestrationServer {
     async fn agent_collaboration(
         &self,
         Parameters(input): Parameters<CollaborationIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<CollaborationOut>, ToolFailure> {
+        // Every action that names `agent` acts as that agent: hands off its task, sends as it,
+        // reads or acknowledges its inbox, takes or releases its locks.
+        if let Some(agent) = &input.agent {
+            check_acting_as(&context, agent)?;
+        }
         let resource = |name: Option<String>, prefix: Option<bool>, action: &str| {
             need(name, "resource", action).map(|name| {
                 if prefix.unwrap_or(false) {

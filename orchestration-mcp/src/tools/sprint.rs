@@ -7,11 +7,14 @@ use orchestration_core::{
     AnalyticsOptions, FocusSource, MemberSpec, RetrospectiveOptions, SprintPlan, SprintReport,
     SprintSpec, SprintSummary, TaskRef, Velocity, WorkWeek, text_chart,
 };
+use rmcp::RoleServer;
 use rmcp::handler::server::wrapper::Parameters;
+use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::check_operator;
 use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema, page};
 use crate::server::OrchestrationServer;
@@ -603,9 +606,15 @@ impl OrchestrationServer {
     async fn sprint_planning(
         &self,
         Parameters(mut input): Parameters<PlanningIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<PlanningOut>, ToolFailure> {
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let action = input.action;
+        // Sprints commit the whole team's work: with per-agent tokens, only the shared token
+        // changes them. A dry run changes nothing.
+        if !matches!(action, PlanningActionIn::Plan) {
+            check_operator(&context, "change sprints")?;
+        }
         match action {
             PlanningActionIn::Plan | PlanningActionIn::Create | PlanningActionIn::Start => {
                 let name = need(input.name.take(), "name", "planning")?;
@@ -842,8 +851,12 @@ impl OrchestrationServer {
     async fn sprint_retrospective(
         &self,
         Parameters(input): Parameters<RetrospectiveIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<RetrospectiveOut>, ToolFailure> {
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
+        if input.close.unwrap_or(false) {
+            check_operator(&context, "close sprints")?;
+        }
         let options = RetrospectiveOptions {
             close: input.close.unwrap_or(false),
             next: input.next,

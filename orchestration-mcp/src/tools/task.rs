@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use orchestration_core::{ClaimRequest, LeaseToken, Report, TaskRef, TaskView, WorkflowRef};
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::check_acting_as;
 use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema};
 use crate::server::OrchestrationServer;
@@ -167,7 +169,9 @@ impl OrchestrationServer {
     async fn task_claim(
         &self,
         Parameters(input): Parameters<ClaimIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<ClaimOut>, ToolFailure> {
+        check_acting_as(&context, &input.agent)?;
         let mut request = ClaimRequest::new(input.agent.clone());
         request.workflow = input.workflow.as_deref().map(WorkflowRef::from);
         request.task = input
@@ -229,7 +233,9 @@ impl OrchestrationServer {
     async fn task_update(
         &self,
         Parameters(input): Parameters<UpdateIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<UpdateOut>, ToolFailure> {
+        check_acting_as(&context, &input.agent)?;
         let task: TaskRef = input.task.parse().map_err(to_mcp)?;
         let report = match input.action {
             UpdateActionIn::Heartbeat => Report::Heartbeat,

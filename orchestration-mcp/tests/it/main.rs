@@ -3,7 +3,13 @@
 //! servers side by side.
 
 mod clients;
+mod crash;
+mod faults;
+mod hostile;
 mod http;
+mod http_client;
+mod http_load;
+mod processes;
 mod side_by_side;
 mod sprint;
 mod support;
