@@ -373,7 +373,8 @@ fn flow(elapsed: &[NaiveDate], as_of: DateTime<Utc>, items: &[ScopeItem]) -> Flo
     let mut cycle: Vec<f64> = current
         .iter()
         .filter(|i| i.done_at(as_of))
-        .filter_map(|i| Some(hours(i.finished_at? - i.started_at?)))
+        // A clock set back between start and end must not give a negative cycle time.
+        .filter_map(|i| Some(hours(i.finished_at? - i.started_at?).max(0.0)))
         .collect();
     cycle.sort_by(f64::total_cmp);
     let done = current.iter().filter(|i| i.done_at(as_of)).count();
@@ -382,7 +383,7 @@ fn flow(elapsed: &[NaiveDate], as_of: DateTime<Utc>, items: &[ScopeItem]) -> Flo
         .iter()
         .filter(|i| !i.state.is_terminal() && i.in_progress_at(as_of))
         .filter_map(|i| {
-            let age_hours = hours(as_of - i.started_at?);
+            let age_hours = hours(as_of - i.started_at?).max(0.0);
             Some(Aging {
                 task: i.task.clone(),
                 age_hours,
