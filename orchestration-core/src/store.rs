@@ -65,11 +65,15 @@ const MIGRATIONS: [&str; 4] = [
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// A handle on one orchestration database. Cheap to share behind an `Arc`: methods take `&self`
-/// and serialise on one connection; several processes may open the same file at once.
+/// A handle on one orchestration database. Cheap to share behind an `Arc`: methods take `&self`;
+/// writes serialise on one connection, and reads of a file database use a second one, so a long
+/// report does not hold up claims. Several processes may open the same file at once.
 #[derive(Debug)]
 pub struct Store {
     conn: Mutex<Connection>,
+    /// The connection reads use, for a file database. An in-memory database is private to its
+    /// connection, so there reads share the writer's.
+    reader: Option<Mutex<Connection>>,
     clock: Clock,
     path: Option<PathBuf>,
 }
@@ -102,6 +106,18 @@ impl Store {
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store> {
         let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Store::connect(path, flags)?;
+        let mut store = Store::init(conn, Some(path.to_path_buf()))?;
+        // Opened after the migrations, so it sees the current schema. In WAL mode it reads the
+        // last committed state while the writer works.
+        let mut reader = Store::connect(path, flags)?;
+        prepare(&mut reader)?;
+        store.reader = Some(Mutex::new(reader));
+        Ok(store)
+    }
+
+    /// One connection to the file at `path`, with the settings every connection here uses.
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints only, which
@@ -116,7 +132,7 @@ impl Store {
         conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
         conn.pragma_update(None, "cache_size", -64 * 1024)?;
         conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
-        Store::init(conn, Some(path.to_path_buf()))
+        Ok(conn)
     }
 
     /// Opens [`DEFAULT_DB_PATH`] under the working directory.
@@ -130,15 +146,11 @@ impl Store {
     }
 
     fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Store> {
-        conn.set_prepared_statement_cache_capacity(64);
-        // The query planner stability guarantee: without it, SQLite (built with STAT4) lets the
-        // values bound to a statement's parameters change its plan, and so re-prepares the
-        // statement on every run whose plan could depend on them. That cost more than the rest
-        // of a claim. The plans here are fixed by the schema's indexes anyway.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        prepare(&mut conn)?;
         migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            reader: None,
             clock: Clock::System,
             path,
         })
@@ -205,12 +217,29 @@ impl Store {
 
     /// Runs `f` in a read transaction, so it sees one consistent snapshot.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>, DateTime<Utc>) -> Result<T>) -> Result<T> {
-        let mut conn = self.connection();
+        let mut conn = match &self.reader {
+            // As with the writer, a panic cannot leave a transaction open.
+            Some(reader) => reader
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            None => self.connection(),
+        };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let value = f(&tx, self.clock.now())?;
         tx.commit()?;
         Ok(value)
     }
+}
+
+/// Settings of every connection, file or memory.
+fn prepare(conn: &mut Connection) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(64);
+    // The query planner stability guarantee: without it, SQLite (built with STAT4) lets the
+    // values bound to a statement's parameters change its plan, and so re-prepares the
+    // statement on every run whose plan could depend on them. That cost more than the rest of
+    // a claim. The plans here are fixed by the schema's indexes anyway.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 fn is_busy(err: &rusqlite::Error) -> bool {

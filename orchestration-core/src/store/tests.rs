@@ -2051,3 +2051,52 @@ fn a_full_disk_is_named_changes_nothing_and_reads_still_work() {
     assert!(h.store.workflow_summary(&WorkflowRef::from("big")).is_err());
     assert_eq!(h.store.workflows().unwrap().len(), 1, "reads still work");
 }
+
+/// A file database reads through its own connection; every read still sees each write the
+/// moment the write returns, and a second handle on the file sees them too.
+#[test]
+fn reads_on_a_file_see_every_write_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reads.db");
+    let store = Store::open(&path).unwrap();
+    assert!(store.reader.is_some(), "a file database has a reader");
+    store
+        .create_workflow(
+            WorkflowSpec::new("r", Mode::Dag)
+                .task(task("a", &[]))
+                .task(task("b", &["a"])),
+            &started(),
+        )
+        .unwrap();
+    let other = Store::open(&path).unwrap();
+    let state = |store: &Store, key: &str| {
+        store
+            .task(&TaskRef::key("r", key))
+            .map(|view| view.state)
+            .unwrap()
+    };
+    let claim = store.claim(&ClaimRequest::new("w")).unwrap().unwrap();
+    assert_eq!(state(&store, "a"), TaskState::Running);
+    assert_eq!(state(&other, "a"), TaskState::Running);
+    store
+        .report(
+            &TaskRef::Id(claim.task.id),
+            "w",
+            claim.token,
+            &Report::Complete {
+                result: None,
+                actual: None,
+            },
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (state(&store, "a"), state(&store, "b")),
+        (TaskState::Succeeded, TaskState::Ready)
+    );
+    assert_eq!(
+        store.events_since(0, 1_000).unwrap().len(),
+        other.events_since(0, 1_000).unwrap().len()
+    );
+    assert!(Store::open_in_memory().unwrap().reader.is_none());
+}
