@@ -19,7 +19,7 @@ mod workflow;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -71,9 +71,12 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 #[derive(Debug)]
 pub struct Store {
     conn: Mutex<Connection>,
-    /// The connection reads use, for a file database. An in-memory database is private to its
-    /// connection, so there reads share the writer's.
-    reader: Option<Mutex<Connection>>,
+    /// The connection reads use, for a file database, opened at the first read so that a
+    /// server starts without paying for it. An in-memory database is private to its
+    /// connection, so there (and should opening it fail) reads share the writer's.
+    reader: OnceLock<Option<Mutex<Connection>>>,
+    /// How to open the reader: the flags the writer was opened with.
+    flags: OpenFlags,
     clock: Clock,
     path: Option<PathBuf>,
 }
@@ -108,11 +111,7 @@ impl Store {
         let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Store::connect(path, flags)?;
         let mut store = Store::init(conn, Some(path.to_path_buf()))?;
-        // Opened after the migrations, so it sees the current schema. In WAL mode it reads the
-        // last committed state while the writer works.
-        let mut reader = Store::connect(path, flags)?;
-        prepare(&mut reader)?;
-        store.reader = Some(Mutex::new(reader));
+        store.flags = flags;
         Ok(store)
     }
 
@@ -150,7 +149,8 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
-            reader: None,
+            reader: OnceLock::new(),
+            flags: OpenFlags::empty(),
             clock: Clock::System,
             path,
         })
@@ -215,9 +215,24 @@ impl Store {
         }
     }
 
+    /// The reader connection of a file database, opened on first use after the migrations, so
+    /// it sees the current schema. In WAL mode it reads the last commit while the writer works.
+    fn reader(&self) -> Option<&Mutex<Connection>> {
+        self.reader
+            .get_or_init(|| {
+                let path = self.path.as_deref()?;
+                // Should it fail to open, reads share the writer's connection: still correct,
+                // only queued behind writes.
+                let mut conn = Store::connect(path, self.flags).ok()?;
+                prepare(&mut conn).ok()?;
+                Some(Mutex::new(conn))
+            })
+            .as_ref()
+    }
+
     /// Runs `f` in a read transaction, so it sees one consistent snapshot.
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>, DateTime<Utc>) -> Result<T>) -> Result<T> {
-        let mut conn = match &self.reader {
+        let mut conn = match self.reader() {
             // As with the writer, a panic cannot leave a transaction open.
             Some(reader) => reader
                 .lock()

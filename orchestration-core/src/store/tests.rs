@@ -2059,7 +2059,7 @@ fn reads_on_a_file_see_every_write_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reads.db");
     let store = Store::open(&path).unwrap();
-    assert!(store.reader.is_some(), "a file database has a reader");
+    assert!(store.reader().is_some(), "a file database has a reader");
     store
         .create_workflow(
             WorkflowSpec::new("r", Mode::Dag)
@@ -2098,5 +2098,5 @@ fn reads_on_a_file_see_every_write_at_once() {
         store.events_since(0, 1_000).unwrap().len(),
         other.events_since(0, 1_000).unwrap().len()
     );
-    assert!(Store::open_in_memory().unwrap().reader.is_none());
+    assert!(Store::open_in_memory().unwrap().reader().is_none());
 }
