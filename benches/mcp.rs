@@ -6,6 +6,9 @@
 //! Targets on a 2-core machine: start <= 10 ms; tools/list <= 1 ms; claim and update <= 1 ms at
 //! p50; tools/list at most 16 KB.
 
+#[path = "support/binary.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -13,30 +16,6 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-
-/// Builds the release binary once and returns its path, next to this bench's executable.
-fn binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "orchestration-mcp",
-            "--bin",
-            "orchestration-mcp",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the server failed");
-    let exe = std::env::current_exe().expect("the bench knows where it is");
-    // target/release/deps/mcp-<hash> -> target/release/orchestration-mcp
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/release")
-        .join("orchestration-mcp")
-}
 
 /// A server process and its pipes.
 struct Server {
@@ -130,7 +109,7 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
 }
 
 fn benches(c: &mut Criterion) {
-    let binary = binary();
+    let binary = support::binary();
     let dir = tempfile::tempdir().unwrap();
 
     let mut group = c.benchmark_group("mcp_stdio");

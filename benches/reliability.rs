@@ -10,6 +10,9 @@
 #[allow(dead_code, reason = "shared with the tests, which use the rest of it")]
 mod http_client;
 
+#[path = "support/binary.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -23,29 +26,6 @@ use http_client::Session;
 
 /// Concurrent sessions.
 const SESSIONS: usize = 32;
-
-/// Builds the release binary once and returns its path, next to this bench's executable.
-fn binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "orchestration-mcp",
-            "--bin",
-            "orchestration-mcp",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the server failed");
-    let exe = std::env::current_exe().expect("the bench knows where it is");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/release")
-        .join("orchestration-mcp")
-}
 
 /// A server process, killed on drop.
 struct Server {
@@ -137,7 +117,7 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
 }
 
 fn benches(c: &mut Criterion) {
-    let binary = binary();
+    let binary = support::binary();
     let dir = tempfile::tempdir().unwrap();
     let server = start(&binary, &dir.path().join("bench.db"));
     let mut sessions: Vec<(Session, String)> = (0..SESSIONS)
