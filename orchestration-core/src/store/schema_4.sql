@@ -10,6 +10,8 @@ CREATE TABLE sprints (
     end_date     TEXT    NOT NULL,
     -- Working weekdays as a bit set, Monday = 1.
     work_week    INTEGER NOT NULL,
+    -- Names of the workflows planning chooses from, comma-separated; empty for all.
+    workflows    TEXT    NOT NULL DEFAULT '',
     status       TEXT    NOT NULL,
     -- The focus factor given or learnt when the sprint started.
     focus_factor REAL,

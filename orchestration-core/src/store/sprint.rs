@@ -151,6 +151,8 @@ pub struct SprintSummary {
     pub working_days: usize,
     /// Members.
     pub members: Vec<MemberSpec>,
+    /// The workflows planning chooses from; all when empty.
+    pub workflows: Vec<String>,
     /// The focus factor fixed at the start.
     pub focus_factor: Option<f64>,
     /// Capacity in points fixed at the start.
@@ -336,6 +338,7 @@ struct SprintRow {
     start: NaiveDate,
     end: NaiveDate,
     week: WorkWeek,
+    workflows: Vec<String>,
     status: SprintStatus,
     focus_factor: Option<f64>,
     raw_capacity: Option<f64>,
@@ -350,7 +353,7 @@ struct SprintRow {
 
 const SPRINT_COLUMNS: &str = "id, name, goal, start_date, end_date, work_week, status, \
     focus_factor, raw_capacity, capacity, committed, completed, daily_done, created_at, \
-    started_at, closed_at";
+    started_at, closed_at, workflows";
 
 impl SprintRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<SprintRow> {
@@ -377,6 +380,12 @@ impl SprintRow {
             created_at: from_millis(row.get(13)?),
             started_at: row.get::<_, Option<i64>>(14)?.map(from_millis),
             closed_at: row.get::<_, Option<i64>>(15)?.map(from_millis),
+            workflows: row
+                .get::<_, String>(16)?
+                .split(',')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     }
 
@@ -790,6 +799,7 @@ fn summary(conn: &Connection, row: &SprintRow, id: i64) -> Result<SprintSummary>
         week: row.week,
         working_days: working_days(row.start, row.end, &row.week, &BTreeSet::new()).len(),
         members,
+        workflows: row.workflows.clone(),
         focus_factor: row.focus_factor,
         capacity: row.capacity,
         committed: row.committed,
@@ -953,11 +963,20 @@ fn prepare(
         .commit
         .unwrap_or_else(|| recommended.min(capacity.points));
 
-    let workflows: Vec<i64> = spec
-        .workflows
-        .iter()
-        .map(|w| WorkflowRow::resolve(conn, w).map(|r| r.id))
-        .collect::<Result<_>>()?;
+    // The backlog's workflows: those given, or those a planned sprint was saved with.
+    let chosen: Vec<WorkflowRow> = if spec.workflows.is_empty() {
+        existing
+            .iter()
+            .flat_map(|r| r.workflows.iter())
+            .map(|name| WorkflowRow::resolve(conn, &WorkflowRef::Name(name.clone())))
+            .collect::<Result<_>>()?
+    } else {
+        spec.workflows
+            .iter()
+            .map(|w| WorkflowRow::resolve(conn, w))
+            .collect::<Result<_>>()?
+    };
+    let workflows: Vec<i64> = chosen.iter().map(|w| w.id).collect();
     let backlog = backlog(conn, existing.as_ref().map(|r| r.id), &workflows)?;
     let planned = plan(
         &backlog.candidates,
@@ -1010,6 +1029,7 @@ fn prepare(
         week,
         working_days: working_days(start, end, &week, &BTreeSet::new()).len(),
         members: member_specs,
+        workflows: chosen.into_iter().map(|w| w.name).collect(),
         focus_factor: None,
         capacity: None,
         committed: None,
@@ -1198,22 +1218,23 @@ fn save(
     let id = match SprintRow::find(tx, &spec.name)? {
         Some(row) => {
             tx.prepare_cached(
-                "UPDATE sprints SET goal = ?2, start_date = ?3, end_date = ?4, work_week = ?5 \
-                 WHERE id = ?1",
+                "UPDATE sprints SET goal = ?2, start_date = ?3, end_date = ?4, work_week = ?5, \
+                 workflows = ?6 WHERE id = ?1",
             )?
             .execute(params![
                 row.id,
                 s.goal,
                 s.start.to_string(),
                 s.end.to_string(),
-                s.week.bits()
+                s.week.bits(),
+                s.workflows.join(",")
             ])?;
             row.id
         }
         None => {
             tx.prepare_cached(
                 "INSERT INTO sprints (name, goal, start_date, end_date, work_week, status, \
-                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6)",
+                 created_at, workflows) VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?7)",
             )?
             .execute(params![
                 s.name,
@@ -1221,7 +1242,8 @@ fn save(
                 s.start.to_string(),
                 s.end.to_string(),
                 s.week.bits(),
-                millis(now)
+                millis(now),
+                s.workflows.join(",")
             ])?;
             let id = tx.last_insert_rowid();
             append(

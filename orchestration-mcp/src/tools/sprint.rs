@@ -107,6 +107,9 @@ pub(crate) struct SprintOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     goal: Option<String>,
     members: Vec<MemberOut>,
+    /// Backlog; empty for all
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    workflows: Vec<String>,
     tasks: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     committed: Option<f64>,
@@ -140,6 +143,7 @@ impl SprintOut {
                     days_off: m.days_off.iter().map(|d| d.to_string()).collect(),
                 })
                 .collect(),
+            workflows: s.workflows.clone(),
             tasks: s.tasks,
             committed: s.committed.map(round),
             completed: s.completed.map(round),

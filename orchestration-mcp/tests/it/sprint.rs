@@ -147,12 +147,14 @@ async fn a_sprint_is_planned_started_tracked_and_closed_through_the_tools() {
         .ok();
     assert_eq!(again.at("/forecast"), analytics.at("/forecast"));
 
-    h.call(
+    let s2 = h.call(
         "sprint_planning",
         json!({"action": "create", "name": "s2", "start": "2026-03-16", "end": "2026-03-27", "members": [{"agent": "bo"}], "workflows": ["proj"]}),
     )
     .await
     .ok();
+    assert_eq!(s2.at("/sprint/workflows"), &json!(["proj"]));
+    assert_eq!(s2.at("/sprint/status"), &json!("planned"));
     let retro = h
         .call(
             "sprint_retrospective",

@@ -459,6 +459,8 @@ fn unfinished_work_moves_into_the_named_next_sprint() {
     });
     let started = started.unwrap();
     assert_eq!(started.sprint.committed, Some(12.0));
+    // The start kept the backlog s2 was planned from.
+    assert_eq!(started.sprint.workflows, ["extra"]);
     let analytics = team
         .store
         .sprint_analytics("s2", &AnalyticsOptions::default())
