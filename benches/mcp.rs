@@ -6,7 +6,7 @@
 //! Targets on a 2-core machine: start <= 10 ms; tools/list <= 1 ms; claim and update <= 1 ms at
 //! p50; tools/list at most 16 KB.
 
-#[path = "support/binary.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
+use support::percentile;
 
 /// A server process and its pipes.
 struct Server {
@@ -101,11 +102,6 @@ fn workflow(name: &str, tasks: usize) -> Value {
         })
         .collect();
     json!({"name": name, "tasks": tasks})
-}
-
-fn percentile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() - 1) as f64 * q).round() as usize]
 }
 
 fn benches(c: &mut Criterion) {

@@ -10,7 +10,7 @@
 #[allow(dead_code, reason = "shared with the tests, which use the rest of it")]
 mod http_client;
 
-#[path = "support/binary.rs"]
+#[path = "support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
 use http_client::Session;
+use support::percentile;
 
 /// Concurrent sessions.
 const SESSIONS: usize = 32;
@@ -109,11 +110,6 @@ fn concurrently(
             .collect()
     });
     (start.elapsed(), timings)
-}
-
-fn percentile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() - 1) as f64 * q).round() as usize]
 }
 
 fn benches(c: &mut Criterion) {

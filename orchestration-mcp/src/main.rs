@@ -147,6 +147,16 @@ fn sprint(command: SprintCommand) -> Result<()> {
                 report.totals.scope
             );
             println!("{}", orchestration_core::text_chart(report, 8));
+            if let Some(f) = &analytics.forecast {
+                println!(
+                    "forecast: {:.1} points left, done by {} (p50), {} (p85), {} (p95); {:.0}% chance by the end",
+                    f.remaining,
+                    f.p50,
+                    f.p85,
+                    f.p95,
+                    f.probability_by_end * 100.0
+                );
+            }
             if let Some(path) = svg {
                 let title = format!("Sprint {name}: burndown and burnup");
                 std::fs::write(&path, orchestration_core::svg(&title, report))

@@ -37,3 +37,13 @@ where
 pub(crate) fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// A field an action needs, or an error naming it.
+pub(crate) fn need<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ToolFailure> {
+    value.ok_or_else(|| ToolFailure::invalid(field, format!("{action} needs `{field}`")))
+}
+
+/// Two decimals: enough for points and ratios, and fewer bytes in the model's context.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

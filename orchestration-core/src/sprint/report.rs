@@ -151,6 +151,17 @@ pub enum ScopeChangeKind {
     Reestimated,
 }
 
+impl ScopeChangeKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeChangeKind::Added => "added",
+            ScopeChangeKind::Removed => "removed",
+            ScopeChangeKind::Reestimated => "reestimated",
+        }
+    }
+}
+
 /// One change of scope after the start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScopeChange {
@@ -250,9 +261,8 @@ pub fn sprint_report(window: &Window, items: &[ScopeItem]) -> SprintReport {
                 in_progress += estimate;
             }
         }
-        let done_now = done_points(items, at);
-        daily_done.push((done_now - done_before).max(0.0));
-        done_before = done_now;
+        daily_done.push((completed - done_before).max(0.0));
+        done_before = completed;
         points.push(BurnPoint {
             date,
             scope,

@@ -8,14 +8,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::clock::from_millis;
-use crate::error::{Error, Result, SpecError};
+use crate::error::{Error, Result};
 use crate::sprint::{
     Accuracy, Capacity, ClosedSprint, Contribution, Finding, FindingsInput, Member, Plan,
     ScopeItem, SprintReport, SprintStatus, Velocity, Window, WorkWeek, accuracy, capacity,
     contributions, findings, forecast, learnt_focus_factor, plan, sprint_report, velocity,
     working_days,
 };
-use crate::workflow::{TaskState, check_name, limits};
+use crate::workflow::{TaskState, check_argument_name, limits};
 
 use super::agent::load_profile;
 use super::event::{EventKind, NewEvent, append};
@@ -834,15 +834,7 @@ fn prepare(
     now: DateTime<Utc>,
     action: &'static str,
 ) -> Result<SprintPlan> {
-    check_name("sprint name", &spec.name).map_err(|err| match err {
-        Error::InvalidSpec(SpecError::InvalidName { value, reason, .. }) => {
-            Error::InvalidArgument {
-                field: "name".into(),
-                reason: format!("sprint name `{value}` {reason}"),
-            }
-        }
-        other => other,
-    })?;
+    check_argument_name("name", "sprint name", &spec.name)?;
     if let Some(goal) = &spec.goal {
         check_length("goal", goal, limits::MAX_TITLE_LEN * 5)?;
     }

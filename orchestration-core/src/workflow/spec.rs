@@ -514,7 +514,32 @@ fn invalid_text(field: String, reason: String) -> Error {
 /// ASCII letters, digits, `-`, `_` and `.`, starting with a letter or digit. `/` is excluded
 /// because tasks are referred to as `workflow/key`.
 pub(crate) fn check_name(what: &'static str, value: &str) -> Result<(), Error> {
-    let reason = if value.is_empty() {
+    match name_problem(value) {
+        None => Ok(()),
+        Some(reason) => Err(SpecError::InvalidName {
+            what,
+            value: shown_name(value),
+            reason,
+        }
+        .into()),
+    }
+}
+
+/// The naming rule for a name that is a call's argument rather than part of a workflow spec
+/// (a sprint's): the same rule, reported as an invalid `field`.
+pub(crate) fn check_argument_name(field: &str, what: &str, value: &str) -> Result<(), Error> {
+    match name_problem(value) {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidArgument {
+            field: field.to_owned(),
+            reason: format!("{what} `{}` {reason}", shown_name(value)),
+        }),
+    }
+}
+
+/// Which part of the naming rule `value` breaks, if any.
+fn name_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
         Some("must not be empty")
     } else if value.len() > limits::MAX_NAME_LEN {
         Some("must be at most 64 characters")
@@ -527,22 +552,16 @@ pub(crate) fn check_name(what: &'static str, value: &str) -> Result<(), Error> {
         Some("may contain only ASCII letters, digits, `-`, `_` and `.`")
     } else {
         None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => {
-            let mut shown: String = value.chars().take(limits::MAX_NAME_LEN + 1).collect();
-            if shown.len() < value.len() {
-                shown.push('…');
-            }
-            Err(SpecError::InvalidName {
-                what,
-                value: shown,
-                reason,
-            }
-            .into())
-        }
     }
+}
+
+/// A name as quoted in a message: shortened when it is too long to repeat.
+fn shown_name(value: &str) -> String {
+    let mut shown: String = value.chars().take(limits::MAX_NAME_LEN + 1).collect();
+    if shown.len() < value.len() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// Checks the length of an optional text field.

@@ -14,7 +14,7 @@ use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::workflow::DetailIn;
-use crate::tools::{blocking, time};
+use crate::tools::{blocking, round2, time};
 
 // What to do with profiles.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -502,15 +502,12 @@ impl OrchestrationServer {
                 utilisation: (load.utilisation * 1_000.0).round() / 1_000.0,
                 queued: load.queued,
                 tasks: full.then(|| load.tasks.clone()),
-                sprint: load.sprint.as_ref().map(|s| {
-                    let round = |x: f64| (x * 100.0).round() / 100.0;
-                    SprintLoadOut {
-                        sprint: s.sprint.clone(),
-                        capacity: round(s.capacity),
-                        allocated: round(s.allocated),
-                        done: round(s.done),
-                        in_flight: round(s.in_flight),
-                    }
+                sprint: load.sprint.as_ref().map(|s| SprintLoadOut {
+                    sprint: s.sprint.clone(),
+                    capacity: round2(s.capacity),
+                    allocated: round2(s.allocated),
+                    done: round2(s.done),
+                    in_flight: round2(s.in_flight),
                 }),
             })
             .collect();

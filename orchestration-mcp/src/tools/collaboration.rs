@@ -15,7 +15,7 @@ use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema};
 use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
-use crate::tools::{blocking, time};
+use crate::tools::{blocking, need, time};
 
 // What to do.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -136,10 +136,6 @@ fn lock_out(lock: &orchestration_core::Lock) -> LockOut {
         mode: lock.mode.to_string(),
         expires_at: time(lock.expires_at),
     }
-}
-
-fn need<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ToolFailure> {
-    value.ok_or_else(|| ToolFailure::invalid(field, format!("{action} needs `{field}`")))
 }
 
 #[tool_router(router = collaboration_router, vis = "pub(crate)")]

@@ -19,7 +19,7 @@ use crate::error::{ToolFailure, to_mcp};
 use crate::output::{Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::workflow::DetailIn;
-use crate::tools::{blocking, time};
+use crate::tools::{blocking, need, round2, time};
 
 /// Items shown per list at `detail=summary`.
 const SUMMARY_ITEMS: usize = 20;
@@ -145,10 +145,10 @@ impl SprintOut {
                 .collect(),
             workflows: s.workflows.clone(),
             tasks: s.tasks,
-            committed: s.committed.map(round),
-            completed: s.completed.map(round),
-            capacity: s.capacity.map(round),
-            focus_factor: s.focus_factor.map(round),
+            committed: s.committed.map(round2),
+            completed: s.completed.map(round2),
+            capacity: s.capacity.map(round2),
+            focus_factor: s.focus_factor.map(round2),
             started_at: s.started_at.map(time),
             closed_at: s.closed_at.map(time),
         }
@@ -174,9 +174,9 @@ pub(crate) struct VelocityOut {
 impl From<Velocity> for VelocityOut {
     fn from(v: Velocity) -> Self {
         VelocityOut {
-            mean: round(v.mean),
-            median: round(v.median),
-            std_dev: round(v.std_dev),
+            mean: round2(v.mean),
+            median: round2(v.median),
+            std_dev: round2(v.std_dev),
             sprints: v.sprints,
         }
     }
@@ -432,19 +432,10 @@ pub(crate) struct RetrospectiveOut {
     closed: bool,
 }
 
-/// Two decimals: enough for points and ratios, and fewer bytes in the model's context.
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 fn date(field: &str, value: &str) -> Result<NaiveDate, ToolFailure> {
     value
         .parse()
         .map_err(|_| ToolFailure::invalid(field, format!("`{value}` is not a YYYY-MM-DD date")))
-}
-
-fn need<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ToolFailure> {
-    value.ok_or_else(|| ToolFailure::invalid(field, format!("{action} needs `{field}`")))
 }
 
 fn tasks(refs: Option<Vec<String>>, action: &str) -> Result<Vec<TaskRef>, ToolFailure> {
@@ -513,9 +504,9 @@ fn spec(input: &mut PlanningIn, name: String) -> Result<SprintSpec, ToolFailure>
 
 fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
     PlanOut {
-        capacity: round(plan.capacity.points),
-        raw_capacity: round(plan.raw_capacity),
-        focus_factor: round(plan.capacity.focus_factor),
+        capacity: round2(plan.capacity.points),
+        raw_capacity: round2(plan.raw_capacity),
+        focus_factor: round2(plan.capacity.focus_factor),
         focus_source: match plan.focus {
             FocusSource::Given => "given".into(),
             FocusSource::Learnt(n) => format!("learnt from {n} sprints"),
@@ -528,14 +519,14 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
             .map(|m| CapacityOut {
                 agent: m.agent.clone(),
                 working_days: m.working_days,
-                available_days: round(m.available_days),
-                points: round(m.points),
+                available_days: round2(m.available_days),
+                points: round2(m.points),
             })
             .collect(),
         velocity: plan.velocity.map(VelocityOut::from),
-        recommended: round(plan.recommended),
-        target: round(plan.target),
-        points: round(plan.plan.points),
+        recommended: round2(plan.recommended),
+        target: round2(plan.target),
+        points: round2(plan.plan.points),
         selected_count: plan.plan.selected.len(),
         selected: shown(plan.plan.selected.iter().cloned(), full),
         allocation: plan
@@ -546,7 +537,7 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
                 (
                     agent.clone(),
                     AllocationOut {
-                        points: round(*points),
+                        points: round2(*points),
                         tasks: shown(tasks.iter().cloned(), full),
                     },
                 )
@@ -568,19 +559,19 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
 fn totals_out(report: &SprintReport) -> TotalsOut {
     let t = &report.totals;
     TotalsOut {
-        committed: round(t.committed),
-        added: round(t.added),
-        removed: round(t.removed),
-        reestimated: round(t.reestimated),
-        scope: round(t.scope),
-        completed: round(t.completed),
-        in_progress: round(t.in_progress),
-        not_completed: round(t.not_completed),
-        progress: round(t.progress),
-        say_do: t.say_do.map(round),
-        scope_creep: t.scope_creep.map(round),
-        churn: t.churn.map(round),
-        rollover_rate: t.rollover_rate.map(round),
+        committed: round2(t.committed),
+        added: round2(t.added),
+        removed: round2(t.removed),
+        reestimated: round2(t.reestimated),
+        scope: round2(t.scope),
+        completed: round2(t.completed),
+        in_progress: round2(t.in_progress),
+        not_completed: round2(t.not_completed),
+        progress: round2(t.progress),
+        say_do: t.say_do.map(round2),
+        scope_creep: t.scope_creep.map(round2),
+        churn: t.churn.map(round2),
+        rollover_rate: t.rollover_rate.map(round2),
     }
 }
 
@@ -588,7 +579,7 @@ fn carry_out(carry: &[orchestration_core::CarryOver], full: bool) -> Vec<CarryOu
     shown(
         carry.iter().map(|c| CarryOut {
             task: c.task.clone(),
-            points: round(c.points),
+            points: round2(c.points),
             state: c.state.to_string(),
             times_carried: c.times_carried,
         }),
@@ -685,8 +676,8 @@ impl OrchestrationServer {
                         edit: Some(EditOut {
                             changed: edit.changed,
                             unchanged: edit.unchanged,
-                            points: round(edit.points),
-                            scope: round(edit.scope),
+                            points: round2(edit.points),
+                            scope: round2(edit.scope),
                         }),
                         ..Default::default()
                     },
@@ -783,8 +774,8 @@ impl OrchestrationServer {
             .map(|c| ChangeOut {
                 at: time(c.at),
                 task: c.task.clone(),
-                kind: format!("{:?}", c.kind).to_lowercase(),
-                points: round(c.points),
+                kind: c.kind.as_str().into(),
+                points: round2(c.points),
             })
             .collect();
         Ok(Structured::new(
@@ -796,11 +787,11 @@ impl OrchestrationServer {
                         .iter()
                         .map(|d| DayOut {
                             date: d.date.to_string(),
-                            scope: round(d.scope),
-                            completed: round(d.completed),
-                            in_progress: round(d.in_progress),
-                            remaining: round(d.remaining),
-                            ideal: round(d.ideal),
+                            scope: round2(d.scope),
+                            completed: round2(d.completed),
+                            in_progress: round2(d.in_progress),
+                            remaining: round2(d.remaining),
+                            ideal: round2(d.ideal),
                         })
                         .collect(),
                 ),
@@ -810,16 +801,16 @@ impl OrchestrationServer {
                 velocity_history: Some(
                     a.velocity_history
                         .iter()
-                        .map(|(name, done)| (name.clone(), round(*done)))
+                        .map(|(name, done)| (name.clone(), round2(*done)))
                         .collect(),
                 ),
                 carry_over: Some(carry_out(&a.carry_over, full)),
                 forecast: a.forecast.as_ref().map(|f| ForecastOut {
-                    remaining: round(f.remaining),
+                    remaining: round2(f.remaining),
                     p50: f.p50.to_string(),
                     p85: f.p85.to_string(),
                     p95: f.p95.to_string(),
-                    probability_by_end: round(f.probability_by_end),
+                    probability_by_end: round2(f.probability_by_end),
                     days_left: f.days_left,
                     history_days: f.history_days,
                     trials: f.trials,
@@ -828,14 +819,14 @@ impl OrchestrationServer {
                 forecast_note: a.forecast_note.clone(),
                 flow: Some(FlowOut {
                     done: r.flow.done,
-                    throughput_per_day: round(r.flow.throughput_per_day),
+                    throughput_per_day: round2(r.flow.throughput_per_day),
                     wip: r.flow.wip,
-                    cycle_time_p50_hours: r.flow.cycle_time_p50_hours.map(round),
-                    cycle_time_p85_hours: r.flow.cycle_time_p85_hours.map(round),
+                    cycle_time_p50_hours: r.flow.cycle_time_p50_hours.map(round2),
+                    cycle_time_p85_hours: r.flow.cycle_time_p85_hours.map(round2),
                     aging: shown(
                         r.flow.aging.iter().map(|a| AgingOut {
                             task: a.task.clone(),
-                            age_hours: round(a.age_hours),
+                            age_hours: round2(a.age_hours),
                             over_p85: a.over_p85,
                         }),
                         full,
@@ -901,22 +892,22 @@ impl OrchestrationServer {
                 moved_to: retro.moved_to.clone(),
                 accuracy: retro.accuracy.as_ref().map(|a| AccuracyOut {
                     tasks: a.tasks,
-                    bias: round(a.bias),
-                    ratio: round(a.ratio),
-                    spread: round(a.spread),
-                    mmre: round(a.mmre),
-                    mdmre: round(a.mdmre),
-                    pred25: round(a.pred25),
+                    bias: round2(a.bias),
+                    ratio: round2(a.ratio),
+                    spread: round2(a.spread),
+                    mmre: round2(a.mmre),
+                    mdmre: round2(a.mdmre),
+                    pred25: round2(a.pred25),
                 }),
-                cycle_time_p50_hours: retro.report.flow.cycle_time_p50_hours.map(round),
-                cycle_time_p85_hours: retro.report.flow.cycle_time_p85_hours.map(round),
+                cycle_time_p50_hours: retro.report.flow.cycle_time_p50_hours.map(round2),
+                cycle_time_p85_hours: retro.report.flow.cycle_time_p85_hours.map(round2),
                 contributions: retro
                     .contributions
                     .iter()
                     .map(|c| ContributionOut {
                         agent: c.agent.clone(),
                         tasks: c.tasks,
-                        points: round(c.points),
+                        points: round2(c.points),
                         retries: c.retries,
                     })
                     .collect(),

@@ -93,6 +93,14 @@ fn s1() -> SprintSpec {
     spec
 }
 
+/// A retrospective that closes the sprint, moving unfinished work into `next` if named.
+fn closing(next: Option<&str>) -> RetrospectiveOptions {
+    RetrospectiveOptions {
+        close: true,
+        next: next.map(str::to_owned),
+    }
+}
+
 impl Team {
     fn events(&self) -> usize {
         self.store.events_since(0, usize::MAX >> 1).unwrap().len()
@@ -364,13 +372,7 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     let before = team.events();
     let retro = team
         .store
-        .sprint_retrospective(
-            "s1",
-            &RetrospectiveOptions {
-                close: true,
-                next: None,
-            },
-        )
+        .sprint_retrospective("s1", &closing(None))
         .unwrap();
     assert!(team.events() > before);
     assert!(retro.closed);
@@ -415,13 +417,7 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     )));
     let err = team
         .store
-        .sprint_retrospective(
-            "s1",
-            &RetrospectiveOptions {
-                close: true,
-                next: None,
-            },
-        )
+        .sprint_retrospective("s1", &closing(None))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -439,13 +435,7 @@ fn unfinished_work_moves_into_the_named_next_sprint() {
     team.set(at(3, 13, 18, 0));
     let retro = team
         .store
-        .sprint_retrospective(
-            "s1",
-            &RetrospectiveOptions {
-                close: true,
-                next: Some("s2".into()),
-            },
-        )
+        .sprint_retrospective("s1", &closing(Some("s2")))
         .unwrap();
     assert_eq!(retro.moved_to.as_deref(), Some("s2"));
     assert_eq!(retro.carry_over.len(), 3);
@@ -568,16 +558,7 @@ fn bad_input_gets_a_specific_error_and_writes_nothing() {
         ),
         (
             "closing a sprint that never started",
-            Box::new(|s| {
-                s.sprint_retrospective(
-                    "other",
-                    &RetrospectiveOptions {
-                        close: true,
-                        next: None,
-                    },
-                )
-                .map(drop)
-            }),
+            Box::new(|s| s.sprint_retrospective("other", &closing(None)).map(drop)),
             "sprint `other` is planned: it cannot be closed before it starts",
         ),
         (
@@ -668,5 +649,42 @@ fn workload_shows_each_members_sprint_allocation_against_capacity() {
             ("ana".into(), "s1".into(), 10.0, 8.0, 3.0, 0.0),
             ("bo".into(), "s1".into(), 2.25, 2.0, 0.0, 2.0),
         ]
+    );
+}
+
+#[test]
+fn work_in_progress_past_the_p85_cycle_time_is_flagged_and_found() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    // One finished task sets the p85 cycle time at 5 hours.
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    team.claim("bo", "c", at(3, 3, 10, 0));
+    let aging = |when| {
+        team.set(when);
+        let analytics = team
+            .store
+            .sprint_analytics("s1", &AnalyticsOptions::default())
+            .unwrap();
+        analytics
+            .report
+            .flow
+            .aging
+            .iter()
+            .map(|a| (a.task.clone(), a.age_hours, a.over_p85))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(aging(at(3, 3, 12, 0)), [("proj/c".into(), 2.0, false)]);
+    assert_eq!(aging(at(3, 4, 10, 0)), [("proj/c".into(), 24.0, true)]);
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    assert!(
+        retro
+            .findings
+            .iter()
+            .any(|f| f.observation == "1 task in progress for longer than the p85 cycle time"),
+        "{:?}",
+        retro.findings
     );
 }

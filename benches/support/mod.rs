@@ -1,8 +1,9 @@
-//! The release build of the `orchestration-mcp` binary, for benchmarks that drive it as its
-//! users do.
+//! What the benchmarks that drive the `orchestration-mcp` binary share: its release build, and
+//! the percentile of latency samples.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 /// Builds the release binary once and returns its path, next to the running bench's
 /// executable (`target/release/deps/<bench>-<hash>` -> `target/release/orchestration-mcp`).
@@ -26,4 +27,10 @@ pub(crate) fn binary() -> PathBuf {
         .and_then(|deps| deps.parent())
         .expect("target/release")
         .join("orchestration-mcp")
+}
+
+/// The `q` quantile of `samples` (nearest rank), sorting them in place.
+pub(crate) fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * q).round() as usize]
 }
