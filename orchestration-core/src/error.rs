@@ -77,7 +77,7 @@ pub enum Error {
     },
     /// The lease ran out before the report arrived.
     #[error(
-        "the lease on task `{task}` expired at {expired_at}; the task goes back in line: claim it again"
+        "the lease on task `{task}` expired at {}; the task goes back in line: claim it again", crate::text::rfc3339(*.expired_at)
     )]
     LeaseExpired {
         /// `workflow/key` of the task.

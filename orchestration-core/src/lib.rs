@@ -30,6 +30,7 @@ mod id;
 mod runner;
 mod sprint;
 mod store;
+mod text;
 mod workflow;
 
 pub use crate::agent::{
@@ -59,6 +60,7 @@ pub use crate::store::{
     SprintPlan, SprintSpec, SprintSummary, Store, TaskBrief, TaskRef, TaskView, Tick, Wait,
     WorkflowRef, WorkflowReport, WorkflowSummary,
 };
+pub use crate::text::{counted, rfc3339};
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
     RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,

@@ -35,7 +35,7 @@ where
 
 /// RFC 3339 with milliseconds, the format of every timestamp in tool results.
 pub(crate) fn time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    orchestration_core::rfc3339(at)
 }
 
 /// A field an action needs, or an error naming it.

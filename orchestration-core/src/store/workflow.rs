@@ -810,7 +810,7 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
                 blocked.push(brief(Some(reason)));
             }
             TaskState::WaitingRetry => {
-                let at = task.deadline.map(|d| d.to_rfc3339()).unwrap_or_default();
+                let at = task.deadline.map(crate::text::rfc3339).unwrap_or_default();
                 let error = task.error.clone().unwrap_or_default();
                 blocked.push(brief(Some(format!(
                     "attempt {} of {} failed ({error}); retry at {at}",
