@@ -105,6 +105,7 @@ fn performance(c: &mut Criterion) {
     while let Some(claim) = store
         .claim(&ClaimRequest::new(format!("agent-{}", i % 50)))
         .unwrap()
+        .claimed()
     {
         handle.advance(Duration::minutes(1));
         let agent = claim.task.agent.clone().unwrap();
@@ -137,7 +138,7 @@ fn performance(c: &mut Criterion) {
     let mut group = c.benchmark_group("agent_performance");
     group.sample_size(20);
     group.bench_function("100k_events", |b| {
-        b.iter(|| store.agent_performance(from, to).unwrap().len())
+        b.iter(|| store.agent_performance(from, to, None).unwrap().len())
     });
     group.finish();
 }

@@ -121,7 +121,7 @@ fn claim_and_complete(c: &mut Criterion) {
             };
             let start = Instant::now();
             for _ in 0..iters {
-                let claim = store.claim(&request).unwrap().unwrap();
+                let claim = store.claim(&request).unwrap().claimed().unwrap();
                 store
                     .report(
                         &TaskRef::Id(claim.task.id),

@@ -81,7 +81,7 @@ fn analytics(c: &mut Criterion) {
         for i in 0..500 {
             let agent = format!("agent-{}", i % 10);
             let request = ClaimRequest::new(&agent).task(TaskRef::key("big", format!("t{done}")));
-            let claim = store.claim(&request).unwrap().unwrap();
+            let claim = store.claim(&request).unwrap().claimed().unwrap();
             time.advance(Duration::seconds(30));
             let task = TaskRef::Id(claim.task.id);
             for note in 0..10 {

@@ -144,7 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let request = ClaimRequest::new(member.name)
                 .task(assigned.task.parse::<TaskRef>()?)
                 .lease(Duration::hours(8));
-            if let Some(claim) = store.claim(&request)? {
+            if let Some(claim) = store.claim(&request)?.claimed() {
                 let task = TaskRef::Id(claim.task.id);
                 let roll = unit(&claim.task.key, claim.task.attempt, member.name);
                 let report = if roll < member.reliability {
@@ -180,7 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\n{:<5} {:>4} {:>9} {:>8} {:>8} {:>6} {:>10} {:>8}",
         "agent", "rank", "completed", "attempts", "success", "smooth", "cycle p50", "bias"
     );
-    for p in store.agent_performance(start - Duration::days(1), time.now())? {
+    for p in store.agent_performance(start - Duration::days(1), time.now(), None)? {
         let m = &p.metrics;
         println!(
             "{:<5} {:>4} {:>9} {:>8} {:>8} {:>6.2} {:>9.1}h {:>8}",

@@ -342,7 +342,7 @@ fn next_task(
             .task(task.clone())
             .lease(Duration::days(1));
         // A task this agent is not qualified for is simply left to another.
-        let Ok(Some(claim)) = store.claim(&request) else {
+        let Some(claim) = store.claim(&request).ok().and_then(|c| c.claimed()) else {
             continue;
         };
         let effort = claim.task.estimate * agent.pace;

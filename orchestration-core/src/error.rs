@@ -27,14 +27,29 @@ pub enum Error {
         reason: String,
     },
     /// No workflow has this name or id.
-    #[error("unknown workflow `{0}`")]
-    UnknownWorkflow(String),
+    #[error("unknown workflow `{name}`{}", did_you_mean(.closest))]
+    UnknownWorkflow {
+        /// The name or id given.
+        name: String,
+        /// The existing names closest to it, best first.
+        closest: Vec<String>,
+    },
     /// No task has this reference (`workflow/key` or id).
-    #[error("unknown task `{0}`")]
-    UnknownTask(String),
-    /// No agent has this name.
-    #[error("unknown agent `{0}`")]
-    UnknownAgent(String),
+    #[error("unknown task `{task}`{}", did_you_mean(.closest))]
+    UnknownTask {
+        /// The reference given.
+        task: String,
+        /// The closest tasks of the same workflow, as `workflow/key`, best first.
+        closest: Vec<String>,
+    },
+    /// No agent is registered under this name.
+    #[error("unknown agent `{name}`{}", did_you_mean(.closest))]
+    UnknownAgent {
+        /// The name given.
+        name: String,
+        /// The registered names closest to it, best first.
+        closest: Vec<String>,
+    },
     /// The workflow name is taken.
     #[error(
         "a workflow named `{0}` already exists; choose another name or pass the same idempotency_key to get the first result"
@@ -62,6 +77,16 @@ pub enum Error {
         status: WorkflowStatus,
         /// The action attempted.
         action: WorkflowAction,
+    },
+    /// The workflow is not running, so its tasks cannot be handed out.
+    #[error("workflow `{workflow}` is {status}, not running: its tasks cannot {verb}")]
+    WorkflowNotRunning {
+        /// The workflow's name.
+        workflow: String,
+        /// Its status now.
+        status: WorkflowStatus,
+        /// What was attempted on its tasks, as a verb phrase.
+        verb: &'static str,
     },
     /// A report carried a lease token that is not the task's current one.
     #[error(
@@ -142,8 +167,13 @@ pub enum Error {
         agent: String,
     },
     /// No sprint has this name.
-    #[error("unknown sprint `{0}`")]
-    UnknownSprint(String),
+    #[error("unknown sprint `{name}`{}", did_you_mean(.closest))]
+    UnknownSprint {
+        /// The name given.
+        name: String,
+        /// The existing names closest to it, best first.
+        closest: Vec<String>,
+    },
     /// The sprint's status does not allow this.
     #[error("sprint `{sprint}` is {status}: it cannot {action}")]
     IllegalSprintAction {
@@ -202,6 +232,15 @@ pub enum Error {
     Storage(rusqlite::Error),
 }
 
+/// "; did you mean `a` or `b`?" when there is something to suggest.
+fn did_you_mean(closest: &[String]) -> String {
+    if closest.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", crate::text::either(closest))
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     /// Names the two storage failures an operator can fix, so callers learn why a write
     /// failed; every other SQLite error stays a storage error.
@@ -225,7 +264,7 @@ pub enum SpecError {
         /// The value given (shortened when long).
         value: String,
         /// The rule it broke.
-        reason: &'static str,
+        reason: String,
     },
     /// A text field broke its length rule.
     #[error("{field} is invalid: {reason}")]

@@ -6,16 +6,20 @@
 //! transaction.
 //!
 //! ```
-//! use orchestration_core::{ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec};
+//! use orchestration_core::{
+//!     AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec,
+//! };
 //!
 //! let store = Store::open_in_memory()?;
+//! // Only registered agents take work.
+//! store.upsert_agent("agent-1", &AgentUpdate::default())?;
 //! let spec = WorkflowSpec::new("release", Mode::Dag)
 //!     .task(TaskSpec::new("build", "Build the binaries"))
 //!     .task(TaskSpec::new("test", "Run the tests").after(["build"]));
 //! let created = store.create_workflow(spec, &CreateOptions { start: true, ..Default::default() })?;
 //! assert_eq!(created.ready, ["build"]);
 //!
-//! let claim = store.claim(&ClaimRequest::new("agent-1"))?.expect("build is ready");
+//! let claim = store.claim(&ClaimRequest::new("agent-1"))?.claimed().expect("build is ready");
 //! let done = Report::Complete { result: Some("ok".into()), actual: None };
 //! let outcome = store.report(&claim.task.id.into(), "agent-1", claim.token, &done, None)?;
 //! assert_eq!(outcome.unblocked, ["test"]);
@@ -52,15 +56,16 @@ pub use crate::sprint::{
     learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
 };
 pub use crate::store::{
-    AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimRequest,
-    CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE, DEFAULT_TRIALS,
-    Delegation, DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome, FocusSource,
-    Handoff, LeasedTask, LockOutcome, MemberSpec, Message, Problem, Progress, Recipients, Report,
-    ReportOutcome, Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast,
-    SprintPlan, SprintSpec, SprintSummary, Store, TaskBrief, TaskRef, TaskView, Tick, Wait,
-    WorkflowRef, WorkflowReport, WorkflowSummary,
+    AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimOutcome,
+    ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE,
+    DEFAULT_TRIALS, Delegation, DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome,
+    FocusSource, Handoff, HeldTask, Idle, IdleReason, LeasedTask, LockOutcome, MemberSpec, Message,
+    NOTES_SHOWN, Note, Problem, Progress, Rebalanced, Recipients, Report, ReportOutcome,
+    Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast, SprintPlan,
+    SprintSpec, SprintSummary, Store, TaskAttempt, TaskBrief, TaskDetail, TaskRef, TaskView, Tick,
+    Wait, WorkflowRef, WorkflowReport, WorkflowSummary,
 };
-pub use crate::text::{counted, rfc3339};
+pub use crate::text::{counted, rfc3339, text_weight};
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
     RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,

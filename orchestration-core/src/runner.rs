@@ -10,7 +10,7 @@ use chrono::Duration;
 
 use crate::error::Result;
 use crate::id::LeaseToken;
-use crate::store::{Claim, ClaimRequest, Report, Store, TaskRef, WorkflowRef};
+use crate::store::{AgentUpdate, Claim, ClaimRequest, Report, Store, TaskRef, WorkflowRef};
 use crate::workflow::WorkflowStatus;
 
 #[cfg(test)]
@@ -114,8 +114,8 @@ impl Runner {
         self
     }
 
-    /// Names the workers' agents `{prefix}-1`, `{prefix}-2`, …; give them profiles to have
-    /// claims respect skills.
+    /// Names the workers' agents `{prefix}-1`, `{prefix}-2`, …. The runner registers those that
+    /// have no profile yet; give them profiles first to have claims respect skills.
     pub fn agent_prefix(mut self, prefix: impl Into<String>) -> Runner {
         self.agent_prefix = prefix.into();
         self
@@ -140,11 +140,17 @@ impl Runner {
     where
         F: Fn(&WorkContext<'_>) -> std::result::Result<Outcome, TaskFailure> + Sync,
     {
+        let agents: Vec<String> = (1..=self.workers)
+            .map(|n| format!("{}-{n}", self.agent_prefix))
+            .collect();
+        for agent in &agents {
+            self.register(agent)?;
+        }
         let stop = AtomicBool::new(false);
         let results: Vec<Result<usize>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..=self.workers)
-                .map(|n| {
-                    let agent = format!("{}-{n}", self.agent_prefix);
+            let handles: Vec<_> = agents
+                .into_iter()
+                .map(|agent| {
                     let (work, stop) = (&work, &stop);
                     scope.spawn(move || {
                         let result = self.work_loop(workflow, &agent, work, stop);
@@ -187,7 +193,7 @@ impl Runner {
             .in_workflow(workflow.clone())
             .lease(self.lease);
         while !stop.load(Ordering::SeqCst) {
-            let Some(claim) = self.store.claim(&request)? else {
+            let Some(claim) = self.store.claim(&request)?.claimed() else {
                 let status = self.store.workflow_summary(workflow)?.status;
                 if status.is_finished() {
                     break;
@@ -218,6 +224,19 @@ impl Runner {
             self.report(&claim, agent, claim.token, &report)?;
         }
         Ok(attempts)
+    }
+
+    /// Registers a worker's agent unless it has a profile already (which it keeps: a program
+    /// may give its workers skills and limits of its own). Only registered agents take work.
+    fn register(&self, agent: &str) -> Result<()> {
+        match self.store.agent(agent) {
+            Ok(_) => Ok(()),
+            Err(crate::Error::UnknownAgent { .. }) => self
+                .store
+                .upsert_agent(agent, &AgentUpdate::default())
+                .map(drop),
+            Err(other) => Err(other),
+        }
     }
 
     fn report(&self, claim: &Claim, agent: &str, token: LeaseToken, report: &Report) -> Result<()> {

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 
 pub use agent::AgentUpdate;
 pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
-pub use delegation::{Assigned, BatchDelegation, Delegation};
+pub use delegation::{Assigned, BatchDelegation, Delegation, Rebalanced};
 pub use event::{Event, EventKind};
 pub use refs::{TaskRef, WorkflowRef};
 pub use sprint::{
@@ -40,7 +40,8 @@ pub use sprint::{
     SprintPlan, SprintSpec, SprintSummary,
 };
 pub use task::{
-    Claim, ClaimRequest, DEFAULT_LEASE, DependencyResult, Report, ReportOutcome, TaskView, Tick,
+    Claim, ClaimOutcome, ClaimRequest, DEFAULT_LEASE, DependencyResult, HeldTask, Idle, IdleReason,
+    NOTES_SHOWN, Note, Report, ReportOutcome, TaskAttempt, TaskDetail, TaskView, Tick,
 };
 pub use workflow::{
     CreateOptions, Created, DependencyEdit, ExecuteOutcome, LeasedTask, Progress, TaskBrief,
@@ -57,11 +58,12 @@ const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("store/schema.sql"),
     include_str!("store/schema_2.sql"),
     include_str!("store/schema_3.sql"),
     include_str!("store/schema_4.sql"),
+    include_str!("store/schema_5.sql"),
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

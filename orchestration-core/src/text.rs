@@ -21,6 +21,28 @@ pub fn counted(n: impl Into<u64>, noun: &str) -> String {
     format!("{n} {}", plural(noun))
 }
 
+/// `n` and `noun` with the verb "to be" agreeing: `1 task is`, `2 tasks are`.
+pub(crate) fn counted_are(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    let verb = if n == 1 { "is" } else { "are" };
+    format!("{} {verb}", counted(n, noun))
+}
+
+/// The most bytes `text` takes in a tool result: its UTF-8 bytes, with each control character
+/// counted as the six bytes of its escape (`\u0000`). A bound for budgets that must hold
+/// whatever the text.
+pub fn text_weight(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c.is_ascii() {
+                6
+            } else {
+                c.len_utf8()
+            }
+        })
+        .sum()
+}
+
 fn plural(noun: &str) -> String {
     let consonant_y = noun.ends_with('y')
         && !noun[..noun.len() - 1].ends_with(|c: char| "aeiou".contains(c))
@@ -31,6 +53,68 @@ fn plural(noun: &str) -> String {
         format!("{noun}es")
     } else {
         format!("{noun}s")
+    }
+}
+
+/// The names among `known` closest to `name`, best first, at most three: those within a small
+/// edit distance (a typo), or sharing a prefix, compared without case. Used to suggest what a
+/// caller probably meant when it names something that does not exist.
+pub(crate) fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let wanted = name.to_lowercase();
+    let allowed = (wanted.chars().count() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = known
+        .into_iter()
+        .filter_map(|candidate| {
+            let lower = candidate.to_lowercase();
+            let distance = edit_distance(&wanted, &lower);
+            let prefix =
+                wanted.len() >= 3 && (lower.starts_with(&wanted) || wanted.starts_with(&lower));
+            (distance <= allowed || prefix).then_some((distance, candidate))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, candidate)| candidate.to_owned())
+        .collect()
+}
+
+/// The optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// two neighbours, each costing one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Names are short (64 characters at most), so a full table is cheap.
+    let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in table.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (table[i - 1][j] + 1)
+                .min(table[i][j - 1] + 1)
+                .min(table[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(table[i - 2][j - 2] + 1);
+            }
+            table[i][j] = best;
+        }
+    }
+    table[a.len()][b.len()]
+}
+
+/// `names` as a list for a message: `` `a`, `b` or `c` ``.
+pub(crate) fn either(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [only] => only.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
 
@@ -54,6 +138,26 @@ mod tests {
         for (n, noun, expected) in cases {
             assert_eq!(counted(n as u64, noun), expected);
         }
+    }
+
+    #[test]
+    fn the_closest_names_are_typos_and_prefixes_of_the_one_asked_for() {
+        let known = ["ana", "annie", "bob", "backend-1", "backend-2", "frontend"];
+        let cases: [(&str, &[&str]); 6] = [
+            ("anna", &["ana", "annie"]),
+            ("ANA", &["ana"]),
+            ("bakcend-1", &["backend-1", "backend-2"]),
+            ("back", &["backend-1", "backend-2"]),
+            ("frontedn", &["frontend"]),
+            ("zed", &[]),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(closest(name, known), expected, "{name}");
+        }
+        assert_eq!(
+            either(&["a".into(), "b".into(), "c".into()]),
+            "`a`, `b` or `c`"
+        );
     }
 
     #[test]

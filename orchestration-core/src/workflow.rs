@@ -16,7 +16,7 @@ pub use dag::{CycleNodes, Dag, Schedule};
 pub use retry::{AfterFailure, RetryPolicy};
 pub use spec::{Analysis, CriticalPath, Mode, TaskSpec, ValidatedWorkflow, WorkflowSpec, limits};
 pub(crate) use spec::{
-    analyse as spec_analyse, check_argument_name, check_name, cycle_keys as spec_cycle_keys,
+    analyse as spec_analyse, check_argument_name, cycle_keys as spec_cycle_keys,
 };
 pub use state::{
     FailurePolicy, FailureReason, TaskEvent, TaskState, WorkflowAction, WorkflowStatus, transition,

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use orchestration_core::{
-    ClaimRequest, Clock, CreateOptions, Error, LeaseToken, LockMode, LockOutcome, ManualClock,
-    Mode, Report, Resource, Store, TaskRef, TaskSpec, TaskState, WorkflowSpec, limits,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, Error, LeaseToken, LockMode, LockOutcome,
+    ManualClock, Mode, Report, Resource, Store, TaskRef, TaskSpec, TaskState, WorkflowSpec, limits,
 };
 
 fn start() -> DateTime<Utc> {
@@ -29,6 +29,14 @@ fn store(n: usize) -> (Store, ManualClock) {
             },
         )
         .unwrap();
+    // Only registered agents act; these may hold many tasks at once.
+    let roomy = AgentUpdate {
+        max_concurrent: Some(100),
+        ..AgentUpdate::default()
+    };
+    for agent in ["a", "b", "c", "agent-0", "agent-1", "agent-2", "agent-3"] {
+        store.upsert_agent(agent, &roomy).unwrap();
+    }
     (store, handle)
 }
 
@@ -36,6 +44,7 @@ fn claim(store: &Store, agent: &str, lease: Duration) -> (TaskRef, LeaseToken) {
     let claim = store
         .claim(&ClaimRequest::new(agent).lease(lease))
         .unwrap()
+        .claimed()
         .expect("a task is ready");
     (claim.task.id.into(), claim.token)
 }
@@ -124,7 +133,7 @@ fn a_jump_back_between_start_and_end_gives_no_negative_cycle_time() {
         clock.now() - Duration::days(7),
         clock.now() + Duration::days(1),
     );
-    let performance = store.agent_performance(window.0, window.1).unwrap();
+    let performance = store.agent_performance(window.0, window.1, None).unwrap();
     let metrics = &performance.iter().find(|p| p.agent == "a").unwrap().metrics;
     assert_eq!(metrics.completed, 1);
     for p in metrics
@@ -154,6 +163,7 @@ fn clock_jumps_back_and_forth_never_hand_a_task_to_two_agents() {
         if let Some(claim) = store
             .claim(&ClaimRequest::new(&agent).lease(Duration::minutes(5)))
             .unwrap()
+            .claimed()
         {
             let task: TaskRef = claim.task.id.into();
             // Whoever held it before lost the lease: only the newest holder may report.

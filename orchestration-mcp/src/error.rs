@@ -42,12 +42,15 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::InvalidSpec(_) => "fix the spec and call workflow_create again",
         Error::Cycle(_) => "remove one of these dependencies",
         Error::InvalidArgument { .. } => "fix the argument and retry",
-        Error::UnknownWorkflow(_) => "workflow_status without `workflow` lists the workflows",
-        Error::UnknownTask(_) => "name tasks as `workflow/key`; workflow_status lists them",
-        Error::UnknownAgent(_) => "register it with agent_profile action=upsert",
+        Error::UnknownWorkflow { .. } => "workflow_status without `workflow` lists the workflows",
+        Error::UnknownTask { .. } => "name tasks as `workflow/key`; workflow_status lists them",
+        Error::UnknownAgent { .. } => {
+            "only registered agents act: a new agent registers with agent_profile action=upsert"
+        }
         Error::WorkflowExists(_) | Error::IdempotencyConflict(_) => "",
         Error::IllegalTransition { .. } => "workflow_status shows each task's state",
         Error::IllegalWorkflowAction { .. } => "workflow_status shows the workflow's status",
+        Error::WorkflowNotRunning { .. } => "workflow_execute starts or resumes it",
         Error::StaleLease { .. } | Error::LeaseExpired { .. } | Error::NotLeaseHolder { .. } => {
             "do not report on this task any more; task_claim for new work"
         }
@@ -55,7 +58,7 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::NotQualified { .. } | Error::Deadlock { .. } => "",
         Error::LockNotHeld { .. } => "agent_collaboration action=locks lists the locks",
         Error::UnknownMessage { .. } => "agent_collaboration action=inbox lists your messages",
-        Error::UnknownSprint(_) => "sprint_analytics without `name` lists the sprints",
+        Error::UnknownSprint { .. } => "sprint_analytics without `name` lists the sprints",
         Error::IllegalSprintAction { .. } => "sprint_analytics shows the sprint's status",
         Error::TaskInSprint { .. } => "",
         Error::SprintOverlap { .. } => "change the dates or the members",

@@ -6,6 +6,7 @@
 //! one-line summary. It never writes to stdout, which is the stdio transport's channel.
 #![deny(clippy::print_stdout)]
 
+mod args;
 mod auth;
 mod error;
 mod http;
@@ -15,4 +16,5 @@ mod tools;
 
 pub use crate::auth::{AgentTokens, AuthenticatedAgent};
 pub use crate::http::{HttpOptions, MAX_REQUEST_BYTES, http_app};
+pub use crate::output::MAX_RESULT_BYTES;
 pub use crate::server::{INSTRUCTIONS, OrchestrationServer, Toolset};

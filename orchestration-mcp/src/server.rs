@@ -13,17 +13,18 @@ use crate::output::portable;
 
 /// What the server tells an agent about how to work with it.
 pub const INSTRUCTIONS: &str = "Coordinates agents on shared workflows (DAGs of tasks). \
-Loop: agent_profile upsert once with your skills; task_claim {agent} gives you a task, its lease \
-token and its dependencies' results; task_update heartbeat before the lease ends; then \
-task_update complete with a result, or fail with an error. Pass the token on every update. \
-workflow_status shows progress; workflow_create adds work.";
+Loop: agent_profile upsert registers you once (only registered agents act); task_claim {agent} \
+gives you a task, its lease token and its dependencies' results, or claimed=false and why; \
+task_update heartbeat before the lease ends, then complete with a result or fail with an error, \
+always with the token. Lost your context? task_get {agent} lists what you hold. Tasks are named \
+`workflow/key`. workflow_status shows progress.";
 
 /// A group of tools, for narrowing what a server offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Toolset {
     /// `workflow_create`, `workflow_execute`, `task_dependency`, `workflow_status`.
     Workflow,
-    /// `task_claim`, `task_update`.
+    /// `task_claim`, `task_update`, `task_get`.
     Task,
     /// `agent_profile`, `agent_delegation`, `agent_workload`, `agent_performance`,
     /// `agent_collaboration`.

@@ -1,5 +1,5 @@
 //! The MCP tools, one submodule per group. Each tool decodes its arguments, makes one core call
-//! on a blocking thread, and encodes the result.
+//! on a blocking thread, and encodes the result; this module holds what they share.
 
 pub(crate) mod agent;
 pub(crate) mod collaboration;
@@ -9,7 +9,7 @@ pub(crate) mod workflow;
 
 use std::sync::Arc;
 
-use orchestration_core::Store;
+use orchestration_core::{Store, TaskId, TaskRef, WorkflowRef};
 
 use crate::error::{ToolFailure, to_mcp};
 
@@ -38,12 +38,73 @@ pub(crate) fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     orchestration_core::rfc3339(at)
 }
 
+/// `workflow/key`: how every task is named in results.
+pub(crate) fn task_name(workflow: &str, key: &str) -> String {
+    format!("{workflow}/{key}")
+}
+
 /// A field an action needs, or an error naming it.
 pub(crate) fn need<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ToolFailure> {
     value.ok_or_else(|| ToolFailure::invalid(field, format!("{action} needs `{field}`")))
 }
 
+/// Refuses the arguments in `given` that are set although `action` does not use them: a
+/// caller that passes one expects an effect it would not get.
+pub(crate) fn unused(action: &str, given: &[(&str, bool)]) -> Result<(), ToolFailure> {
+    let set: Vec<String> = given
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| format!("`{field}`"))
+        .collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    let (them, does) = if set.len() == 1 {
+        ("it", "does")
+    } else {
+        ("them", "do")
+    };
+    Err(ToolFailure::invalid(
+        "arguments",
+        format!(
+            "{} {does} not apply to {action}; leave {them} out",
+            set.join(", ")
+        ),
+    ))
+}
+
+/// A task argument: `workflow/key`, a task id, or, where the tool is given the workflow, the
+/// bare key. A `workflow/key` naming another workflow than the one given is refused.
+pub(crate) fn task_arg(
+    field: &str,
+    text: &str,
+    workflow: Option<&str>,
+) -> Result<TaskRef, ToolFailure> {
+    if let Ok(id) = text.parse::<TaskId>() {
+        return Ok(TaskRef::Id(id));
+    }
+    match (text.split_once('/'), workflow) {
+        (Some((own, _)), Some(given)) if own != given => Err(ToolFailure::invalid(
+            field,
+            format!(
+                "`{text}` is a task of workflow `{own}`, not of `{given}`; give the key alone or the task of `{given}`"
+            ),
+        )),
+        (Some((own, key)), _) => Ok(TaskRef::key(WorkflowRef::from(own), key)),
+        (None, Some(given)) => Ok(TaskRef::key(WorkflowRef::from(given), text)),
+        (None, None) => Err(ToolFailure::invalid(
+            field,
+            format!("`{text}` is neither `workflow/key` nor a task id"),
+        )),
+    }
+}
+
 /// Two decimals: enough for points and ratios, and fewer bytes in the model's context.
 pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// Four decimals, for scores whose small differences decide a ranking.
+pub(crate) fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }

@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::agent::{AgentProfile, AgentStatus, Candidate, Record};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
-use crate::workflow::{check_name, limits};
+use crate::text::closest;
+use crate::workflow::{check_argument_name, limits};
 
 use super::event::{EventKind, NewEvent, append};
 use super::refs::parse_column;
@@ -34,7 +35,7 @@ const DEFAULT_POINTS_PER_DAY: f64 = 5.0;
 impl Store {
     /// Creates or updates the profile of `name` and records the change in the event log.
     pub fn upsert_agent(&self, name: &str, update: &AgentUpdate) -> Result<AgentProfile> {
-        check_name("agent name", name)?;
+        check_argument_name("name", "agent name", name)?;
         check_update(update)?;
         self.write(|tx, now| {
             let existing = load_profile(tx, name)?;
@@ -62,8 +63,7 @@ impl Store {
     /// Sets the status of an existing agent.
     pub fn set_agent_status(&self, name: &str, status: AgentStatus) -> Result<AgentProfile> {
         self.write(|tx, now| {
-            let mut profile =
-                load_profile(tx, name)?.ok_or_else(|| Error::UnknownAgent(name.into()))?;
+            let mut profile = registered(tx, name)?;
             profile.status = status;
             profile.updated_at = now;
             save_profile(tx, &profile)?;
@@ -83,7 +83,7 @@ impl Store {
 
     /// The profile of `name`.
     pub fn agent(&self, name: &str) -> Result<AgentProfile> {
-        self.read(|tx, _| load_profile(tx, name)?.ok_or_else(|| Error::UnknownAgent(name.into())))
+        self.read(|tx, _| registered(tx, name))
     }
 
     /// Every profile, by name.
@@ -121,7 +121,7 @@ fn check_update(update: &AgentUpdate) -> Result<()> {
             );
         }
         for (skill, &level) in capabilities {
-            check_name("skill name", skill)?;
+            check_argument_name("capabilities", "skill name", skill)?;
             if !(1..=5).contains(&level) {
                 return invalid(
                     "capabilities",
@@ -241,6 +241,27 @@ pub(crate) fn load_profile(conn: &Connection, name: &str) -> Result<Option<Agent
         updated_at: from_millis(updated),
         last_active_at: active.map(from_millis),
     }))
+}
+
+/// The profile of `name`, which must be registered: acting for an agent nobody registered is
+/// refused, with the registered names closest to it, so that a typo never acts as a new agent.
+pub(crate) fn registered(conn: &Connection, name: &str) -> Result<AgentProfile> {
+    match load_profile(conn, name)? {
+        Some(profile) => Ok(profile),
+        None => Err(unknown_agent(conn, name)?),
+    }
+}
+
+/// The error for an agent nobody registered, with the registered names closest to it.
+pub(crate) fn unknown_agent(conn: &Connection, name: &str) -> Result<Error> {
+    let names: Vec<String> = conn
+        .prepare_cached("SELECT name FROM agents")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Error::UnknownAgent {
+        name: name.to_owned(),
+        closest: closest(name, names.iter().map(String::as_str)),
+    })
 }
 
 /// Records that `name` was active at `now`, when it has a profile.

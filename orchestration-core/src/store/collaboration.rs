@@ -11,9 +11,9 @@ use crate::clock::from_millis;
 use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock};
 use crate::error::{Error, Result};
 use crate::id::LeaseToken;
-use crate::workflow::{TaskEvent, TaskState, check_name, limits};
+use crate::workflow::{TaskEvent, TaskState, check_argument_name, limits};
 
-use super::agent::{candidates, load_profile};
+use super::agent::{candidates, registered};
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TaskRef, TaskRow, WorkflowRef, WorkflowRow, parse_column};
 use super::task::{Change, TaskView, apply, check_length, task_skills, view};
@@ -91,9 +91,17 @@ impl Store {
         to: &str,
         note: &str,
     ) -> Result<Handoff> {
-        check_name("agent name", to)?;
-        check_length("note", note, limits::MAX_DESCRIPTION_LEN)?;
+        check_argument_name("agent", "agent name", from)?;
+        check_argument_name("to", "agent name", to)?;
+        if from == to {
+            return Err(Error::InvalidArgument {
+                field: "to".into(),
+                reason: format!("`{from}` cannot hand a task to itself; name another agent"),
+            });
+        }
+        check_length("note", note, limits::MAX_MESSAGE_LEN)?;
         self.write(|tx, now| {
+            registered(tx, from)?;
             let mut row = TaskRow::resolve(tx, task)?;
             if row.agent.as_deref() != Some(from) {
                 return Err(match &row.agent {
@@ -124,7 +132,7 @@ impl Store {
                     current: row.token.0,
                 });
             }
-            let profile = load_profile(tx, to)?.ok_or_else(|| Error::UnknownAgent(to.into()))?;
+            let profile = registered(tx, to)?;
             let held = super::task::in_flight(tx, to)? as u32;
             let candidate = Candidate {
                 profile,
@@ -178,18 +186,28 @@ impl Store {
 
     /// Sends `body` from `sender` to `recipients`; returns how many inboxes it reached.
     pub fn send_message(&self, sender: &str, recipients: &Recipients, body: &str) -> Result<usize> {
-        check_name("agent name", sender)?;
+        check_argument_name("agent", "agent name", sender)?;
+        if let Recipients::Agent(to) = recipients {
+            check_argument_name("to", "agent name", to)?;
+            if to == sender {
+                return Err(Error::InvalidArgument {
+                    field: "to".into(),
+                    reason: format!("`{sender}` cannot send a message to itself"),
+                });
+            }
+        }
         if body.trim().is_empty() {
             return Err(Error::InvalidArgument {
                 field: "body".into(),
                 reason: "must not be empty".into(),
             });
         }
-        check_length("body", body, limits::MAX_DESCRIPTION_LEN)?;
+        check_length("note", body, limits::MAX_MESSAGE_LEN)?;
         self.write(|tx, now| {
+            registered(tx, sender)?;
             let (names, workflow): (Vec<String>, Option<i64>) = match recipients {
                 Recipients::Agent(name) => {
-                    load_profile(tx, name)?.ok_or_else(|| Error::UnknownAgent(name.clone()))?;
+                    registered(tx, name)?;
                     (vec![name.clone()], None)
                 }
                 Recipients::Workflow(workflow) => {
@@ -216,40 +234,68 @@ impl Store {
         })
     }
 
-    /// `agent`'s unacknowledged messages, oldest first, at most `limit`. With `ack`, they are
-    /// acknowledged in the same transaction, so each is handed out exactly once.
-    pub fn inbox(&self, agent: &str, limit: usize, ack: bool) -> Result<Vec<Message>> {
-        check_name("agent name", agent)?;
+    /// `agent`'s unacknowledged messages, oldest first: at most `limit`, and no more than
+    /// `max_bytes` of bodies by [`text_weight`](crate::text_weight) (the first always, however
+    /// long). With `ack`, they are acknowledged in the same transaction, so each is handed out
+    /// exactly once. Returns them with the number still unread after them.
+    pub fn inbox(
+        &self,
+        agent: &str,
+        limit: usize,
+        max_bytes: usize,
+        ack: bool,
+    ) -> Result<(Vec<Message>, usize)> {
+        check_argument_name("agent", "agent name", agent)?;
         self.write(|tx, now| {
-            let messages: Vec<Message> = tx
-                .prepare_cached(
-                    "SELECT m.id, m.at, m.sender, w.name, m.body FROM messages m \
-                     LEFT JOIN workflows w ON w.id = m.workflow \
-                     WHERE m.recipient = ?1 AND m.acked_at IS NULL ORDER BY m.id LIMIT ?2",
-                )?
-                .query_map(params![agent, limit as i64], |row| {
-                    Ok(Message {
-                        id: row.get(0)?,
-                        at: from_millis(row.get(1)?),
-                        sender: row.get(2)?,
-                        workflow: row.get(3)?,
-                        body: row.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            registered(tx, agent)?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT m.id, m.at, m.sender, w.name, m.body FROM messages m \
+                 LEFT JOIN workflows w ON w.id = m.workflow \
+                 WHERE m.recipient = ?1 AND m.acked_at IS NULL ORDER BY m.id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![agent, limit as i64])?;
+            let mut messages = Vec::new();
+            let mut bytes = 0;
+            while let Some(row) = rows.next()? {
+                let body: String = row.get(4)?;
+                let weight = crate::text::text_weight(&body);
+                if !messages.is_empty() && bytes + weight > max_bytes {
+                    break;
+                }
+                bytes += weight;
+                messages.push(Message {
+                    id: row.get(0)?,
+                    at: from_millis(row.get(1)?),
+                    sender: row.get(2)?,
+                    workflow: row.get(3)?,
+                    body,
+                });
+            }
+            drop(rows);
+            drop(stmt);
             if ack {
                 for message in &messages {
                     acknowledge(tx, now, agent, message.id)?;
                 }
             }
-            Ok(messages)
+            let unread: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM messages WHERE recipient = ?1 AND acked_at IS NULL",
+                )?
+                .query_row([agent], |r| r.get(0))?;
+            let left = if ack {
+                unread as usize
+            } else {
+                (unread as usize).saturating_sub(messages.len())
+            };
+            Ok((messages, left))
         })
     }
 
     /// Acknowledges messages of `agent`'s inbox; an id that is not there (someone else's, or
     /// already acknowledged) is an error and nothing is acknowledged.
     pub fn ack(&self, agent: &str, ids: &[i64]) -> Result<usize> {
-        check_name("agent name", agent)?;
+        check_argument_name("agent", "agent name", agent)?;
         // One call holds the write lock for all its ids; a bound keeps it short.
         if ids.len() > limits::MAX_ACK_IDS {
             return Err(Error::InvalidArgument {
@@ -262,6 +308,7 @@ impl Store {
             });
         }
         self.write(|tx, now| {
+            registered(tx, agent)?;
             for &id in ids {
                 acknowledge(tx, now, agent, id)?;
             }
@@ -279,7 +326,7 @@ impl Store {
         mode: LockMode,
         ttl: Duration,
     ) -> Result<LockOutcome> {
-        check_name("agent name", agent)?;
+        check_argument_name("agent", "agent name", agent)?;
         check_resource(resource)?;
         if ttl < Duration::seconds(1) || ttl > MAX_LOCK_TTL {
             return Err(Error::InvalidArgument {
@@ -292,6 +339,7 @@ impl Store {
             });
         }
         self.write(|tx, now| {
+            registered(tx, agent)?;
             reclaim_expired(tx, now)?;
             let holders: Vec<Lock> =
                 locks(tx)?.into_iter().filter(|held| conflicts(agent, resource, mode, held)).collect();
@@ -327,7 +375,9 @@ impl Store {
 
     /// Releases `agent`'s lock on `resource`; only the owner can.
     pub fn unlock(&self, agent: &str, resource: &Resource) -> Result<()> {
+        check_argument_name("agent", "agent name", agent)?;
         self.write(|tx, now| {
+            registered(tx, agent)?;
             reclaim_expired(tx, now)?;
             let removed = tx
                 .prepare_cached(

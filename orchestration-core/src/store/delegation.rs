@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::Transaction;
 
-use crate::agent::{Breakdown, Held, Needs, Ranking, Weights, Workload, assign, rank, workload};
+use crate::agent::{
+    Breakdown, Held, Move, Needs, Ranking, Weights, Workload, assign, rank, workload,
+};
 use crate::error::{Error, Result};
 use crate::workflow::{TaskEvent, TaskState, WorkflowStatus};
 
@@ -137,10 +139,10 @@ impl Store {
                 ..BatchDelegation::default()
             };
             if commit && workflow.status != WorkflowStatus::Running && !result.assigned.is_empty() {
-                return Err(Error::IllegalWorkflowAction {
+                return Err(Error::WorkflowNotRunning {
                     workflow: workflow.name.clone(),
                     status: workflow.status,
-                    action: crate::workflow::WorkflowAction::Start,
+                    verb: TaskEvent::Assign.verb(),
                 });
             }
             for (index, agent, breakdown) in result.assigned {
@@ -187,10 +189,10 @@ fn check_weights(weights: &Weights) -> Result<()> {
 fn check_assignable(tx: &Transaction<'_>, row: &TaskRow) -> Result<()> {
     let workflow = WorkflowRow::by_id(tx, row.workflow)?;
     if workflow.status != WorkflowStatus::Running {
-        return Err(Error::IllegalWorkflowAction {
+        return Err(Error::WorkflowNotRunning {
             workflow: workflow.name,
             status: workflow.status,
-            action: crate::workflow::WorkflowAction::Start,
+            verb: TaskEvent::Assign.verb(),
         });
     }
     if row.state != TaskState::Ready {
@@ -203,83 +205,103 @@ fn check_assignable(tx: &Transaction<'_>, row: &TaskRow) -> Result<()> {
     Ok(())
 }
 
+/// The result of carrying out a rebalance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rebalanced {
+    /// The moves made.
+    pub moved: Vec<Move>,
+    /// The fleet's load after them.
+    pub after: Workload,
+}
+
 impl Store {
     /// Each agent's load, the overloaded and idle agents, and moves that would relieve the
-    /// overloaded ones. With `apply`, the moves are made, all in one transaction: each task is
-    /// released by its holder and assigned to the proposed agent under a fresh lease.
-    pub fn workload(
-        &self,
-        weights: &Weights,
-        lease: Option<Duration>,
-        apply_moves: bool,
-    ) -> Result<Workload> {
+    /// overloaded ones. Changes nothing; [`Store::rebalance`] makes the moves.
+    pub fn workload(&self, weights: &Weights) -> Result<Workload> {
+        check_weights(weights)?;
+        self.read(|tx, _| Ok(measure(tx, weights)?.0))
+    }
+
+    /// Makes the moves [`Store::workload`] proposes, all in one transaction: each task is
+    /// released by its holder and assigned to the proposed agent under a fresh lease. Returns
+    /// the moves and the load as it is after them.
+    pub fn rebalance(&self, weights: &Weights, lease: Option<Duration>) -> Result<Rebalanced> {
         check_weights(weights)?;
         let lease = check_lease(lease)?;
         self.write(|tx, now| {
-            let candidates = candidates(tx)?;
-            let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
-            let mut rows: HashMap<String, TaskRow> = HashMap::new();
-            let leased: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM tasks WHERE state IN ('assigned', 'running') ORDER BY id",
-                )?
-                .query_map([], |row| row.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            for id in leased {
-                let row = TaskRow::by_id(tx, id)?;
-                let Some(agent) = row.agent.clone() else {
+            let (before, mut rows) = measure(tx, weights)?;
+            for proposal in &before.proposals {
+                let Some(row) = rows.get_mut(&proposal.task) else {
                     continue;
                 };
-                held.entry(agent).or_default().push(Held {
-                    task: row.display(),
-                    started: row.state == TaskState::Running,
-                    priority: row.priority,
-                    needs: Needs {
-                        skills: task_skills(tx, id)?,
-                        estimate: row.estimate,
+                apply(
+                    tx,
+                    now,
+                    row,
+                    TaskEvent::Release,
+                    Change {
+                        detail: Some("rebalanced"),
+                        ..Change::default()
                     },
-                });
-                rows.insert(row.display(), row);
+                )?;
+                apply(
+                    tx,
+                    now,
+                    row,
+                    TaskEvent::Assign,
+                    Change {
+                        agent: Some(&proposal.to),
+                        deadline: Some(now + lease),
+                        detail: Some("rebalanced"),
+                        ..Change::default()
+                    },
+                )?;
             }
-            let mut result = workload(&candidates, &held, weights);
-            let points_per_day: HashMap<String, f64> = candidates
-                .iter()
-                .map(|c| (c.profile.name.clone(), c.profile.points_per_day))
-                .collect();
-            let mut sprints = super::sprint::sprint_loads(tx, &points_per_day)?;
-            for load in &mut result.agents {
-                load.sprint = sprints.remove(&load.agent);
-            }
-            if apply_moves {
-                for proposal in &result.proposals {
-                    let Some(row) = rows.get_mut(&proposal.task) else {
-                        continue;
-                    };
-                    apply(
-                        tx,
-                        now,
-                        row,
-                        TaskEvent::Release,
-                        Change {
-                            detail: Some("rebalanced"),
-                            ..Change::default()
-                        },
-                    )?;
-                    apply(
-                        tx,
-                        now,
-                        row,
-                        TaskEvent::Assign,
-                        Change {
-                            agent: Some(&proposal.to),
-                            deadline: Some(now + lease),
-                            detail: Some("rebalanced"),
-                            ..Change::default()
-                        },
-                    )?;
-                }
-            }
-            Ok(result)
+            let (after, _) = measure(tx, weights)?;
+            Ok(Rebalanced {
+                moved: before.proposals,
+                after,
+            })
         })
     }
+}
+
+/// The fleet's load as stored, with the rows of the tasks it holds by `workflow/key`.
+fn measure(
+    tx: &Transaction<'_>,
+    weights: &Weights,
+) -> Result<(Workload, HashMap<String, TaskRow>)> {
+    let candidates = candidates(tx)?;
+    let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
+    let mut rows: HashMap<String, TaskRow> = HashMap::new();
+    let leased: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM tasks WHERE state IN ('assigned', 'running') ORDER BY id")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in leased {
+        let row = TaskRow::by_id(tx, id)?;
+        let Some(agent) = row.agent.clone() else {
+            continue;
+        };
+        held.entry(agent).or_default().push(Held {
+            task: row.display(),
+            started: row.state == TaskState::Running,
+            priority: row.priority,
+            needs: Needs {
+                skills: task_skills(tx, id)?,
+                estimate: row.estimate,
+            },
+        });
+        rows.insert(row.display(), row);
+    }
+    let mut result = workload(&candidates, &held, weights);
+    let points_per_day: HashMap<String, f64> = candidates
+        .iter()
+        .map(|c| (c.profile.name.clone(), c.profile.points_per_day))
+        .collect();
+    let mut sprints = super::sprint::sprint_loads(tx, &points_per_day)?;
+    for load in &mut result.agents {
+        load.sprint = sprints.remove(&load.agent);
+    }
+    Ok((result, rows))
 }

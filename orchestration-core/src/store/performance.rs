@@ -13,20 +13,29 @@ use super::{Store, millis};
 
 impl Store {
     /// The performance of every agent that ended an attempt in `(from, to]`, with the window
-    /// of the same length before it as the trend.
+    /// of the same length before it as the trend; with `agent`, of that registered agent only
+    /// (ranked among all).
     pub fn agent_performance(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        agent: Option<&str>,
     ) -> Result<Vec<AgentPerformance>> {
         if to <= from {
             return Err(Error::InvalidArgument {
                 field: "window".into(),
-                reason: format!("it ends ({to}) before it starts ({from})"),
+                reason: format!(
+                    "it ends ({}) before it starts ({})",
+                    crate::text::rfc3339(to),
+                    crate::text::rfc3339(from)
+                ),
             });
         }
         let previous_from = from - (to - from);
         self.read(|tx, _| {
+            if let Some(agent) = agent {
+                super::agent::registered(tx, agent)?;
+            }
             // Task ids are dense row ids, so per-task facts live in vectors indexed by id: one
             // scan of the tasks' estimates, and no hashing per event.
             let mut estimates: Vec<f64> = Vec::new();
@@ -106,7 +115,11 @@ impl Store {
                     skills: skills.get(&task).cloned().unwrap_or_default(),
                 });
             }
-            Ok(performance(&attempts, from, to))
+            let mut all = performance(&attempts, from, to);
+            if let Some(agent) = agent {
+                all.retain(|p| p.agent == agent);
+            }
+            Ok(all)
         })
     }
 }

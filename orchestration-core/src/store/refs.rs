@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::id::{LeaseToken, TaskId, WorkflowId};
+use crate::text::closest;
 use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, TaskState, WorkflowStatus};
 
 /// A workflow, by name or by id.
@@ -176,7 +177,10 @@ impl WorkflowRow {
                     .optional()?
             }
         };
-        row.ok_or_else(|| Error::UnknownWorkflow(workflow.to_string()))
+        match row {
+            Some(row) => Ok(row),
+            None => Err(unknown_workflow(conn, workflow)?),
+        }
     }
 }
 
@@ -287,8 +291,51 @@ impl TaskRow {
                     .optional()?
             }
         };
-        row.ok_or_else(|| Error::UnknownTask(task.to_string()))
+        match row {
+            Some(row) => Ok(row),
+            None => Err(unknown_task(conn, task)?),
+        }
     }
+}
+
+/// The error for a workflow nobody has, with the names closest to the one asked for.
+fn unknown_workflow(conn: &Connection, workflow: &WorkflowRef) -> Result<Error> {
+    let closest = match workflow {
+        WorkflowRef::Id(_) => Vec::new(),
+        WorkflowRef::Name(name) => {
+            let names: Vec<String> = conn
+                .prepare_cached("SELECT name FROM workflows")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            closest(name, names.iter().map(String::as_str))
+        }
+    };
+    Ok(Error::UnknownWorkflow {
+        name: workflow.to_string(),
+        closest,
+    })
+}
+
+/// The error for a task nobody has: the workflow's keys closest to the one asked for.
+fn unknown_task(conn: &Connection, task: &TaskRef) -> Result<Error> {
+    let closest = match task {
+        TaskRef::Id(_) => Vec::new(),
+        TaskRef::Key { workflow, key } => {
+            let workflow = WorkflowRow::resolve(conn, workflow)?;
+            let keys: Vec<String> = conn
+                .prepare_cached("SELECT key FROM tasks WHERE workflow = ?1")?
+                .query_map([workflow.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            closest(key, keys.iter().map(String::as_str))
+                .into_iter()
+                .map(|key| format!("{}/{key}", workflow.name))
+                .collect()
+        }
+    };
+    Ok(Error::UnknownTask {
+        task: task.to_string(),
+        closest,
+    })
 }
 
 /// Reads a text column through `parse`, turning an unknown value into a conversion error rather

@@ -17,7 +17,6 @@ use crate::sprint::{
 };
 use crate::workflow::{TaskState, check_argument_name, limits};
 
-use super::agent::load_profile;
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TaskRow, WorkflowRef, WorkflowRow};
 use super::task::check_length;
@@ -398,7 +397,19 @@ impl SprintRow {
     }
 
     fn resolve(conn: &Connection, name: &str) -> Result<SprintRow> {
-        SprintRow::find(conn, name)?.ok_or_else(|| Error::UnknownSprint(name.to_owned()))
+        match SprintRow::find(conn, name)? {
+            Some(row) => Ok(row),
+            None => {
+                let names: Vec<String> = conn
+                    .prepare_cached("SELECT name FROM sprints")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Err(Error::UnknownSprint {
+                    name: name.to_owned(),
+                    closest: crate::text::closest(name, names.iter().map(String::as_str)),
+                })
+            }
+        }
     }
 
     /// The moment its reports look from: its close, or now.
@@ -1076,8 +1087,7 @@ fn check_members(
                 reason: format!("at most {MAX_SPRINT_DAYS} days"),
             });
         }
-        let profile = load_profile(conn, &spec.agent)?
-            .ok_or_else(|| Error::UnknownAgent(spec.agent.clone()))?;
+        let profile = super::agent::registered(conn, &spec.agent)?;
         if profile.status == crate::agent::AgentStatus::Retired {
             return Err(Error::InvalidArgument {
                 field: format!("members[{i}].agent"),

@@ -6,18 +6,20 @@
 //! [`settle`], which moves its dependents and decides the workflow's outcome.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 use crate::id::{LeaseToken, TaskId, WorkflowId};
+use crate::text::{counted, counted_are};
 use crate::workflow::{
     AfterFailure, FailurePolicy, FailureReason, TaskEvent, TaskState, UpstreamEffect,
-    WorkflowStatus, check_name, limits, outcome, transition, upstream_effect,
+    WorkflowStatus, check_argument_name, limits, outcome, transition, upstream_effect,
 };
 
-use super::agent::{load_profile, touch};
+use super::agent::{registered, touch};
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TASK_COLUMNS, TaskRef, TaskRow, WorkflowRef, WorkflowRow};
 use super::{Store, millis};
@@ -84,6 +86,106 @@ pub struct Claim {
     pub lease_expires_at: DateTime<Utc>,
     /// The task's direct dependencies and what they produced.
     pub dependencies: Vec<DependencyResult>,
+}
+
+/// What a claim gave the agent: a task, or nothing now and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// A task, leased to the agent.
+    Claimed(Box<Claim>),
+    /// Nothing to do now; asking again later may find work.
+    Idle(Idle),
+}
+
+impl ClaimOutcome {
+    /// The claim, if a task was handed out.
+    pub fn claimed(self) -> Option<Claim> {
+        match self {
+            ClaimOutcome::Claimed(claim) => Some(*claim),
+            ClaimOutcome::Idle(_) => None,
+        }
+    }
+}
+
+/// Why a claim found nothing for the agent now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Idle {
+    /// Why.
+    pub reason: IdleReason,
+    /// The soonest time a task in the claim's scope becomes ready again by itself (a retry's
+    /// backoff ending), when one is waiting.
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+/// Why a claim found nothing: each a state that may change, unlike the errors a claim
+/// returns for requests that can never succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdleReason {
+    /// The agent is paused, offline or retired.
+    AgentInactive(AgentStatus),
+    /// The agent holds as many tasks as its WIP limit allows.
+    AtWipLimit {
+        /// Tasks it holds.
+        held: u64,
+        /// Its limit.
+        limit: u32,
+    },
+    /// The workflow asked for (or the named task's) is not running.
+    WorkflowNotRunning {
+        /// Its name.
+        workflow: String,
+        /// Its status.
+        status: WorkflowStatus,
+    },
+    /// The task asked for is not ready yet.
+    TaskNotReady {
+        /// `workflow/key`.
+        task: String,
+        /// Its state: pending (waiting on dependencies) or waiting to retry.
+        state: TaskState,
+    },
+    /// Ready tasks exist, but the agent lacks the skills of every one looked at.
+    Unqualified {
+        /// Ready tasks looked at.
+        ready: u64,
+        /// One of them, as `workflow/key`, and what the agent lacks for it.
+        example: (String, String),
+    },
+    /// No task in scope is ready.
+    NoneReady,
+}
+
+impl fmt::Display for IdleReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdleReason::AgentInactive(status) => {
+                write!(f, "the agent is {status}; set it active to take work")
+            }
+            IdleReason::AtWipLimit { held, limit } => write!(
+                f,
+                "the agent holds {}, its WIP limit of {limit}; complete or release one first",
+                counted(*held, "task")
+            ),
+            IdleReason::WorkflowNotRunning { workflow, status } => {
+                write!(f, "workflow `{workflow}` is {status}, not running")
+            }
+            IdleReason::TaskNotReady { task, state } => match state {
+                TaskState::Pending => write!(f, "task `{task}` is pending: it waits on its dependencies"),
+                _ => write!(f, "task `{task}` is {state}"),
+            },
+            IdleReason::Unqualified {
+                ready,
+                example: (task, lacks),
+            } => write!(
+                f,
+                "{} ready, but the agent has the skills for none (for `{task}` it {lacks})",
+                counted_are(*ready, "task"),
+            ),
+            IdleReason::NoneReady => f.write_str(
+                "no task is ready: the rest waits on dependencies, on other agents' leases or on retries",
+            ),
+        }
+    }
 }
 
 /// A dependency of a claimed task and its result.
@@ -201,25 +303,28 @@ pub struct Tick {
 }
 
 impl Store {
-    /// Hands the best ready task to `request.agent`, atomically, with a lease; `None` when
-    /// nothing suits it now. Tasks delegated to the agent come first, then ready tasks by
-    /// priority, b-level and time ready. An agent with a profile gets only tasks it has the
-    /// skills for, and nothing while it is not active or is at its WIP limit.
-    pub fn claim(&self, request: &ClaimRequest) -> Result<Option<Claim>> {
-        check_name("agent name", &request.agent)?;
+    /// Hands the best ready task to `request.agent`, atomically, with a lease, or says why
+    /// there is nothing for it now. Tasks delegated to the agent come first, then ready tasks
+    /// by priority, fit, b-level and time ready. The agent must be registered, and gets only
+    /// tasks it has the skills for, and nothing while it is not active or is at its WIP limit.
+    pub fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome> {
+        check_argument_name("agent", "agent name", &request.agent)?;
         let lease = check_lease(request.lease)?;
         self.write(|tx, now| {
             tick(tx, now)?;
-            let profile = load_profile(tx, &request.agent)?;
-            if let Some(profile) = &profile {
-                check_active(profile)?;
-            }
-            let candidate = match &request.task {
-                Some(task) => Some(claimable_task(tx, task, &request.agent, profile.as_ref())?),
-                None => next_task(tx, request, profile.as_ref())?,
+            let profile = registered(tx, &request.agent)?;
+            let found = match &request.task {
+                Some(task) => claimable_task(tx, request, task, &profile)?,
+                None => next_task(tx, request, &profile)?,
             };
-            let Some(mut task) = candidate else {
-                return Ok(None);
+            let mut task = match found {
+                Found::Task(task) => *task,
+                Found::Idle(reason, workflow) => {
+                    return Ok(ClaimOutcome::Idle(Idle {
+                        reason,
+                        next_retry_at: next_retry(tx, workflow)?,
+                    }));
+                }
             };
             apply(
                 tx,
@@ -232,9 +337,7 @@ impl Store {
                     ..Change::default()
                 },
             )?;
-            if profile.is_some() {
-                touch(tx, &request.agent, now)?;
-            }
+            touch(tx, &request.agent, now)?;
             let dependencies = dependency_results(tx, task.id)?;
             let depends_on = dependencies.iter().map(|d| d.key.clone()).collect();
             let skills = if task.has_skills {
@@ -243,12 +346,12 @@ impl Store {
                 BTreeMap::new()
             };
             let lease_expires_at = now + lease;
-            Ok(Some(Claim {
+            Ok(ClaimOutcome::Claimed(Box::new(Claim {
                 token: task.token,
                 lease_expires_at,
                 task: view_with(&task, skills, depends_on),
                 dependencies,
-            }))
+            })))
         })
     }
 
@@ -266,6 +369,11 @@ impl Store {
         check_report(report)?;
         self.write(|tx, now| {
             let mut row = TaskRow::resolve(tx, task)?;
+            // Only an agent that does not hold the task can be one nobody registered; asking
+            // only then keeps the common report to the queries it needs.
+            if row.agent.as_deref() != Some(agent) {
+                registered(tx, agent)?;
+            }
             check_lease_holder(&row, agent, token, report, now)?;
             let mut unblocked = Vec::new();
             match report {
@@ -373,6 +481,176 @@ impl Store {
     pub fn task(&self, task: &TaskRef) -> Result<TaskView> {
         self.read(|tx, _| view(tx, &TaskRow::resolve(tx, task)?))
     }
+
+    /// One task whole, for an agent that lost its context or a person looking into it: the
+    /// task, its dependents, every attempt, the latest progress notes and who finished it.
+    pub fn task_detail(&self, task: &TaskRef) -> Result<TaskDetail> {
+        self.read(|tx, _| {
+            let row = TaskRow::resolve(tx, task)?;
+            let dependents = tx
+                .prepare_cached(
+                    "SELECT key FROM tasks WHERE id IN (SELECT task FROM deps WHERE dep = ?1) \
+                     ORDER BY id",
+                )?
+                .query_map([row.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let done_by = tx
+                .prepare_cached("SELECT done_by FROM tasks WHERE id = ?1")?
+                .query_row([row.id], |r| r.get(0))?;
+            let (attempts, notes, notes_total) = history(tx, row.id)?;
+            Ok(TaskDetail {
+                token: row.state.is_leased().then_some(row.token),
+                task: view(tx, &row)?,
+                dependents,
+                attempts,
+                notes,
+                notes_total,
+                done_by,
+            })
+        })
+    }
+
+    /// The tasks `agent` holds (assigned to it or running), oldest lease first, each with the
+    /// token its reports must carry: what an agent that lost its context needs to go on.
+    pub fn held_tasks(&self, agent: &str) -> Result<Vec<HeldTask>> {
+        check_argument_name("agent", "agent name", agent)?;
+        self.read(|tx, _| {
+            registered(tx, agent)?;
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND agent = ?1 \
+                     ORDER BY deadline, id",
+                )?
+                .query_map([agent], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.into_iter()
+                .map(|id| {
+                    let row = TaskRow::by_id(tx, id)?;
+                    Ok(HeldTask {
+                        token: row.token,
+                        lease_expires_at: row.deadline,
+                        task: view(tx, &row)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+/// A task an agent holds, with what it needs to report on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldTask {
+    /// The task.
+    pub task: TaskView,
+    /// The token its reports must carry.
+    pub token: LeaseToken,
+    /// When the lease runs out unless a heartbeat extends it.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Everything recorded about one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDetail {
+    /// The task as it is now.
+    pub task: TaskView,
+    /// Keys of the tasks that depend on it directly.
+    pub dependents: Vec<String>,
+    /// Its attempts, first first, across resets.
+    pub attempts: Vec<TaskAttempt>,
+    /// Its latest progress notes, oldest first: at most [`NOTES_SHOWN`].
+    pub notes: Vec<Note>,
+    /// Progress notes in all.
+    pub notes_total: usize,
+    /// The agent whose completion made it succeed.
+    pub done_by: Option<String>,
+    /// The lease's token while the task is leased: give it only to the lease's holder.
+    pub token: Option<LeaseToken>,
+}
+
+/// Progress notes a [`TaskDetail`] carries at most: the latest ones.
+pub const NOTES_SHOWN: usize = 20;
+
+/// One attempt at a task, as the event log tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskAttempt {
+    /// 1 for the first attempt (counting restarts after a reset).
+    pub number: u32,
+    /// The agent that ran it.
+    pub agent: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended; `None` while it runs.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The state it ended in: succeeded, waiting_retry or failed (a failure), ready (its lease
+    /// expired, or it was released or handed off), cancelled.
+    pub ended_as: Option<TaskState>,
+    /// Why, when it did not succeed: the error, `lease_expired`, or the handoff.
+    pub detail: Option<String>,
+}
+
+/// A progress note an agent left on a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub agent: Option<String>,
+    /// What it said.
+    pub text: String,
+}
+
+/// A task's attempts and notes, from its events in the log.
+fn history(conn: &Connection, task: i64) -> Result<(Vec<TaskAttempt>, Vec<Note>, usize)> {
+    let mut attempts: Vec<TaskAttempt> = Vec::new();
+    let mut notes: std::collections::VecDeque<Note> = std::collections::VecDeque::new();
+    let mut notes_total = 0;
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, kind, agent, from_state, to_state, attempt, detail FROM events \
+         WHERE task = ?1 AND kind IN ('task_state', 'task_progress') ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([task])?;
+    while let Some(row) = rows.next()? {
+        let at = crate::clock::from_millis(row.get(0)?);
+        let agent: Option<String> = row.get(2)?;
+        let detail: Option<String> = row.get(6)?;
+        if row.get_ref(1)?.as_str().unwrap_or_default() == "task_progress" {
+            notes_total += 1;
+            if notes.len() == NOTES_SHOWN {
+                notes.pop_front();
+            }
+            notes.push_back(Note {
+                at,
+                agent,
+                text: detail.unwrap_or_default(),
+            });
+            continue;
+        }
+        let state = |i: usize| -> rusqlite::Result<Option<TaskState>> {
+            Ok(row
+                .get::<_, Option<String>>(i)?
+                .and_then(|s| s.parse().ok()))
+        };
+        let (from, to) = (state(3)?, state(4)?);
+        if to == Some(TaskState::Running) {
+            attempts.push(TaskAttempt {
+                number: row.get::<_, Option<u32>>(5)?.unwrap_or(0),
+                agent,
+                started_at: at,
+                ended_at: None,
+                ended_as: None,
+                detail: None,
+            });
+        } else if from == Some(TaskState::Running)
+            && let Some(last) = attempts.last_mut()
+        {
+            last.ended_at = Some(at);
+            last.ended_as = to;
+            if to != Some(TaskState::Succeeded) {
+                last.detail = detail;
+            }
+        }
+    }
+    Ok((attempts, notes.into(), notes_total))
 }
 
 pub(crate) fn check_lease(lease: Option<Duration>) -> Result<Duration> {
@@ -489,35 +767,27 @@ fn check_lease_holder(
     Ok(())
 }
 
-fn check_active(profile: &AgentProfile) -> Result<()> {
-    if profile.status != AgentStatus::Active {
-        return Err(Error::NotQualified {
-            agent: profile.name.clone(),
-            task: "any".into(),
-            reason: format!(
-                "the agent is {}; set it active to take work",
-                profile.status
-            ),
-        });
-    }
-    Ok(())
+/// What a claim found: a task to start, or why there is none now (and the workflow it was
+/// limited to, if any).
+enum Found {
+    Task(Box<TaskRow>),
+    Idle(IdleReason, Option<i64>),
 }
 
-/// A new task would take the agent over its WIP limit. Starting a task already delegated to
-/// it does not count: the agent holds that one already.
-fn check_wip(conn: &Connection, profile: &AgentProfile) -> Result<()> {
-    let in_flight = in_flight(conn, &profile.name)?;
-    if in_flight >= u64::from(profile.max_concurrent) {
-        return Err(Error::NotQualified {
-            agent: profile.name.clone(),
-            task: "any".into(),
-            reason: format!(
-                "it holds {in_flight} task(s), its WIP limit of {}; complete or release one first",
-                profile.max_concurrent
-            ),
-        });
+/// Nothing while the agent is not active, or holds as many new tasks as its WIP limit allows.
+/// Starting a task already delegated to it does not count: the agent holds that one already.
+fn availability(conn: &Connection, profile: &AgentProfile) -> Result<Option<IdleReason>> {
+    if profile.status != AgentStatus::Active {
+        return Ok(Some(IdleReason::AgentInactive(profile.status)));
     }
-    Ok(())
+    let held = in_flight(conn, &profile.name)?;
+    if held >= u64::from(profile.max_concurrent) {
+        return Ok(Some(IdleReason::AtWipLimit {
+            held,
+            limit: profile.max_concurrent,
+        }));
+    }
+    Ok(None)
 }
 
 /// Tasks leased to `agent`.
@@ -529,48 +799,99 @@ pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
         .query_row([agent], |row| row.get::<_, i64>(0))? as u64)
 }
 
-/// The task named in a claim, if the agent may start it now.
-fn claimable_task(
-    tx: &Transaction<'_>,
-    task: &TaskRef,
-    agent: &str,
-    profile: Option<&AgentProfile>,
-) -> Result<TaskRow> {
-    let row = TaskRow::resolve(tx, task)?;
-    let workflow = WorkflowRow::by_id(tx, row.workflow)?;
-    if workflow.status != WorkflowStatus::Running {
-        return Err(Error::NotQualified {
-            agent: agent.to_owned(),
-            task: row.display(),
+/// The soonest end of a retry backoff, in `workflow` or in any running workflow.
+fn next_retry(conn: &Connection, workflow: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<i64> = match workflow {
+        Some(workflow) => conn
+            .prepare_cached(
+                "SELECT min(deadline) FROM tasks WHERE deadline IS NOT NULL \
+                 AND state = 'waiting_retry' AND workflow = ?1",
+            )?
+            .query_row([workflow], |row| row.get(0))?,
+        None => conn
+            .prepare_cached(
+                "SELECT min(t.deadline) FROM tasks t WHERE t.deadline IS NOT NULL \
+                 AND t.state = 'waiting_retry' \
+                 AND (SELECT status FROM workflows WHERE id = t.workflow) = 'running'",
+            )?
+            .query_row([], |row| row.get(0))?,
+    };
+    Ok(at.map(crate::clock::from_millis))
+}
+
+/// Refuses a claim whose `workflow` is not the named task's own.
+fn check_same_workflow(conn: &Connection, request: &ClaimRequest, task: &TaskRow) -> Result<()> {
+    let Some(workflow) = &request.workflow else {
+        return Ok(());
+    };
+    let workflow = WorkflowRow::resolve(conn, workflow)?;
+    if workflow.id != task.workflow {
+        return Err(Error::InvalidArgument {
+            field: "workflow".into(),
             reason: format!(
-                "workflow `{}` is {}, not running",
-                workflow.name, workflow.status
+                "task `{}` belongs to workflow `{}`, not `{}`; name the task alone, or with its own workflow",
+                task.display(),
+                task.workflow_name,
+                workflow.name
             ),
         });
     }
-    let delegated_to_other =
-        row.state == TaskState::Assigned && row.agent.as_deref() != Some(agent);
-    if delegated_to_other {
+    Ok(())
+}
+
+/// The task named in a claim, if the agent may start it now. What may change (a paused
+/// workflow, a task not ready yet, the WIP limit) is a reason to come back; what will not (a
+/// finished task, another agent's lease, missing skills) is an error.
+fn claimable_task(
+    tx: &Transaction<'_>,
+    request: &ClaimRequest,
+    task: &TaskRef,
+    profile: &AgentProfile,
+) -> Result<Found> {
+    let row = TaskRow::resolve(tx, task)?;
+    check_same_workflow(tx, request, &row)?;
+    let agent = profile.name.as_str();
+    if let Some(holder) = &row.agent
+        && holder != agent
+    {
         return Err(Error::NotLeaseHolder {
             task: row.display(),
             agent: agent.to_owned(),
-            holder: row.agent.clone().unwrap_or_default(),
+            holder: holder.clone(),
         });
     }
-    if transition(row.state, TaskEvent::Start).is_none() {
+    if row.state.is_terminal() || row.state == TaskState::Running {
         return Err(Error::IllegalTransition {
             task: row.display(),
             state: row.state,
             verb: TaskEvent::Start.verb(),
         });
     }
-    if let Some(profile) = profile
-        && row.state == TaskState::Ready
-    {
-        check_wip(tx, profile)?;
+    let workflow = WorkflowRow::by_id(tx, row.workflow)?;
+    if workflow.status != WorkflowStatus::Running {
+        return Ok(Found::Idle(
+            IdleReason::WorkflowNotRunning {
+                workflow: workflow.name,
+                status: workflow.status,
+            },
+            Some(row.workflow),
+        ));
     }
-    if let Some(profile) = profile
-        && row.has_skills
+    if matches!(row.state, TaskState::Pending | TaskState::WaitingRetry) {
+        return Ok(Found::Idle(
+            IdleReason::TaskNotReady {
+                task: row.display(),
+                state: row.state,
+            },
+            Some(row.workflow),
+        ));
+    }
+    if row.state == TaskState::Ready
+        && let Some(reason) = availability(tx, profile)?
+    {
+        return Ok(Found::Idle(reason, Some(row.workflow)));
+    }
+    if row.has_skills
         && let Some(reason) = profile.unmet_skill(&task_skills(tx, row.id)?)
     {
         return Err(Error::NotQualified {
@@ -579,25 +900,37 @@ fn claimable_task(
             reason,
         });
     }
-    Ok(row)
+    Ok(Found::Task(Box::new(row)))
 }
 
 /// The best task for the agent: one delegated to it, else the first ready one it can do.
 fn next_task(
     tx: &Transaction<'_>,
     request: &ClaimRequest,
-    profile: Option<&AgentProfile>,
-) -> Result<Option<TaskRow>> {
+    profile: &AgentProfile,
+) -> Result<Found> {
     let workflow = match &request.workflow {
         Some(workflow) => {
             let workflow = WorkflowRow::resolve(tx, workflow)?;
             if workflow.status != WorkflowStatus::Running {
-                return Ok(None);
+                return Ok(Found::Idle(
+                    IdleReason::WorkflowNotRunning {
+                        workflow: workflow.name,
+                        status: workflow.status,
+                    },
+                    Some(workflow.id),
+                ));
             }
             Some(workflow.id)
         }
         None => None,
     };
+    if profile.status != AgentStatus::Active {
+        return Ok(Found::Idle(
+            IdleReason::AgentInactive(profile.status),
+            workflow,
+        ));
+    }
     let delegated: Option<i64> = match workflow {
         Some(workflow) => tx
             .prepare_cached(
@@ -617,10 +950,10 @@ fn next_task(
             .optional()?,
     };
     if let Some(id) = delegated {
-        return TaskRow::by_id(tx, id).map(Some);
+        return TaskRow::by_id(tx, id).map(|row| Found::Task(Box::new(row)));
     }
-    if let Some(profile) = profile {
-        check_wip(tx, profile)?;
+    if let Some(reason) = availability(tx, profile)? {
+        return Ok(Found::Idle(reason, workflow));
     }
 
     let workflows = match workflow {
@@ -634,9 +967,13 @@ fn next_task(
     // per workflow keeps every claim and report to a few pages of writes, and there are few
     // running workflows at a time.
     let mut best: Option<Candidate> = None;
-    let mut budget = CLAIM_SCAN_LIMIT;
+    let mut scan = Scan {
+        budget: CLAIM_SCAN_LIMIT,
+        unqualified: 0,
+        example: None,
+    };
     for workflow in workflows {
-        if let Some(candidate) = best_in_workflow(tx, workflow, profile, &mut budget)?
+        if let Some(candidate) = best_in_workflow(tx, workflow, profile, &mut scan)?
             && best
                 .as_ref()
                 .is_none_or(|best| candidate.ranks_before(best))
@@ -644,8 +981,29 @@ fn next_task(
             best = Some(candidate);
         }
     }
-    best.map(|candidate| TaskRow::by_id(tx, candidate.id))
-        .transpose()
+    match (best, scan.example) {
+        (Some(candidate), _) => {
+            TaskRow::by_id(tx, candidate.id).map(|row| Found::Task(Box::new(row)))
+        }
+        (None, Some(example)) => Ok(Found::Idle(
+            IdleReason::Unqualified {
+                ready: scan.unqualified,
+                example,
+            },
+            workflow,
+        )),
+        (None, None) => Ok(Found::Idle(IdleReason::NoneReady, workflow)),
+    }
+}
+
+/// What a claim's scan of ready tasks may still look at, and what it passed over.
+struct Scan {
+    /// Ready tasks it may still look at.
+    budget: usize,
+    /// Ready tasks passed over for want of skills.
+    unqualified: u64,
+    /// The first of those, as `workflow/key`, with what the agent lacks for it.
+    example: Option<(String, String)>,
 }
 
 /// A ready task and its place in the claim order.
@@ -682,8 +1040,8 @@ const FIT_SCAN_LIMIT: usize = 200;
 fn best_in_workflow(
     tx: &Transaction<'_>,
     workflow: i64,
-    profile: Option<&AgentProfile>,
-    budget: &mut usize,
+    profile: &AgentProfile,
+    scan: &mut Scan,
 ) -> Result<Option<Candidate>> {
     // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
     let mut stmt = tx.prepare_cached(
@@ -695,29 +1053,38 @@ fn best_in_workflow(
     let mut best: Option<Candidate> = None;
     let mut compared = 0;
     while let Some(row) = rows.next()? {
-        if *budget == 0 {
+        if scan.budget == 0 {
             break;
         }
-        *budget -= 1;
+        scan.budget -= 1;
         let (id, has_skills, priority): (i64, bool, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         if let Some(best) = &best
             && (priority < best.priority || compared >= FIT_SCAN_LIMIT)
         {
             break;
         }
-        let fit = match profile {
-            Some(profile) if has_skills => {
-                let skills = task_skills(tx, id)?;
-                if profile.unmet_skill(&skills).is_some() {
-                    continue;
+        let fit = if has_skills {
+            let skills = task_skills(tx, id)?;
+            if let Some(lacks) = profile.unmet_skill(&skills) {
+                scan.unqualified += 1;
+                if scan.example.is_none() {
+                    let key: String = tx
+                        .prepare_cached(
+                            "SELECT w.name || '/' || t.key FROM tasks t \
+                             JOIN workflows w ON w.id = t.workflow WHERE t.id = ?1",
+                        )?
+                        .query_row([id], |r| r.get(0))?;
+                    scan.example = Some((key, lacks));
                 }
-                let needs = Needs {
-                    skills,
-                    estimate: 0.0,
-                };
-                crate::agent::fit(profile, &needs)
+                continue;
             }
-            _ => 1.0,
+            let needs = Needs {
+                skills,
+                estimate: 0.0,
+            };
+            crate::agent::fit(profile, &needs)
+        } else {
+            1.0
         };
         let candidate = Candidate {
             id,
@@ -726,8 +1093,9 @@ fn best_in_workflow(
             b_level: row.get(3)?,
             ready_at: row.get::<_, Option<i64>>(4)?.unwrap_or_default(),
         };
-        // Without a profile every fit is 1: the first suitable task is the answer.
-        if profile.is_none() {
+        // No fit beats a perfect one, and rows come in claim order within a priority: the
+        // first perfect fit is the answer, as it is for every task without skills.
+        if candidate.fit >= 1.0 && best.as_ref().is_none_or(|b| b.priority < priority) {
             return Ok(Some(candidate));
         }
         compared += 1;

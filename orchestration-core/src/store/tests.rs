@@ -28,6 +28,13 @@ fn harness() -> Harness {
     }
 }
 
+/// Registers `agents` with the default profile: only registered agents take work.
+fn register(store: &Store, agents: &[&str]) {
+    for agent in agents {
+        store.upsert_agent(agent, &AgentUpdate::default()).unwrap();
+    }
+}
+
 fn task(key: &str, deps: &[&str]) -> TaskSpec {
     TaskSpec::new(key, format!("do {key}")).after(deps.iter().copied())
 }
@@ -50,8 +57,23 @@ impl Harness {
         self.store.create_workflow(spec, &started()).unwrap();
     }
 
+    /// Claims for `agent`, registering it first when nobody has: only registered agents
+    /// take work, and most tests are about something else.
     fn claim(&self, agent: &str) -> Option<Claim> {
-        self.store.claim(&ClaimRequest::new(agent)).unwrap()
+        self.register(agent);
+        self.store
+            .claim(&ClaimRequest::new(agent))
+            .unwrap()
+            .claimed()
+    }
+
+    /// Registers `agent` with the default profile unless it has one.
+    fn register(&self, agent: &str) {
+        if let Err(Error::UnknownAgent { .. }) = self.store.agent(agent) {
+            self.store
+                .upsert_agent(agent, &AgentUpdate::default())
+                .unwrap();
+        }
     }
 
     fn claim_key(&self, agent: &str) -> String {
@@ -273,18 +295,23 @@ fn a_claim_respects_skills_status_and_wip_limit_of_a_profiled_agent() {
         "plain",
         "the junior cannot take the rust task"
     );
-    let err = h.store.claim(&ClaimRequest::new("junior")).unwrap_err();
+    let idle = h.store.claim(&ClaimRequest::new("junior")).unwrap();
     assert_eq!(
-        err.to_string(),
-        "agent `junior` cannot take task `any`: it holds 1 task(s), its WIP limit of 1; complete or release one first"
+        idle,
+        crate::ClaimOutcome::Idle(crate::Idle {
+            reason: crate::IdleReason::AtWipLimit { held: 1, limit: 1 },
+            next_retry_at: None,
+        }),
+        "at its WIP limit, an agent is told so, not refused"
     );
-    let named = h
+    let unknown = h
         .store
-        .claim(&ClaimRequest::new("senior").task(TaskRef::key("skills", "rusty")));
+        .claim(&ClaimRequest::new("senior").task(TaskRef::key("skills", "rusty")))
+        .unwrap_err();
     assert_eq!(
-        named.unwrap().unwrap().task.key,
-        "rusty",
-        "an agent without a profile takes anything"
+        unknown.to_string(),
+        "unknown agent `senior`; did you mean `junior`?",
+        "an agent nobody registered takes nothing, and a typo is pointed out"
     );
 
     h.store
@@ -296,8 +323,18 @@ fn a_claim_respects_skills_status_and_wip_limit_of_a_profiled_agent() {
             },
         )
         .unwrap();
-    let err = h.store.claim(&ClaimRequest::new("paused")).unwrap_err();
-    assert!(err.to_string().contains("the agent is paused"), "{err}");
+    let idle = h.store.claim(&ClaimRequest::new("paused")).unwrap();
+    let crate::ClaimOutcome::Idle(idle) = idle else {
+        panic!("a paused agent gets no work: {idle:?}")
+    };
+    assert_eq!(
+        idle.reason,
+        crate::IdleReason::AgentInactive(AgentStatus::Paused)
+    );
+    assert_eq!(
+        idle.reason.to_string(),
+        "the agent is paused; set it active to take work"
+    );
 
     h.store
         .upsert_agent("lead", &profile(&[("rust", 3)], 5))
@@ -325,11 +362,13 @@ fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected() {
         FailurePolicy::default(),
         vec![task("a", &[]).max_attempts(2)],
     );
+    register(&h.store, &["w1", "w2"]);
     let lease = Duration::seconds(60);
     let first = h
         .store
         .claim(&ClaimRequest::new("w1").lease(lease))
         .unwrap()
+        .claimed()
         .unwrap();
     assert_eq!(first.task.attempt, 1);
 
@@ -525,7 +564,10 @@ fn block_dependents_fails_downstream_at_once_and_lets_other_branches_finish() {
     let report = h.store.workflow_report(&"block".into()).unwrap();
     assert_eq!(report.progress, Progress::Finished);
     let d = report.blocked.iter().find(|b| b.key == "d").unwrap();
-    assert_eq!(d.reason.as_deref(), Some("dependency failed: b, c"));
+    assert_eq!(
+        d.reason.as_deref(),
+        Some("dependency failed: block/b, block/c")
+    );
 }
 
 #[test]
@@ -710,7 +752,7 @@ fn dependency_edits_check_cycles_and_states() {
     );
     let edit = |key: &str, dep: &str, kind| {
         h.store
-            .edit_dependency(&TaskRef::key("edit", key), dep, kind)
+            .edit_dependency(&TaskRef::key("edit", key), &TaskRef::key("edit", dep), kind)
     };
 
     let err = edit("a", "c", DependencyEdit::Add).unwrap_err();
@@ -726,7 +768,7 @@ fn dependency_edits_check_cycles_and_states() {
     let err = edit("b", "a", DependencyEdit::Add).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid depends_on: task `edit/b` already depends on `a`"
+        "invalid depends_on: task `edit/b` already depends on `edit/a`"
     );
     let err = edit("b", "nope", DependencyEdit::Add).unwrap_err();
     assert_eq!(err.to_string(), "unknown task `edit/nope`");
@@ -745,7 +787,7 @@ fn dependency_edits_check_cycles_and_states() {
     let err = edit("d", "c", DependencyEdit::Remove).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid depends_on: task `edit/d` does not depend on `c`"
+        "invalid depends_on: task `edit/d` does not depend on `edit/c`"
     );
 
     // A running task's dependencies are frozen.
@@ -811,7 +853,8 @@ fn reports_validate_their_arguments_and_change_nothing_when_rejected() {
     );
     let err = h.store.claim(&ClaimRequest::new("bad name")).unwrap_err();
     assert!(
-        err.to_string().contains("agent name `bad name` is invalid"),
+        err.to_string()
+            .starts_with("invalid agent: agent name `bad name` contains ` `, which is not allowed"),
         "{err}"
     );
     assert_eq!(h.event_count(), events);
@@ -831,10 +874,12 @@ fn status_reports_leases_blockers_critical_path_and_forecast() {
             task("side", &[]).estimate(1.0),
         ],
     );
+    register(&h.store, &["w"]);
     let a = h
         .store
         .claim(&ClaimRequest::new("w").lease(Duration::hours(5)))
         .unwrap()
+        .claimed()
         .unwrap();
     h.clock.advance(Duration::hours(4));
     h.complete(&a, "w");
@@ -858,7 +903,10 @@ fn status_reports_leases_blockers_critical_path_and_forecast() {
             .collect::<Vec<_>>(),
         ["side"]
     );
-    assert_eq!(report.blocked[0].reason.as_deref(), Some("waiting on b"));
+    assert_eq!(
+        report.blocked[0].reason.as_deref(),
+        Some("waiting on report/b")
+    );
     assert_eq!(report.remaining_critical_path.keys, ["b", "c"]);
     assert_eq!(report.remaining_critical_path.length, 4.0);
     // 2 points took 4 hours: the 4 remaining critical points take 8 more.
@@ -891,7 +939,7 @@ fn a_workflow_nobody_can_work_on_is_reported_as_stalled() {
     assert_eq!(
         report.progress,
         Progress::Stalled(
-            "no active agent has the skills for any ready task: `kernel` needs c>=5".into()
+            "no active agent has the skills for any ready task: `stuck/kernel` needs c>=5".into()
         )
     );
 }
@@ -947,7 +995,12 @@ fn state_survives_closing_and_reopening_the_file() {
             .task(task("a", &[]))
             .task(task("b", &[]));
         store.create_workflow(spec, &started()).unwrap();
-        let claim = store.claim(&ClaimRequest::new("w")).unwrap().unwrap();
+        register(&store, &["w"]);
+        let claim = store
+            .claim(&ClaimRequest::new("w"))
+            .unwrap()
+            .claimed()
+            .unwrap();
         token = claim.token;
     }
     let store = Store::open(&path).unwrap();
@@ -969,6 +1022,7 @@ fn state_survives_closing_and_reopening_the_file() {
         store
             .claim(&ClaimRequest::new("w"))
             .unwrap()
+            .claimed()
             .unwrap()
             .task
             .key,
@@ -987,7 +1041,7 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database has schema version 99, newer than the 4 this build understands; upgrade orchestration"
+        "the database has schema version 99, newer than the 5 this build understands; upgrade orchestration"
     );
 }
 
@@ -1002,10 +1056,14 @@ fn eight_threads_with_their_own_connections_run_each_task_exactly_once() {
         tasks,
         ..Default::default()
     };
-    Store::open(&path)
-        .unwrap()
-        .create_workflow(spec, &started())
-        .unwrap();
+    let setup = Store::open(&path).unwrap();
+    setup.create_workflow(spec, &started()).unwrap();
+    let workers: Vec<String> = (0..8).map(|w| format!("worker-{w}")).collect();
+    register(
+        &setup,
+        &workers.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    drop(setup);
     let executed = Arc::new(Mutex::new(Vec::new()));
     std::thread::scope(|scope| {
         for worker in 0..8 {
@@ -1013,7 +1071,7 @@ fn eight_threads_with_their_own_connections_run_each_task_exactly_once() {
             scope.spawn(move || {
                 let store = Store::open(&path).unwrap();
                 let agent = format!("worker-{worker}");
-                while let Some(claim) = store.claim(&ClaimRequest::new(&agent)).unwrap() {
+                while let Some(claim) = store.claim(&ClaimRequest::new(&agent)).unwrap().claimed() {
                     executed.lock().unwrap().push(claim.task.key.clone());
                     let done = Report::Complete {
                         result: None,
@@ -1167,10 +1225,12 @@ fn hot_statements_are_prepared_once() {
     }
     for i in 0..20 {
         let workflow = if i % 2 == 0 { "p" } else { "q" };
+        h.register(&format!("w{i}"));
         let claim = h
             .store
             .claim(&ClaimRequest::new(format!("w{i}")).in_workflow(workflow))
             .unwrap()
+            .claimed()
             .unwrap();
         h.complete(&claim, &format!("w{i}"));
         let claim = h.claim(&format!("v{i}")).unwrap();
@@ -1260,6 +1320,7 @@ fn agent_records_count_finished_attempts_but_not_releases() {
         .store
         .claim(&ClaimRequest::new("ana").lease(Duration::seconds(5)))
         .unwrap()
+        .claimed()
         .unwrap();
     h.clock.advance(Duration::seconds(6));
     h.store.tick().unwrap();
@@ -1512,8 +1573,14 @@ fn an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it() {
         "a",
         "the delegated task starts although solo holds 1 of 1"
     );
-    let err = h.store.claim(&ClaimRequest::new("solo")).unwrap_err();
-    assert!(err.to_string().contains("its WIP limit of 1"), "{err}");
+    let idle = h.store.claim(&ClaimRequest::new("solo")).unwrap();
+    let crate::ClaimOutcome::Idle(idle) = idle else {
+        panic!("solo is full: {idle:?}")
+    };
+    assert_eq!(
+        idle.reason.to_string(),
+        "the agent holds 1 task, its WIP limit of 1; complete or release one first"
+    );
 }
 
 #[test]
@@ -1540,10 +1607,7 @@ fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline() {
         .upsert_agent("arriving", &profile(&[("rust", 3)], 1))
         .unwrap();
     let events = h.event_count();
-    let proposal = h
-        .store
-        .workload(&crate::Weights::default(), None, false)
-        .unwrap();
+    let proposal = h.store.workload(&crate::Weights::default()).unwrap();
     assert_eq!(h.event_count(), events, "proposing writes nothing");
     assert_eq!(proposal.overloaded, ["leaving"]);
     assert_eq!(proposal.idle, ["arriving"]);
@@ -1552,22 +1616,25 @@ fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline() {
         1,
         "arriving has room for one task only"
     );
-    let applied = h
-        .store
-        .workload(&crate::Weights::default(), None, true)
-        .unwrap();
-    let moved = &applied.proposals[0];
+    let applied = h.store.rebalance(&crate::Weights::default(), None).unwrap();
+    assert_eq!(
+        applied.moved, proposal.proposals,
+        "the moves made are those proposed"
+    );
+    let moved = &applied.moved[0];
     let view = h.store.task(&moved.task.parse().unwrap()).unwrap();
     assert_eq!(
         (view.state, view.agent.as_deref(), view.attempt),
         (TaskState::Assigned, Some("arriving"), 0)
     );
-    let after = h
-        .store
-        .workload(&crate::Weights::default(), None, false)
-        .unwrap();
+    let after = h.store.workload(&crate::Weights::default()).unwrap();
     let arriving = after.agents.iter().find(|l| l.agent == "arriving").unwrap();
     assert_eq!((arriving.queued, arriving.utilisation), (1, 1.0));
+    assert_eq!(
+        applied.after, after,
+        "a rebalance reports the load after its moves"
+    );
+    assert!(applied.after.idle.is_empty(), "arriving is no longer idle");
 }
 
 #[test]
@@ -1583,10 +1650,15 @@ fn agent_performance_is_rebuilt_from_the_event_log() {
             task("c", &[]).estimate(1.0),
         ],
     );
+    h.store
+        .upsert_agent("ana", &profile(&[("rust", 5)], 3))
+        .unwrap();
+    register(&h.store, &["bo"]);
     let long = |agent: &str| {
         h.store
             .claim(&ClaimRequest::new(agent).lease(Duration::hours(3)))
             .unwrap()
+            .claimed()
             .unwrap()
     };
     let a = long("ana");
@@ -1610,13 +1682,14 @@ fn agent_performance_is_rebuilt_from_the_event_log() {
         .store
         .claim(&ClaimRequest::new("ana").lease(Duration::minutes(1)))
         .unwrap()
+        .claimed()
         .unwrap();
     h.clock.advance(Duration::minutes(2));
     h.store.tick().unwrap();
     drop(c);
     let result = h
         .store
-        .agent_performance(start, start + Duration::days(1))
+        .agent_performance(start, start + Duration::days(1), None)
         .unwrap();
     let ana = result.iter().find(|p| p.agent == "ana").unwrap();
     assert_eq!(
@@ -1638,7 +1711,7 @@ fn agent_performance_is_rebuilt_from_the_event_log() {
         (1, Some(1.0))
     );
     assert_eq!(bo.rank, 1);
-    let err = h.store.agent_performance(start, start).unwrap_err();
+    let err = h.store.agent_performance(start, start, None).unwrap_err();
     assert!(
         err.to_string().starts_with("invalid window: it ends"),
         "{err}"
@@ -1729,7 +1802,7 @@ fn a_handoff_moves_the_task_and_its_lease_with_a_note() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("leased to `bo`"), "{err}");
-    let inbox = h.store.inbox("bo", 10, false).unwrap();
+    let inbox = h.store.inbox("bo", 10, usize::MAX, false).unwrap().0;
     assert_eq!(
         inbox[0].body,
         "handoff of `hand/a` from `ana`: schema is in a.sql"
@@ -1798,13 +1871,14 @@ fn messages_reach_agents_workflows_and_everyone_and_are_acknowledged_once() {
     }
     let bo: Vec<String> = h
         .store
-        .inbox("bo", 10, false)
+        .inbox("bo", 10, usize::MAX, false)
         .unwrap()
+        .0
         .into_iter()
         .map(|m| m.body)
         .collect();
     assert_eq!(bo, ["who has talk?", "standup"]);
-    let cy = h.store.inbox("cy", 10, false).unwrap();
+    let cy = h.store.inbox("cy", 10, usize::MAX, false).unwrap().0;
     let err = h.store.ack("bo", &[cy[0].id]).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -1816,10 +1890,14 @@ fn messages_reach_agents_workflows_and_everyone_and_are_acknowledged_once() {
         err.to_string().contains("is not in `cy`'s inbox"),
         "acknowledged once only"
     );
-    let taken = h.store.inbox("cy", 10, true).unwrap();
+    let taken = h.store.inbox("cy", 10, usize::MAX, true).unwrap().0;
     assert_eq!(taken.len(), 1);
     assert!(
-        h.store.inbox("cy", 10, true).unwrap().is_empty(),
+        h.store
+            .inbox("cy", 10, usize::MAX, true)
+            .unwrap()
+            .0
+            .is_empty(),
         "an acknowledged message is not delivered again"
     );
 }
@@ -1830,6 +1908,7 @@ fn concurrent_consumers_receive_each_message_exactly_once() {
     let path = dir.path().join("inbox.db");
     let store = Store::open(&path).unwrap();
     store.upsert_agent("many", &profile(&[], 1)).unwrap();
+    register(&store, &["sender"]);
     for i in 0..300 {
         store
             .send_message(
@@ -1846,7 +1925,7 @@ fn concurrent_consumers_receive_each_message_exactly_once() {
             scope.spawn(move || {
                 let store = Store::open(&path).unwrap();
                 loop {
-                    let batch = store.inbox("many", 7, true).unwrap();
+                    let batch = store.inbox("many", 7, usize::MAX, true).unwrap().0;
                     if batch.is_empty() {
                         break;
                     }
@@ -1874,6 +1953,7 @@ fn locks_conflict_expire_release_only_by_owner_and_refuse_deadlocks() {
     let ttl = Duration::minutes(5);
     let exact = |name: &str| Resource::Exact(name.into());
     let acquired = |outcome: crate::LockOutcome| matches!(outcome, crate::LockOutcome::Acquired(_));
+    register(&h.store, &["ana", "bo", "cy"]);
     assert!(acquired(
         h.store
             .lock("ana", &exact("src/a.rs"), LockMode::Exclusive, ttl)
@@ -2068,6 +2148,7 @@ fn reads_on_a_file_see_every_write_at_once() {
             &started(),
         )
         .unwrap();
+    register(&store, &["w"]);
     let other = Store::open(&path).unwrap();
     let state = |store: &Store, key: &str| {
         store
@@ -2075,7 +2156,11 @@ fn reads_on_a_file_see_every_write_at_once() {
             .map(|view| view.state)
             .unwrap()
     };
-    let claim = store.claim(&ClaimRequest::new("w")).unwrap().unwrap();
+    let claim = store
+        .claim(&ClaimRequest::new("w"))
+        .unwrap()
+        .claimed()
+        .unwrap();
     assert_eq!(state(&store, "a"), TaskState::Running);
     assert_eq!(state(&other, "a"), TaskState::Running);
     store

@@ -1,13 +1,14 @@
 //! Workflow use cases: create (idempotently), start, pause, resume, cancel, retry the failed,
 //! edit dependencies on a live workflow, and report status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 use crate::id::{TaskId, WorkflowId};
+use crate::text::counted_are;
 use crate::workflow::FailurePolicy;
 use crate::workflow::{
     Analysis, CriticalPath, Dag, FailureReason, Mode, TaskEvent, TaskState, UpstreamEffect,
@@ -50,6 +51,8 @@ pub struct Created {
 /// The result of [`Store::execute`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecuteOutcome {
+    /// The workflow's name.
+    pub workflow: String,
     /// The workflow's status after the action.
     pub status: WorkflowStatus,
     /// Keys of its ready tasks.
@@ -171,6 +174,8 @@ pub struct WorkflowReport {
     pub tasks: Vec<TaskView>,
     /// Dependency edges as (dependency key, dependent key).
     pub edges: Vec<(String, String)>,
+    /// Each task's stage (0 for tasks without dependencies), in the order of `tasks`.
+    pub stages: Vec<u32>,
 }
 
 impl Store {
@@ -266,17 +271,22 @@ impl Store {
                 }
             };
             let status = WorkflowRow::by_id(tx, row.id)?.status;
-            Ok(ExecuteOutcome { status, ready: ready_keys(tx, row.id)?, tasks_changed })
+            Ok(ExecuteOutcome {
+                workflow: row.name.clone(),
+                status,
+                ready: ready_keys(tx, row.id)?,
+                tasks_changed,
+            })
         })
     }
 
-    /// Adds or removes the dependency of `task` on `depends_on` (a key of the same workflow or
-    /// a task reference). Only pending and ready tasks can change; an addition that would close
-    /// a cycle is rejected with the cycle named. Returns the task afterwards.
+    /// Adds or removes the dependency of `task` on `depends_on`, a task of the same workflow.
+    /// Only pending and ready tasks can change; an addition that would close a cycle is
+    /// rejected with the cycle named. Returns the task afterwards.
     pub fn edit_dependency(
         &self,
         task: &TaskRef,
-        depends_on: &str,
+        depends_on: &TaskRef,
         edit: DependencyEdit,
     ) -> Result<TaskView> {
         self.write(|tx, now| {
@@ -308,7 +318,7 @@ impl Store {
                         return Err(invalid(format!(
                             "task `{}` already depends on `{}`",
                             row.display(),
-                            dependency.key
+                            dependency.display()
                         )));
                     }
                     let graph = Graph::load(tx, row.workflow)?;
@@ -363,7 +373,7 @@ impl Store {
                         return Err(invalid(format!(
                             "task `{}` does not depend on `{}`",
                             row.display(),
-                            dependency.key
+                            dependency.display()
                         )));
                     }
                     tx.prepare_cached("DELETE FROM deps WHERE task = ?1 AND dep = ?2")?
@@ -679,15 +689,12 @@ pub(crate) fn set_status(
     Ok(())
 }
 
-fn resolve_in_workflow(tx: &Transaction<'_>, task: &TaskRow, reference: &str) -> Result<TaskRow> {
-    let dependency = if reference.contains('/') || reference.parse::<TaskId>().is_ok() {
-        TaskRow::resolve(tx, &reference.parse()?)?
-    } else {
-        TaskRow::resolve(
-            tx,
-            &TaskRef::key(WorkflowRef::Name(task.workflow_name.clone()), reference),
-        )?
-    };
+fn resolve_in_workflow(
+    tx: &Transaction<'_>,
+    task: &TaskRow,
+    reference: &TaskRef,
+) -> Result<TaskRow> {
+    let dependency = TaskRow::resolve(tx, reference)?;
     if dependency.workflow != task.workflow {
         return Err(Error::InvalidArgument {
             field: "depends_on".into(),
@@ -800,12 +807,12 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
                     .predecessors(v as u32)
                     .iter()
                     .filter(|&&p| !tasks[p as usize].state.is_terminal())
-                    .map(|&p| key(p))
+                    .map(|&p| format!("{}/{}", row.name, key(p)))
                     .collect();
                 let reason = if waiting.is_empty() {
                     "waiting for the workflow to start".to_owned()
                 } else {
-                    format!("waiting on {}", waiting.join(", "))
+                    format!("waiting on {}", listed(&waiting, 5))
                 };
                 blocked.push(brief(Some(reason)));
             }
@@ -828,11 +835,11 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
                     .predecessors(v as u32)
                     .iter()
                     .filter(|&&p| tasks[p as usize].state.is_failure())
-                    .map(|&p| key(p))
+                    .map(|&p| format!("{}/{}", row.name, key(p)))
                     .collect();
                 blocked.push(brief(Some(format!(
                     "dependency failed: {}",
-                    failed.join(", ")
+                    listed(&failed, 5)
                 ))));
             }
             TaskState::Succeeded | TaskState::Skipped | TaskState::Cancelled => {}
@@ -906,6 +913,7 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
         forecast_finish,
         tasks: views,
         edges,
+        stages: graph.dag.levels().to_vec(),
     })
 }
 
@@ -957,13 +965,19 @@ fn progress(
             row.open_tasks
         )));
     }
-    // Ready work only moves if some agent can take it. Unregistered agents take anything, so
-    // this only says "stalled" when agents are registered and none of the active ones qualifies.
-    let agents = active_capabilities(conn)?;
-    if agents.is_none() {
-        return Ok(Progress::Moving);
+    // Ready work only moves if some registered, active agent can take it.
+    let Some(agents) = active_capabilities(conn)? else {
+        return Ok(Progress::Stalled(format!(
+            "{} ready, but no agent is registered to claim them",
+            counted_are(ready.len() as u64, "task")
+        )));
+    };
+    if agents.is_empty() {
+        return Ok(Progress::Stalled(format!(
+            "{} ready, but no registered agent is active",
+            counted_are(ready.len() as u64, "task")
+        )));
     }
-    let agents = agents.unwrap_or_default();
     let mut needs = Vec::new();
     for brief in ready {
         let Some(task) = tasks.iter().find(|t| t.key == brief.key) else {
@@ -979,11 +993,16 @@ fn progress(
             return Ok(Progress::Moving);
         }
         let list: Vec<String> = required.iter().map(|(s, l)| format!("{s}>={l}")).collect();
-        needs.push(format!("`{}` needs {}", task.key, list.join(", ")));
+        needs.push(format!(
+            "`{}/{}` needs {}",
+            row.name,
+            task.key,
+            list.join(", ")
+        ));
     }
     Ok(Progress::Stalled(format!(
         "no active agent has the skills for any ready task: {}",
-        needs.join("; ")
+        listed(&needs, 3)
     )))
 }
 
@@ -1077,42 +1096,127 @@ impl Graph {
 }
 
 impl WorkflowReport {
-    /// The DAG as a Mermaid flowchart, each task coloured by its state.
-    pub fn to_mermaid(&self) -> String {
+    /// The DAG as a Mermaid flowchart, each task coloured by its state, in at most `max_nodes`
+    /// nodes: a larger workflow is drawn as groups of tasks by stage and state (bands of
+    /// consecutive stages when there are many), each labelled with its count, so the diagram
+    /// stays readable and its size bounded however large the workflow.
+    pub fn to_mermaid(&self, max_nodes: usize) -> String {
         let mut out = String::from("flowchart LR\n");
-        let id_of: HashMap<&str, usize> = self
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.key.as_str(), i))
-            .collect();
-        for (i, task) in self.tasks.iter().enumerate() {
-            let title = task.title.replace(['"', '[', ']', '<', '>', '`'], "'");
-            out.push_str(&format!(
-                "  t{i}[\"{}: {}\"]:::{}\n",
-                task.key, title, task.state
-            ));
-        }
-        for (from, to) in &self.edges {
-            if let (Some(a), Some(b)) = (id_of.get(from.as_str()), id_of.get(to.as_str())) {
-                out.push_str(&format!("  t{a} --> t{b}\n"));
+        let mut used: BTreeSet<TaskState> = BTreeSet::new();
+        if self.tasks.len() <= max_nodes {
+            let id_of: HashMap<&str, usize> = self
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.key.as_str(), i))
+                .collect();
+            for (i, task) in self.tasks.iter().enumerate() {
+                let title = mermaid_text(&task.title);
+                out.push_str(&format!(
+                    "  t{i}[\"{}: {title}\"]:::{}\n",
+                    task.key, task.state
+                ));
+                used.insert(task.state);
             }
+            for (from, to) in &self.edges {
+                if let (Some(a), Some(b)) = (id_of.get(from.as_str()), id_of.get(to.as_str())) {
+                    out.push_str(&format!("  t{a} --> t{b}\n"));
+                }
+            }
+        } else {
+            self.grouped_mermaid(max_nodes.max(10), &mut out, &mut used);
         }
-        for (state, style) in [
-            (TaskState::Pending, "fill:#eeeeee,stroke:#999999"),
-            (TaskState::Ready, "fill:#dbeafe,stroke:#3b82f6"),
-            (TaskState::Assigned, "fill:#e0e7ff,stroke:#6366f1"),
-            (TaskState::Running, "fill:#fef3c7,stroke:#f59e0b"),
-            (TaskState::WaitingRetry, "fill:#ffedd5,stroke:#f97316"),
-            (TaskState::Succeeded, "fill:#dcfce7,stroke:#22c55e"),
-            (TaskState::Failed, "fill:#fee2e2,stroke:#ef4444"),
-            (TaskState::UpstreamFailed, "fill:#fce7f3,stroke:#ec4899"),
-            (TaskState::Skipped, "fill:#f5f5f5,stroke:#d4d4d4"),
-            (TaskState::Cancelled, "fill:#e5e7eb,stroke:#6b7280"),
-        ] {
-            out.push_str(&format!("  classDef {state} {style}\n"));
+        for state in used {
+            out.push_str(&format!("  classDef {state} {}\n", state_style(state)));
         }
         out
+    }
+
+    /// The body of a diagram that draws groups of tasks, by band of stages and state.
+    fn grouped_mermaid(&self, max_nodes: usize, out: &mut String, used: &mut BTreeSet<TaskState>) {
+        let stage_count = self.stages.iter().copied().max().map_or(1, |s| s + 1);
+        // The narrowest bands (a power of two of stages) that keep the groups within budget;
+        // one band of every stage has at most one group per state, ten in all.
+        let mut width = 1u32;
+        let groups = loop {
+            let mut groups: BTreeMap<(u32, TaskState), usize> = BTreeMap::new();
+            for (task, &stage) in self.tasks.iter().zip(&self.stages) {
+                *groups.entry((stage / width, task.state)).or_default() += 1;
+            }
+            if groups.len() <= max_nodes || width >= stage_count {
+                break groups;
+            }
+            width *= 2;
+        };
+        out.push_str(&format!(
+            "  %% {} tasks drawn as {} groups by stage and state\n",
+            self.tasks.len(),
+            groups.len()
+        ));
+        let index: HashMap<(u32, TaskState), usize> =
+            groups.keys().enumerate().map(|(i, k)| (*k, i)).collect();
+        for (&(band, state), &count) in &groups {
+            let first = band * width + 1;
+            let last = ((band + 1) * width).min(stage_count);
+            let stages = if first == last {
+                format!("stage {first}")
+            } else {
+                format!("stages {first}-{last}")
+            };
+            out.push_str(&format!(
+                "  g{}[\"{stages}: {count} {state}\"]:::{state}\n",
+                index[&(band, state)]
+            ));
+            used.insert(state);
+        }
+        let group_of: HashMap<&str, usize> = self
+            .tasks
+            .iter()
+            .zip(&self.stages)
+            .map(|(task, &stage)| (task.key.as_str(), index[&(stage / width, task.state)]))
+            .collect();
+        let mut links: BTreeSet<(usize, usize)> = BTreeSet::new();
+        for (from, to) in &self.edges {
+            if let (Some(&a), Some(&b)) = (group_of.get(from.as_str()), group_of.get(to.as_str()))
+                && a != b
+            {
+                links.insert((a, b));
+            }
+        }
+        for (a, b) in links {
+            out.push_str(&format!("  g{a} --> g{b}\n"));
+        }
+    }
+}
+
+/// The first `max` of `items` joined for a message, and how many more there are.
+fn listed(items: &[String], max: usize) -> String {
+    let shown = items[..items.len().min(max)].join(", ");
+    if items.len() > max {
+        format!("{shown} and {} more", items.len() - max)
+    } else {
+        shown
+    }
+}
+
+/// Text as a Mermaid label can hold it.
+fn mermaid_text(text: &str) -> String {
+    text.replace(['"', '[', ']', '<', '>', '`'], "'")
+}
+
+/// The colours of a state in diagrams.
+fn state_style(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Pending => "fill:#eeeeee,stroke:#999999",
+        TaskState::Ready => "fill:#dbeafe,stroke:#3b82f6",
+        TaskState::Assigned => "fill:#e0e7ff,stroke:#6366f1",
+        TaskState::Running => "fill:#fef3c7,stroke:#f59e0b",
+        TaskState::WaitingRetry => "fill:#ffedd5,stroke:#f97316",
+        TaskState::Succeeded => "fill:#dcfce7,stroke:#22c55e",
+        TaskState::Failed => "fill:#fee2e2,stroke:#ef4444",
+        TaskState::UpstreamFailed => "fill:#fce7f3,stroke:#ec4899",
+        TaskState::Skipped => "fill:#f5f5f5,stroke:#d4d4d4",
+        TaskState::Cancelled => "fill:#e5e7eb,stroke:#6b7280",
     }
 }
 

@@ -11,12 +11,20 @@ use super::state::FailurePolicy;
 /// The limits every spec and call is held to. They keep one bad request from filling the
 /// database or the model's context.
 pub mod limits {
-    /// Characters in a workflow name, task key, agent name or skill name.
+    /// Characters in a workflow name, task key, agent name, sprint name or skill name.
     pub const MAX_NAME_LEN: usize = 64;
+    /// The naming rule of every name, as a message says it.
+    pub const NAME_RULE: &str =
+        "names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit";
+    /// The naming rule as a regular expression (ECMA-262, as JSON Schema uses), for schemas.
+    pub const NAME_PATTERN: &str = r"^[A-Za-z0-9][\w.-]{0,63}$";
     /// Characters in a task title.
     pub const MAX_TITLE_LEN: usize = 200;
     /// Characters in a description or a note.
     pub const MAX_DESCRIPTION_LEN: usize = 10_000;
+    /// Characters in a message or a handoff note: a message is read whole, so it must fit in
+    /// one answer of a tool, whatever its characters.
+    pub const MAX_MESSAGE_LEN: usize = 4_000;
     /// Characters in a task's result.
     pub const MAX_RESULT_LEN: usize = 100_000;
     /// Tasks in one workflow.
@@ -537,22 +545,24 @@ pub(crate) fn check_argument_name(field: &str, what: &str, value: &str) -> Resul
     }
 }
 
-/// Which part of the naming rule `value` breaks, if any.
-fn name_problem(value: &str) -> Option<&'static str> {
-    if value.is_empty() {
-        Some("must not be empty")
-    } else if value.len() > limits::MAX_NAME_LEN {
-        Some("must be at most 64 characters")
-    } else if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        Some("must start with a letter or digit")
-    } else if !value
+/// Which part of the naming rule `value` breaks, if any, followed by the whole rule so that
+/// a caller can fix the name in one try.
+fn name_problem(value: &str) -> Option<String> {
+    let problem = if value.is_empty() {
+        "must not be empty".to_owned()
+    } else if let Some(bad) = value
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        Some("may contain only ASCII letters, digits, `-`, `_` and `.`")
+        format!("contains `{}`, which is not allowed", bad.escape_debug())
+    } else if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        "must start with a letter or digit".to_owned()
+    } else if value.len() > limits::MAX_NAME_LEN {
+        format!("must be at most 64 characters, not {}", value.len())
     } else {
-        None
-    }
+        return None;
+    };
+    Some(format!("{problem}; {}", limits::NAME_RULE))
 }
 
 /// A name as quoted in a message: shortened when it is too long to repeat.

@@ -38,24 +38,28 @@ fn validation_errors_name_the_field_and_the_reason() {
         (spec(vec![task("a", &[])]), "ok".into()),
         (
             WorkflowSpec { name: String::new(), ..spec(vec![task("a", &[])]) },
-            "invalid workflow spec: workflow name `` is invalid: must not be empty".into(),
+            "invalid workflow spec: workflow name `` is invalid: must not be empty; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit".into(),
         ),
         (
             WorkflowSpec { name: "has space".into(), ..spec(vec![task("a", &[])]) },
-            "invalid workflow spec: workflow name `has space` is invalid: may contain only ASCII letters, digits, `-`, `_` and `.`".into(),
+            "invalid workflow spec: workflow name `has space` is invalid: contains ` `, which is not allowed; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit".into(),
         ),
         (
             WorkflowSpec { name: "-lead".into(), ..spec(vec![task("a", &[])]) },
-            "invalid workflow spec: workflow name `-lead` is invalid: must start with a letter or digit".into(),
+            "invalid workflow spec: workflow name `-lead` is invalid: must start with a letter or digit; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit".into(),
         ),
         (
             WorkflowSpec { name: long.clone(), ..spec(vec![task("a", &[])]) },
-            format!("invalid workflow spec: workflow name `{long}` is invalid: must be at most 64 characters"),
+            format!("invalid workflow spec: workflow name `{long}` is invalid: must be at most 64 characters, not 65; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit"),
+        ),
+        (
+            WorkflowSpec { name: "結帳-v3".into(), ..spec(vec![task("a", &[])]) },
+            "invalid workflow spec: workflow name `結帳-v3` is invalid: contains `結`, which is not allowed; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit".into(),
         ),
         (spec(vec![]), "invalid workflow spec: a workflow needs at least one task".into()),
         (
             spec(vec![task("a/b", &[])]),
-            "invalid workflow spec: task key `a/b` is invalid: may contain only ASCII letters, digits, `-`, `_` and `.`".into(),
+            "invalid workflow spec: task key `a/b` is invalid: contains `/`, which is not allowed; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit".into(),
         ),
         (
             spec(vec![task("a", &[]), task("b", &[]), task("a", &[])]),
@@ -100,7 +104,7 @@ fn validation_errors_name_the_field_and_the_reason() {
         ),
         (
             spec(vec![task("a", &[]).skill("no spaces", 2)]),
-            "invalid workflow spec: skill name `no spaces` is invalid: may contain only ASCII letters, digits, `-`, `_` and `.`".into(),
+            "invalid workflow spec: skill name `no spaces` is invalid: contains ` `, which is not allowed; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit".into(),
         ),
         (
             WorkflowSpec { mode: Mode::Sequential, ..spec(vec![task("a", &[]), task("b", &["a"])]) },

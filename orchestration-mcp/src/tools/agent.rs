@@ -1,20 +1,24 @@
-//! Agent tools: `agent_profile`.
+//! Agent tools: `agent_profile`, `agent_delegation`, `agent_workload` and
+//! `agent_performance`.
 
 use std::collections::BTreeMap;
 
-use orchestration_core::{AgentProfile, AgentStatus, AgentUpdate, TaskRef, Weights, WorkflowRef};
-use rmcp::handler::server::wrapper::Parameters;
+use orchestration_core::{
+    AgentProfile, AgentStatus, AgentUpdate, Assigned, Breakdown, Load, Metrics, Move, Weights,
+    WorkflowRef, counted, limits,
+};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::args::Parameters;
 use crate::auth::{check_acting_as, check_operator};
-use crate::error::{ToolFailure, to_mcp};
-use crate::output::{Structured, output_schema, page};
+use crate::error::ToolFailure;
+use crate::output::{Cut, SHOWN, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
-use crate::tools::workflow::DetailIn;
-use crate::tools::{blocking, round2, time};
+use crate::tools::workflow::{DetailIn, skills_schema};
+use crate::tools::{blocking, need, round2, round4, task_arg, time, unused};
 
 // What to do with profiles.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -40,22 +44,24 @@ pub(crate) enum StatusIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProfileIn {
     action: ProfileActionIn,
-    /// Agent name
+    #[schemars(pattern(limits::NAME_PATTERN))]
     name: Option<String>,
-    /// {skill: level 1-5}
+    #[serde(default)]
+    #[schemars(schema_with = "skills_schema")]
     capabilities: Option<BTreeMap<String, u8>>,
-    /// WIP limit, default 3
+    /// WIP limit
+    #[schemars(range(min = 1, max = 1000), extend("default" = 3))]
     max_concurrent: Option<u32>,
-    /// default 5
+    #[schemars(range(min = 0, max = 1000), extend("default" = 5))]
     points_per_day: Option<f64>,
     status: Option<StatusIn>,
-    /// list: full adds skills
     detail: Option<DetailIn>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ProfileOut {
     name: String,
     status: String,
@@ -68,7 +74,7 @@ pub(crate) struct ProfileOut {
     last_active_at: Option<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct ProfilesOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<ProfileOut>,
@@ -76,6 +82,8 @@ pub(crate) struct ProfilesOut {
     agents: Option<Vec<ProfileOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 /// A profile; `full` adds skills, pace and last activity.
@@ -105,10 +113,10 @@ fn status(status: StatusIn) -> AgentStatus {
 
 #[tool_router(router = agent_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Register or update an agent's skills and WIP limit; get, list, set_status.
+    /// Register an agent (only registered agents act) or update its skills and WIP limit; get, list, set_status.
     #[tool(
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false),
-        output_schema = output_schema::<ProfilesOut>()
+        output_schema = output_schema()
     )]
     async fn agent_profile(
         &self,
@@ -126,50 +134,70 @@ impl OrchestrationServer {
         }
         let one = |profile: AgentProfile, verb: &str| {
             let summary = format!(
-                "{verb} agent `{}` ({}): {} skill(s), WIP limit {}",
+                "{verb} agent `{}` ({}): {}, WIP limit {}",
                 profile.name,
                 profile.status,
-                profile.capabilities.len(),
+                counted(profile.capabilities.len() as u64, "skill"),
                 profile.max_concurrent
             );
             Structured::new(
                 summary,
                 ProfilesOut {
                     agent: Some(profile_out(profile, true)),
-                    agents: None,
-                    next_cursor: None,
+                    ..ProfilesOut::default()
                 },
             )
         };
-        let name = || {
-            input
-                .name
-                .clone()
-                .ok_or_else(|| ToolFailure::invalid("name", "this action needs the agent's name"))
-        };
+        let edits = [
+            ("capabilities", input.capabilities.is_some()),
+            ("max_concurrent", input.max_concurrent.is_some()),
+            ("points_per_day", input.points_per_day.is_some()),
+        ];
+        let paging = [
+            ("detail", input.detail.is_some()),
+            ("limit", input.limit.is_some()),
+            ("cursor", input.cursor.is_some()),
+        ];
         match input.action {
             ProfileActionIn::List => {
+                unused("list", &edits)?;
+                unused(
+                    "list",
+                    &[
+                        ("name", input.name.is_some()),
+                        ("status", input.status.is_some()),
+                    ],
+                )?;
                 let all = blocking(self.store(), |store| store.agents()).await?;
                 let full = input.detail.unwrap_or_default() == DetailIn::Full;
                 let all: Vec<ProfileOut> = all.into_iter().map(|p| profile_out(p, full)).collect();
                 let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
-                let summary = format!("{} of {} agents", items.len(), all.len());
+                let mut truncated = Cut::default();
+                if items.len() < all.len() {
+                    truncated.note("agents", all.len());
+                }
+                let summary = format!("{} of {}", items.len(), counted(all.len() as u64, "agent"));
                 Ok(Structured::new(
                     summary,
                     ProfilesOut {
-                        agent: None,
                         agents: Some(items),
                         next_cursor,
+                        truncated,
+                        ..ProfilesOut::default()
                     },
                 ))
             }
             ProfileActionIn::Get => {
-                let name = name()?;
+                unused("get", &edits)?;
+                unused("get", &paging)?;
+                unused("get", &[("status", input.status.is_some())])?;
+                let name = need(input.name, "name", "get")?;
                 let profile = blocking(self.store(), move |store| store.agent(&name)).await?;
                 Ok(one(profile, "found"))
             }
             ProfileActionIn::Upsert => {
-                let name = name()?;
+                unused("upsert", &paging)?;
+                let name = need(input.name, "name", "upsert")?;
                 let update = AgentUpdate {
                     capabilities: input.capabilities,
                     max_concurrent: input.max_concurrent,
@@ -183,10 +211,10 @@ impl OrchestrationServer {
                 Ok(one(profile, "saved"))
             }
             ProfileActionIn::SetStatus => {
-                let new = input
-                    .status
-                    .ok_or_else(|| ToolFailure::invalid("status", "set_status needs a status"))?;
-                let name = name()?;
+                unused("set_status", &edits)?;
+                unused("set_status", &paging)?;
+                let new = need(input.status, "status", "set_status")?;
+                let name = need(input.name, "name", "set_status")?;
                 let profile = blocking(self.store(), move |store| {
                     store.set_agent_status(&name, status(new))
                 })
@@ -197,7 +225,7 @@ impl OrchestrationServer {
     }
 }
 
-/// Score weights (default .4/.3/.1/.2)
+/// Default .4/.3/.1/.2
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WeightsIn {
@@ -210,18 +238,16 @@ pub(crate) struct WeightsIn {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DelegationIn {
-    /// `workflow/key` or id
     task: Option<String>,
     /// Instead of task
     workflow: Option<String>,
-    /// Make the assignments (default: propose)
     assign: Option<bool>,
     weights: Option<WeightsIn>,
-    /// default 900
+    #[schemars(range(min = 1, max = 86400), extend("default" = 900))]
     lease_seconds: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ScoreOut {
     agent: String,
     score: f64,
@@ -234,53 +260,58 @@ pub(crate) struct ScoreOut {
     task: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ReasonOut {
     /// Agent (task ranking) or task (batch)
     name: String,
     reason: String,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub(crate) struct DelegationOut {
-    /// Ranked agents, best first, with score breakdowns
+    /// Best first, with score breakdowns
     #[serde(skip_serializing_if = "Option::is_none")]
     ranked: Option<Vec<ScoreOut>>,
-    /// Agents filtered out, or tasks nobody can take, with why
+    /// Agents filtered out, or tasks nobody can take, and why
     rejected: Vec<ReasonOut>,
-    /// Assignments made (or proposed when assign is false)
+    /// Made, or proposed when assign is false
     assigned: Vec<ScoreOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lease_expires_at: Option<String>,
-    /// True when the greedy fallback replaced the optimal solver
+    /// The greedy fallback replaced the optimal solver
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     greedy: bool,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
-fn score_out(
-    agent: &str,
-    breakdown: &orchestration_core::Breakdown,
-    task: Option<String>,
-) -> ScoreOut {
-    let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+fn score_out(agent: &str, breakdown: &Breakdown, task: Option<String>) -> ScoreOut {
     ScoreOut {
         agent: agent.to_owned(),
-        score: round(breakdown.score),
-        fit: round(breakdown.fit),
-        quality: round(breakdown.quality),
-        speed: round(breakdown.speed),
-        free_capacity: round(breakdown.free_capacity),
+        score: round4(breakdown.score),
+        fit: round4(breakdown.fit),
+        quality: round4(breakdown.quality),
+        speed: round4(breakdown.speed),
+        free_capacity: round4(breakdown.free_capacity),
         observations: breakdown.observations,
         task,
     }
 }
 
+fn assigned_out(assigned: &Assigned) -> ScoreOut {
+    score_out(
+        &assigned.agent,
+        &assigned.breakdown,
+        Some(assigned.task.clone()),
+    )
+}
+
 #[tool_router(router = delegation_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Rank agents for a task (score breakdowns, rejections); assign=true leases it to the best. With workflow: assign all ready tasks optimally.
+    /// Rank agents for a task with score breakdowns and rejections; assign leases it to the best; workflow assigns all ready tasks.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<DelegationOut>()
+        output_schema = output_schema()
     )]
     async fn agent_delegation(
         &self,
@@ -288,64 +319,65 @@ impl OrchestrationServer {
     ) -> Result<Structured<DelegationOut>, ToolFailure> {
         let weights = weights_from(input.weights);
         let commit = input.assign.unwrap_or(false);
+        if !commit {
+            unused(
+                "a proposal (assign is false)",
+                &[("lease_seconds", input.lease_seconds.is_some())],
+            )?;
+        }
         let lease = input
             .lease_seconds
             .map(|s| chrono::Duration::seconds(s.into()));
+        let mut truncated = Cut::default();
         match (input.task, input.workflow) {
             (Some(task), None) => {
-                let task: TaskRef = task.parse().map_err(to_mcp)?;
+                let task = task_arg("task", &task, None)?;
                 let result = blocking(self.store(), move |store| {
                     store.delegate(&task, &weights, lease, commit)
                 })
                 .await?;
-                let ranked: Vec<ScoreOut> = result
-                    .ranking
-                    .ranked
-                    .iter()
-                    .map(|r| score_out(&r.agent, &r.breakdown, None))
-                    .collect();
-                let rejected = result
-                    .ranking
-                    .rejected
-                    .iter()
-                    .map(|(name, why)| ReasonOut {
+                let ranking = &result.ranking;
+                let ranked = truncated.take(
+                    "ranked",
+                    ranking
+                        .ranked
+                        .iter()
+                        .map(|r| score_out(&r.agent, &r.breakdown, None)),
+                    SHOWN,
+                );
+                let rejected = truncated.take(
+                    "rejected",
+                    ranking.rejected.iter().map(|(name, why)| ReasonOut {
                         name: name.clone(),
                         reason: why.to_string(),
-                    })
-                    .collect();
+                    }),
+                    SHOWN,
+                );
                 let key = format!("{}/{}", result.task.workflow_name, result.task.key);
+                let (ranked_n, rejected_n) = (ranking.ranked.len(), ranking.rejected.len());
                 let summary = match (&result.assigned, ranked.first()) {
                     (Some(assigned), _) => format!(
                         "assigned `{key}` to `{}` (score {:.3}); {} ranked, {} rejected",
-                        assigned.agent,
-                        assigned.breakdown.score,
-                        ranked.len(),
-                        result.ranking.rejected.len()
+                        assigned.agent, assigned.breakdown.score, ranked_n, rejected_n
                     ),
                     (None, Some(best)) => format!(
                         "best for `{key}`: `{}` (score {:.3}); {} ranked, {} rejected",
-                        best.agent,
-                        best.score,
-                        ranked.len(),
-                        result.ranking.rejected.len()
+                        best.agent, best.score, ranked_n, rejected_n
                     ),
                     (None, None) => format!(
                         "no agent can take `{key}`: {} rejected; see `rejected` for why",
-                        result.ranking.rejected.len()
+                        rejected_n
                     ),
                 };
                 Ok(Structured::new(
                     summary,
                     DelegationOut {
-                        assigned: result
-                            .assigned
-                            .iter()
-                            .map(|a| score_out(&a.agent, &a.breakdown, Some(a.task.clone())))
-                            .collect(),
+                        assigned: result.assigned.iter().map(assigned_out).collect(),
                         lease_expires_at: result.assigned.map(|a| time(a.lease_expires_at)),
                         ranked: Some(ranked),
                         rejected,
                         greedy: false,
+                        truncated,
                     },
                 ))
             }
@@ -357,8 +389,8 @@ impl OrchestrationServer {
                 .await?;
                 let verb = if commit { "assigned" } else { "would assign" };
                 let summary = format!(
-                    "{verb} {} ready task(s); {} left unassigned{}",
-                    result.assigned.len(),
+                    "{verb} {}; {} left unassigned{}",
+                    counted(result.assigned.len() as u64, "ready task"),
                     result.unassigned.len(),
                     if result.greedy {
                         " (greedy: too large for the optimal solver)"
@@ -371,23 +403,27 @@ impl OrchestrationServer {
                     DelegationOut {
                         ranked: None,
                         lease_expires_at: result.assigned.first().map(|a| time(a.lease_expires_at)),
-                        assigned: result
-                            .assigned
-                            .iter()
-                            .map(|a| score_out(&a.agent, &a.breakdown, Some(a.task.clone())))
-                            .collect(),
-                        rejected: result
-                            .unassigned
-                            .into_iter()
-                            .map(|(name, reason)| ReasonOut { name, reason })
-                            .collect(),
+                        assigned: truncated.take(
+                            "assigned",
+                            result.assigned.iter().map(assigned_out),
+                            SHOWN * 2,
+                        ),
+                        rejected: truncated.take(
+                            "rejected",
+                            result
+                                .unassigned
+                                .into_iter()
+                                .map(|(name, reason)| ReasonOut { name, reason }),
+                            SHOWN,
+                        ),
                         greedy: result.greedy,
+                        truncated,
                     },
                 ))
             }
             _ => Err(ToolFailure::invalid(
                 "arguments",
-                "give either `task` or `workflow`",
+                "give either `task` or `workflow`, not both",
             )),
         }
     }
@@ -396,18 +432,17 @@ impl OrchestrationServer {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WorkloadIn {
-    /// Make the moves
     apply: Option<bool>,
     weights: Option<WeightsIn>,
-    /// default 900
+    #[schemars(range(min = 1, max = 86400), extend("default" = 900))]
     lease_seconds: Option<u32>,
-    /// full adds task lists
     detail: Option<DetailIn>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct LoadOut {
     agent: String,
     status: String,
@@ -424,7 +459,7 @@ pub(crate) struct LoadOut {
     sprint: Option<SprintLoadOut>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct SprintLoadOut {
     sprint: String,
     capacity: f64,
@@ -433,7 +468,7 @@ pub(crate) struct SprintLoadOut {
     in_flight: f64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct MoveOut {
     task: String,
     from: String,
@@ -442,17 +477,21 @@ pub(crate) struct MoveOut {
     reason: String,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub(crate) struct WorkloadOut {
+    /// After the moves, when applied
     agents: Vec<LoadOut>,
     overloaded: Vec<String>,
     idle: Vec<String>,
-    /// Moves of delegated, not started tasks
+    /// Moves of delegated, not started tasks that would relieve the overloaded
     proposals: Vec<MoveOut>,
-    /// True when the proposals were carried out
-    applied: bool,
+    /// apply: the moves made
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved: Option<Vec<MoveOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 fn weights_from(input: Option<WeightsIn>) -> Weights {
@@ -465,12 +504,42 @@ fn weights_from(input: Option<WeightsIn>) -> Weights {
     })
 }
 
+fn load_out(load: &Load, full: bool) -> LoadOut {
+    LoadOut {
+        agent: load.agent.clone(),
+        status: load.status.to_string(),
+        active: load.tasks.len(),
+        points_in_flight: round2(load.points_in_flight),
+        max_concurrent: load.max_concurrent,
+        utilisation: (load.utilisation * 1_000.0).round() / 1_000.0,
+        queued: load.queued,
+        tasks: full.then(|| load.tasks.iter().take(SHOWN).cloned().collect()),
+        sprint: load.sprint.as_ref().map(|s| SprintLoadOut {
+            sprint: s.sprint.clone(),
+            capacity: round2(s.capacity),
+            allocated: round2(s.allocated),
+            done: round2(s.done),
+            in_flight: round2(s.in_flight),
+        }),
+    }
+}
+
+fn move_out(m: &Move) -> MoveOut {
+    MoveOut {
+        task: m.task.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
+        score: round4(m.breakdown.score),
+        reason: m.reason.clone(),
+    }
+}
+
 #[tool_router(router = workload_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Per agent load vs WIP limit, and sprint allocation vs capacity; overloaded and idle agents; rebalance proposals (apply=true makes them).
+    /// Each agent's load vs WIP limit and sprint capacity; overloaded and idle agents; rebalancing moves (apply makes them).
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<WorkloadOut>()
+        output_schema = output_schema()
     )]
     async fn agent_workload(
         &self,
@@ -481,64 +550,61 @@ impl OrchestrationServer {
         let apply = input.apply.unwrap_or(false);
         if apply {
             check_operator(&context, "move other agents' tasks")?;
+        } else {
+            unused(
+                "a proposal (apply is false)",
+                &[("lease_seconds", input.lease_seconds.is_some())],
+            )?;
         }
         let lease = input
             .lease_seconds
             .map(|s| chrono::Duration::seconds(s.into()));
-        let result = blocking(self.store(), move |store| {
-            store.workload(&weights, lease, apply)
-        })
-        .await?;
+        let (workload, moved) = if apply {
+            let done =
+                blocking(self.store(), move |store| store.rebalance(&weights, lease)).await?;
+            (done.after, Some(done.moved))
+        } else {
+            let workload = blocking(self.store(), move |store| store.workload(&weights)).await?;
+            (workload, None)
+        };
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
-        let all: Vec<LoadOut> = result
-            .agents
-            .iter()
-            .map(|load| LoadOut {
-                agent: load.agent.clone(),
-                status: load.status.to_string(),
-                active: load.tasks.len(),
-                points_in_flight: load.points_in_flight,
-                max_concurrent: load.max_concurrent,
-                utilisation: (load.utilisation * 1_000.0).round() / 1_000.0,
-                queued: load.queued,
-                tasks: full.then(|| load.tasks.clone()),
-                sprint: load.sprint.as_ref().map(|s| SprintLoadOut {
-                    sprint: s.sprint.clone(),
-                    capacity: round2(s.capacity),
-                    allocated: round2(s.allocated),
-                    done: round2(s.done),
-                    in_flight: round2(s.in_flight),
-                }),
-            })
-            .collect();
+        let all: Vec<LoadOut> = workload.agents.iter().map(|l| load_out(l, full)).collect();
         let (agents, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
-        let summary = format!(
-            "{} agents: {} overloaded, {} idle; {} move(s) {}",
-            all.len(),
-            result.overloaded.len(),
-            result.idle.len(),
-            result.proposals.len(),
-            if apply { "made" } else { "proposed" }
+        let mut truncated = Cut::default();
+        if agents.len() < all.len() {
+            truncated.note("agents", all.len());
+        }
+        let mut summary = format!(
+            "{}: {} overloaded, {} idle",
+            counted(all.len() as u64, "agent"),
+            workload.overloaded.len(),
+            workload.idle.len(),
         );
+        match &moved {
+            Some(moved) => summary.push_str(&format!(
+                "; moved {}, load shown after the moves",
+                counted(moved.len() as u64, "task")
+            )),
+            None => summary.push_str(&format!(
+                "; {} proposed (apply=true makes them)",
+                counted(workload.proposals.len() as u64, "move")
+            )),
+        }
         Ok(Structured::new(
             summary,
             WorkloadOut {
                 agents,
-                overloaded: result.overloaded,
-                idle: result.idle,
-                proposals: result
-                    .proposals
-                    .into_iter()
-                    .map(|m| MoveOut {
-                        task: m.task,
-                        from: m.from,
-                        to: m.to,
-                        score: (m.breakdown.score * 10_000.0).round() / 10_000.0,
-                        reason: m.reason,
-                    })
-                    .collect(),
-                applied: apply,
+                overloaded: truncated.take("overloaded", workload.overloaded, SHOWN * 2),
+                idle: truncated.take("idle", workload.idle, SHOWN * 2),
+                proposals: truncated.take(
+                    "proposals",
+                    workload.proposals.iter().map(move_out),
+                    SHOWN * 2,
+                ),
+                moved: moved
+                    .map(|moved| truncated.take("moved", moved.iter().map(move_out), SHOWN * 2)),
                 next_cursor,
+                truncated,
             },
         ))
     }
@@ -547,19 +613,18 @@ impl OrchestrationServer {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PerformanceIn {
-    /// Window end, RFC 3339
+    /// Window end, default now
     to: Option<String>,
-    /// Window, default 7
+    #[schemars(range(min = 1, max = 3650), extend("default" = 7))]
     days: Option<u32>,
-    /// Only this agent
     agent: Option<String>,
-    /// full adds skills
     detail: Option<DetailIn>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct MetricsOut {
     completed: u32,
     attempts: u32,
@@ -582,7 +647,7 @@ pub(crate) struct MetricsOut {
     throughput_per_day: f64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct PerformanceRow {
     agent: String,
     rank: usize,
@@ -596,39 +661,40 @@ pub(crate) struct PerformanceRow {
     by_skill: Option<BTreeMap<String, MetricsOut>>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub(crate) struct PerformanceOut {
     from: String,
     to: String,
     agents: Vec<PerformanceRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
-fn metrics_out(m: &orchestration_core::Metrics) -> MetricsOut {
-    let r = |x: f64| (x * 10_000.0).round() / 10_000.0;
+fn metrics_out(m: &Metrics) -> MetricsOut {
     MetricsOut {
         completed: m.completed,
         attempts: m.attempts,
-        success_rate: m.success_rate.map(r),
-        smoothed_success_rate: r(m.smoothed_success_rate),
-        first_pass_yield: m.first_pass_yield.map(r),
+        success_rate: m.success_rate.map(round4),
+        smoothed_success_rate: round4(m.smoothed_success_rate),
+        first_pass_yield: m.first_pass_yield.map(round4),
         retries: m.retries,
         expired_leases: m.expired_leases,
-        cycle_time_p50_hours: m.cycle_time_p50_hours.map(r),
-        cycle_time_p85_hours: m.cycle_time_p85_hours.map(r),
-        estimate_bias: m.estimate_bias.map(r),
-        mdmre: m.mdmre.map(r),
-        throughput_per_day: r(m.throughput_per_day),
+        cycle_time_p50_hours: m.cycle_time_p50_hours.map(round4),
+        cycle_time_p85_hours: m.cycle_time_p85_hours.map(round4),
+        estimate_bias: m.estimate_bias.map(round4),
+        mdmre: m.mdmre.map(round4),
+        throughput_per_day: round4(m.throughput_per_day),
     }
 }
 
 #[tool_router(router = performance_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Per agent over a window: completions, success rates, retries, expiries, cycle times, estimate bias, throughput; ranked, with trend.
+    /// Agents ranked over a window: completions, success rates, retries, expired leases, cycle times, estimate bias, trend.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
-        output_schema = output_schema::<PerformanceOut>()
+        output_schema = output_schema()
     )]
     async fn agent_performance(
         &self,
@@ -650,39 +716,55 @@ impl OrchestrationServer {
             ));
         }
         let from = to - chrono::Duration::days(days.into());
-        let result = blocking(self.store(), move |store| store.agent_performance(from, to)).await?;
+        let agent = input.agent.clone();
+        let result = blocking(self.store(), move |store| {
+            store.agent_performance(from, to, agent.as_deref())
+        })
+        .await?;
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let all: Vec<PerformanceRow> = result
             .iter()
-            .filter(|p| input.agent.as_ref().is_none_or(|a| *a == p.agent))
             .map(|p| PerformanceRow {
                 agent: p.agent.clone(),
                 rank: p.rank,
                 metrics: metrics_out(&p.metrics),
                 completed_delta: i64::from(p.metrics.completed) - i64::from(p.previous.completed),
-                smoothed_success_delta: ((p.metrics.smoothed_success_rate
-                    - p.previous.smoothed_success_rate)
-                    * 10_000.0)
-                    .round()
-                    / 10_000.0,
+                smoothed_success_delta: round4(
+                    p.metrics.smoothed_success_rate - p.previous.smoothed_success_rate,
+                ),
                 by_skill: full.then(|| {
                     p.by_skill
                         .iter()
+                        .take(SHOWN * 2)
                         .map(|(s, m)| (s.clone(), metrics_out(m)))
                         .collect()
                 }),
             })
             .collect();
         let (agents, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
-        let summary = match all.first() {
-            Some(best) => format!(
-                "{} agent(s) over {days} day(s); best: `{}` ({} completed, smoothed success {:.2})",
-                all.len(),
+        let mut truncated = Cut::default();
+        if agents.len() < all.len() {
+            truncated.note("agents", all.len());
+        }
+        let window = counted(u64::from(days), "day");
+        let summary = match (all.first(), &input.agent) {
+            (Some(best), None) => format!(
+                "{} over {window}; best: `{}` ({} completed, smoothed success {:.2})",
+                counted(all.len() as u64, "agent"),
                 best.agent,
                 best.metrics.completed,
                 best.metrics.smoothed_success_rate
             ),
-            None => format!("no attempts ended in the last {days} day(s)"),
+            (Some(row), Some(_)) => format!(
+                "`{}` over {window}: rank {}, {} completed of {}, smoothed success {:.2}",
+                row.agent,
+                row.rank,
+                row.metrics.completed,
+                counted(u64::from(row.metrics.attempts), "attempt"),
+                row.metrics.smoothed_success_rate
+            ),
+            (None, Some(agent)) => format!("`{agent}` ended no attempt in the last {window}"),
+            (None, None) => format!("no attempt ended in the last {window}"),
         };
         Ok(Structured::new(
             summary,
@@ -691,6 +773,7 @@ impl OrchestrationServer {
                 to: time(to),
                 agents,
                 next_cursor,
+                truncated,
             },
         ))
     }

@@ -2,20 +2,24 @@
 
 use chrono::Duration;
 use orchestration_core::{
-    LeaseToken, LockMode, LockOutcome, Recipients, Resource, TaskRef, WorkflowRef,
+    LeaseToken, Lock, LockMode, LockOutcome, Recipients, Resource, WorkflowRef, counted,
 };
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::args::Parameters;
 use crate::auth::check_acting_as;
-use crate::error::{ToolFailure, to_mcp};
-use crate::output::{Structured, output_schema};
+use crate::error::ToolFailure;
+use crate::output::{Cut, SHOWN, SHOWN_FULL, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
-use crate::tools::{blocking, need, time};
+use crate::tools::{blocking, need, task_arg, time, unused};
+
+/// The bodies an inbox read hands out at most, by text weight: with the longest message it
+/// still fits the result budget.
+const INBOX_BYTES: usize = 24 * 1024;
 
 // What to do.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -31,6 +35,21 @@ pub(crate) enum CollaborationActionIn {
     Team,
 }
 
+impl CollaborationActionIn {
+    fn name(self) -> &'static str {
+        match self {
+            CollaborationActionIn::Handoff => "handoff",
+            CollaborationActionIn::Message => "message",
+            CollaborationActionIn::Inbox => "inbox",
+            CollaborationActionIn::Ack => "ack",
+            CollaborationActionIn::Lock => "lock",
+            CollaborationActionIn::Unlock => "unlock",
+            CollaborationActionIn::Locks => "locks",
+            CollaborationActionIn::Team => "team",
+        }
+    }
+}
+
 // Lock mode.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -43,37 +62,38 @@ pub(crate) enum ModeIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CollaborationIn {
     action: CollaborationActionIn,
-    /// You
     agent: Option<String>,
-    /// handoff: `workflow/key`
     task: Option<String>,
-    /// handoff: your lease token
+    /// Your lease token
     token: Option<u64>,
-    /// recipient agent
     to: Option<String>,
-    /// handoff context, or message text
+    /// Context, or the message
+    #[schemars(length(max = 4000))]
     note: Option<String>,
-    /// message its agents; team
+    /// Its agents; team
     workflow: Option<String>,
-    /// message: everyone
+    /// To everyone
     broadcast: Option<bool>,
-    /// ack: message ids
+    #[schemars(length(max = 500))]
     ids: Option<Vec<i64>>,
-    /// inbox: acknowledge them
+    /// Acknowledge what is read
     ack: Option<bool>,
     /// e.g. a path
+    #[schemars(length(max = 500))]
     resource: Option<String>,
-    /// resource is a prefix
+    /// Of resources
     prefix: Option<bool>,
-    /// lock: default exclusive
+    #[schemars(extend("default" = "exclusive"))]
     mode: Option<ModeIn>,
-    /// lock: default 600
+    #[schemars(range(min = 1, max = 86400), extend("default" = 600))]
     ttl_seconds: Option<u32>,
     /// inbox: default 20
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
+    cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct MessageOut {
     id: i64,
     at: String,
@@ -83,16 +103,17 @@ pub(crate) struct MessageOut {
     body: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct LockOut {
     resource: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     prefix: bool,
     owner: String,
     mode: String,
     expires_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct WaitOut {
     waiter: String,
     resource: String,
@@ -100,7 +121,7 @@ pub(crate) struct WaitOut {
     since: String,
 }
 
-#[derive(Debug, Default, Serialize, JsonSchema)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct CollaborationOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     task: Option<TaskOut>,
@@ -109,6 +130,9 @@ pub(crate) struct CollaborationOut {
     sent: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<Vec<MessageOut>>,
+    /// inbox: messages still unread after these
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unread: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     acknowledged: Option<usize>,
     /// lock: false when others hold it; you are queued as waiting
@@ -126,9 +150,13 @@ pub(crate) struct CollaborationOut {
     /// team: skill needs nobody active meets
     #[serde(skip_serializing_if = "Option::is_none")]
     uncovered: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
-fn lock_out(lock: &orchestration_core::Lock) -> LockOut {
+fn lock_out(lock: &Lock) -> LockOut {
     LockOut {
         resource: lock.resource.name().to_owned(),
         prefix: lock.resource.is_prefix(),
@@ -140,10 +168,10 @@ fn lock_out(lock: &orchestration_core::Lock) -> LockOut {
 
 #[tool_router(router = collaboration_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Handoff a task with context, message (to, workflow, broadcast), inbox, ack, lock/unlock resources (deadlocks refused), locks, team.
+    /// Handoffs with context, messages (inbox, ack), resource locks with deadlock detection, a team for a workflow.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<CollaborationOut>()
+        output_schema = output_schema()
     )]
     async fn agent_collaboration(
         &self,
@@ -155,7 +183,9 @@ impl OrchestrationServer {
         if let Some(agent) = &input.agent {
             check_acting_as(&context, agent)?;
         }
-        let resource = |name: Option<String>, prefix: Option<bool>, action: &str| {
+        check_fields(&input)?;
+        let action = input.action.name();
+        let resource = |name: Option<String>, prefix: Option<bool>| {
             need(name, "resource", action).map(|name| {
                 if prefix.unwrap_or(false) {
                     Resource::Prefix(name)
@@ -164,35 +194,30 @@ impl OrchestrationServer {
                 }
             })
         };
-        match input.action {
+        let mut out = CollaborationOut::default();
+        let summary = match input.action {
             CollaborationActionIn::Handoff => {
-                let agent = need(input.agent, "agent", "handoff")?;
-                let task: TaskRef = need(input.task, "task", "handoff")?
-                    .parse()
-                    .map_err(to_mcp)?;
-                let token = LeaseToken(need(input.token, "token", "handoff")?);
-                let to = need(input.to, "to", "handoff")?;
+                let agent = need(input.agent, "agent", action)?;
+                let task = task_arg("task", &need(input.task, "task", action)?, None)?;
+                let token = LeaseToken(need(input.token, "token", action)?);
+                let to = need(input.to, "to", action)?;
                 let note = input.note.unwrap_or_default();
-                let (agent2, to2) = (agent.clone(), to.clone());
+                let (from, recipient) = (agent.clone(), to.clone());
                 let done = blocking(self.store(), move |store| {
-                    store.handoff(&task, &agent2, token, &to2, &note)
+                    store.handoff(&task, &from, token, &recipient, &note)
                 })
                 .await?;
+                let task = TaskOut::brief(&done.task);
                 let summary = format!(
-                    "handed `{}/{}` from `{agent}` to `{to}`; it claims it next",
+                    "handed `{}/{}` from `{agent}` to `{to}`; its next claim starts it",
                     done.task.workflow_name, done.task.key
                 );
-                Ok(Structured::new(
-                    summary,
-                    CollaborationOut {
-                        task: Some(TaskOut::from_view(done.task, false)),
-                        ..Default::default()
-                    },
-                ))
+                out.task = Some(task);
+                summary
             }
             CollaborationActionIn::Message => {
-                let agent = need(input.agent, "agent", "message")?;
-                let body = need(input.note, "note", "message")?;
+                let agent = need(input.agent, "agent", action)?;
+                let body = need(input.note, "note", action)?;
                 let recipients = match (input.to, input.workflow, input.broadcast.unwrap_or(false))
                 {
                     (Some(to), None, false) => Recipients::Agent(to),
@@ -207,70 +232,63 @@ impl OrchestrationServer {
                         ));
                     }
                 };
+                let whom = match &recipients {
+                    Recipients::Agent(to) => format!("`{to}`"),
+                    Recipients::Workflow(workflow) => {
+                        format!("the other agents holding tasks of `{workflow}`")
+                    }
+                    Recipients::Broadcast => "every other registered agent".to_owned(),
+                };
                 let sent = blocking(self.store(), move |store| {
                     store.send_message(&agent, &recipients, &body)
                 })
                 .await?;
-                Ok(Structured::new(
-                    format!("sent to {sent} inbox(es)"),
-                    CollaborationOut {
-                        sent: Some(sent),
-                        ..Default::default()
-                    },
-                ))
+                out.sent = Some(sent);
+                if sent == 0 {
+                    format!("sent to nobody: there are no {whom}")
+                } else {
+                    format!("sent to {} ({whom})", counted(sent as u64, "inbox"))
+                }
             }
             CollaborationActionIn::Inbox => {
-                let agent = need(input.agent, "agent", "inbox")?;
+                let agent = need(input.agent, "agent", action)?;
                 let limit = input.limit.unwrap_or(20);
-                if !(1..=500).contains(&limit) {
-                    return Err(ToolFailure::invalid(
-                        "limit",
-                        format!("{limit} is outside 1 to 500"),
-                    ));
-                }
                 let ack = input.ack.unwrap_or(false);
-                let messages = blocking(self.store(), move |store| {
-                    store.inbox(&agent, limit as usize, ack)
+                let (messages, unread) = blocking(self.store(), move |store| {
+                    store.inbox(&agent, limit as usize, INBOX_BYTES, ack)
                 })
                 .await?;
                 let summary = format!(
-                    "{} unread message(s){}",
-                    messages.len(),
-                    if ack { ", now acknowledged" } else { "" }
+                    "{}{}; {} unread after these",
+                    counted(messages.len() as u64, "message"),
+                    if ack { ", now acknowledged" } else { "" },
+                    unread
                 );
-                let messages = messages
-                    .into_iter()
-                    .map(|m| MessageOut {
-                        id: m.id,
-                        at: time(m.at),
-                        from: m.sender,
-                        workflow: m.workflow,
-                        body: m.body,
-                    })
-                    .collect();
-                Ok(Structured::new(
-                    summary,
-                    CollaborationOut {
-                        messages: Some(messages),
-                        ..Default::default()
-                    },
-                ))
+                out.messages = Some(
+                    messages
+                        .into_iter()
+                        .map(|m| MessageOut {
+                            id: m.id,
+                            at: time(m.at),
+                            from: m.sender,
+                            workflow: m.workflow,
+                            body: m.body,
+                        })
+                        .collect(),
+                );
+                out.unread = Some(unread);
+                summary
             }
             CollaborationActionIn::Ack => {
-                let agent = need(input.agent, "agent", "ack")?;
-                let ids = need(input.ids, "ids", "ack")?;
+                let agent = need(input.agent, "agent", action)?;
+                let ids = need(input.ids, "ids", action)?;
                 let count = blocking(self.store(), move |store| store.ack(&agent, &ids)).await?;
-                Ok(Structured::new(
-                    format!("acknowledged {count} message(s)"),
-                    CollaborationOut {
-                        acknowledged: Some(count),
-                        ..Default::default()
-                    },
-                ))
+                out.acknowledged = Some(count);
+                format!("acknowledged {}", counted(count as u64, "message"))
             }
             CollaborationActionIn::Lock => {
-                let agent = need(input.agent, "agent", "lock")?;
-                let resource = resource(input.resource, input.prefix, "lock")?;
+                let agent = need(input.agent, "agent", action)?;
+                let resource = resource(input.resource, input.prefix)?;
                 let mode = match input.mode.unwrap_or(ModeIn::Exclusive) {
                     ModeIn::Shared => LockMode::Shared,
                     ModeIn::Exclusive => LockMode::Exclusive,
@@ -281,70 +299,80 @@ impl OrchestrationServer {
                     store.lock(&agent, &resource, mode, ttl)
                 })
                 .await?;
-                let (acquired, locks, summary) = match outcome {
-                    LockOutcome::Acquired(lock) => (
-                        true,
-                        vec![lock_out(&lock)],
-                        format!("locked `{shown}` ({mode}) until {}", time(lock.expires_at)),
-                    ),
+                match outcome {
+                    LockOutcome::Acquired(lock) => {
+                        out.acquired = Some(true);
+                        out.locks = Some(vec![lock_out(&lock)]);
+                        format!("locked `{shown}` ({mode}) until {}", time(lock.expires_at))
+                    }
                     LockOutcome::Blocked(holders) => {
-                        let owners: Vec<&str> = holders.iter().map(|l| l.owner.as_str()).collect();
-                        let summary = format!(
+                        let owners: Vec<String> = holders
+                            .iter()
+                            .take(SHOWN)
+                            .map(|l| format!("`{}`", l.owner))
+                            .collect();
+                        out.acquired = Some(false);
+                        out.locks = Some(out.truncated.take(
+                            "locks",
+                            holders.iter().map(lock_out),
+                            SHOWN,
+                        ));
+                        format!(
                             "`{shown}` is held by {}; you are queued as waiting, retry later",
                             owners.join(", ")
-                        );
-                        (false, holders.iter().map(lock_out).collect(), summary)
+                        )
                     }
-                };
-                Ok(Structured::new(
-                    summary,
-                    CollaborationOut {
-                        acquired: Some(acquired),
-                        locks: Some(locks),
-                        ..Default::default()
-                    },
-                ))
+                }
             }
             CollaborationActionIn::Unlock => {
-                let agent = need(input.agent, "agent", "unlock")?;
-                let resource = resource(input.resource, input.prefix, "unlock")?;
+                let agent = need(input.agent, "agent", action)?;
+                let resource = resource(input.resource, input.prefix)?;
                 let shown = resource.to_string();
                 blocking(self.store(), move |store| store.unlock(&agent, &resource)).await?;
-                Ok(Structured::new(
-                    format!("released `{shown}`"),
-                    CollaborationOut::default(),
-                ))
+                format!("released `{shown}`")
             }
             CollaborationActionIn::Locks => {
                 let (held, waits) = blocking(self.store(), |store| store.locks()).await?;
-                let summary = format!("{} lock(s), {} waiting", held.len(), waits.len());
-                Ok(Structured::new(
-                    summary,
-                    CollaborationOut {
-                        locks: Some(held.iter().map(lock_out).collect()),
-                        waits: Some(
-                            waits
-                                .into_iter()
-                                .map(|w| WaitOut {
-                                    waiter: w.waiter,
-                                    resource: w.resource.to_string(),
-                                    mode: w.mode.to_string(),
-                                    since: time(w.since),
-                                })
-                                .collect(),
-                        ),
-                        ..Default::default()
-                    },
-                ))
+                let all: Vec<LockOut> = held.iter().map(lock_out).collect();
+                let (locks, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
+                if locks.len() < all.len() {
+                    out.truncated.note("locks", all.len());
+                }
+                let summary = format!(
+                    "{}, {} waiting",
+                    counted(all.len() as u64, "lock"),
+                    waits.len()
+                );
+                out.locks = Some(locks);
+                out.next_cursor = next_cursor;
+                out.waits = Some(out.truncated.take(
+                    "waits",
+                    waits.into_iter().map(|w| WaitOut {
+                        waiter: w.waiter,
+                        resource: w.resource.to_string(),
+                        mode: w.mode.to_string(),
+                        since: time(w.since),
+                    }),
+                    SHOWN_FULL,
+                ));
+                summary
             }
             CollaborationActionIn::Team => {
                 let workflow =
-                    WorkflowRef::from(need(input.workflow, "workflow", "team")?.as_str());
+                    WorkflowRef::from(need(input.workflow, "workflow", action)?.as_str());
                 let team = blocking(self.store(), move |store| store.team(&workflow)).await?;
+                let members = out
+                    .truncated
+                    .take("team", team.members.iter().cloned(), SHOWN_FULL);
                 let summary = format!(
                     "team of {}: {} (capacity {}){}",
                     team.members.len(),
-                    team.members.join(", "),
+                    members
+                        .iter()
+                        .take(SHOWN)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     team.capacity,
                     if team.uncovered.is_empty() {
                         String::new()
@@ -352,16 +380,49 @@ impl OrchestrationServer {
                         format!("; nobody has {}", team.uncovered.join("; "))
                     }
                 );
-                Ok(Structured::new(
-                    summary,
-                    CollaborationOut {
-                        team: Some(team.members),
-                        capacity: Some(team.capacity),
-                        uncovered: Some(team.uncovered),
-                        ..Default::default()
-                    },
-                ))
+                out.team = Some(members);
+                out.capacity = Some(team.capacity);
+                out.uncovered = Some(out.truncated.take("uncovered", team.uncovered, SHOWN));
+                summary
             }
-        }
+        };
+        Ok(Structured::new(summary, out))
     }
+}
+
+/// Refuses the fields the action does not use, so that nothing a caller sends is silently
+/// ignored.
+fn check_fields(input: &CollaborationIn) -> Result<(), ToolFailure> {
+    let fields = [
+        ("agent", input.agent.is_some()),
+        ("task", input.task.is_some()),
+        ("token", input.token.is_some()),
+        ("to", input.to.is_some()),
+        ("note", input.note.is_some()),
+        ("workflow", input.workflow.is_some()),
+        ("broadcast", input.broadcast.is_some()),
+        ("ids", input.ids.is_some()),
+        ("ack", input.ack.is_some()),
+        ("resource", input.resource.is_some()),
+        ("prefix", input.prefix.is_some()),
+        ("mode", input.mode.is_some()),
+        ("ttl_seconds", input.ttl_seconds.is_some()),
+        ("limit", input.limit.is_some()),
+        ("cursor", input.cursor.is_some()),
+    ];
+    let allowed: &[&str] = match input.action {
+        CollaborationActionIn::Handoff => &["agent", "task", "token", "to", "note"],
+        CollaborationActionIn::Message => &["agent", "to", "note", "workflow", "broadcast"],
+        CollaborationActionIn::Inbox => &["agent", "ack", "limit"],
+        CollaborationActionIn::Ack => &["agent", "ids"],
+        CollaborationActionIn::Lock => &["agent", "resource", "prefix", "mode", "ttl_seconds"],
+        CollaborationActionIn::Unlock => &["agent", "resource", "prefix"],
+        CollaborationActionIn::Locks => &["limit", "cursor"],
+        CollaborationActionIn::Team => &["workflow"],
+    };
+    let extra: Vec<(&str, bool)> = fields
+        .into_iter()
+        .filter(|(field, _)| !allowed.contains(field))
+        .collect();
+    unused(input.action.name(), &extra)
 }

@@ -5,24 +5,25 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use orchestration_core::{
     AnalyticsOptions, FocusSource, MemberSpec, RetrospectiveOptions, SprintPlan, SprintReport,
-    SprintSpec, SprintSummary, TaskRef, Velocity, WorkWeek, text_chart,
+    SprintSpec, SprintSummary, TaskRef, Velocity, WorkWeek, counted, limits, text_chart,
 };
 use rmcp::RoleServer;
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::service::RequestContext;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::args::Parameters;
 use crate::auth::check_operator;
-use crate::error::{ToolFailure, to_mcp};
-use crate::output::{Structured, output_schema, page};
+use crate::error::ToolFailure;
+use crate::output::{Cut, SHOWN, SHOWN_FULL, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::workflow::DetailIn;
-use crate::tools::{blocking, need, round2, time};
+use crate::tools::{blocking, need, round2, task_arg, time, unused};
 
-/// Items shown per list at `detail=summary`.
-const SUMMARY_ITEMS: usize = 20;
+/// Days of a burndown shown at most: a longer series is sampled evenly, first and last day
+/// kept.
+const DAYS_SHOWN: usize = 60;
 
 /// Rows of the text charts in summaries.
 const CHART_HEIGHT: usize = 6;
@@ -56,9 +57,8 @@ pub(crate) enum WeekdayIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct MemberIn {
     agent: String,
-    /// 0-1, default 1
+    #[schemars(range(min = 0, max = 1), extend("default" = 1))]
     availability: Option<f64>,
-    /// YYYY-MM-DD
     days_off: Option<Vec<String>>,
 }
 
@@ -66,30 +66,30 @@ pub(crate) struct MemberIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanningIn {
     action: PlanningActionIn,
-    /// Sprint
+    #[schemars(pattern(limits::NAME_PATTERN))]
     name: Option<String>,
     /// YYYY-MM-DD
     start: Option<String>,
-    /// YYYY-MM-DD, included
     end: Option<String>,
     goal: Option<String>,
     members: Option<Vec<MemberIn>>,
     /// Default mon-fri
     work_days: Option<Vec<WeekdayIn>>,
-    /// Default: learnt
+    /// Default learnt
+    #[schemars(range(min = 0.01, max = 5))]
     focus_factor: Option<f64>,
-    /// Backlog; default all
+    /// Backlog, default all
     workflows: Option<Vec<String>>,
-    /// Points to plan to; default velocity
+    /// Points, default velocity
+    #[schemars(range(min = 0))]
     commit: Option<f64>,
-    /// add/remove/estimate: `workflow/key`
     tasks: Option<Vec<String>>,
-    /// estimate: new points
+    #[schemars(range(min = 0, max = 10000))]
     estimate: Option<f64>,
     detail: Option<DetailIn>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct MemberOut {
     agent: String,
     availability: f64,
@@ -97,7 +97,7 @@ pub(crate) struct MemberOut {
     days_off: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct SprintOut {
     name: String,
     status: String,
@@ -155,7 +155,7 @@ impl SprintOut {
     }
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct CapacityOut {
     agent: String,
     working_days: u32,
@@ -163,7 +163,7 @@ pub(crate) struct CapacityOut {
     points: f64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct VelocityOut {
     mean: f64,
     median: f64,
@@ -182,19 +182,20 @@ impl From<Velocity> for VelocityOut {
     }
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct AllocationOut {
     points: f64,
+    tasks_total: usize,
     tasks: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct LeftOutOut {
     task: String,
     reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct PlanOut {
     capacity: f64,
     raw_capacity: f64,
@@ -207,33 +208,35 @@ pub(crate) struct PlanOut {
     recommended: f64,
     target: f64,
     points: f64,
-    selected_count: usize,
     selected: Vec<String>,
     allocation: BTreeMap<String, AllocationOut>,
-    left_out_count: usize,
     left_out: Vec<LeftOutOut>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
     saved: bool,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct EditOut {
     changed: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unchanged: Vec<String>,
     points: f64,
     scope: f64,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct EstimateOut {
     task: String,
     old: f64,
     new: f64,
 }
 
-#[derive(Debug, Default, Serialize, JsonSchema)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct PlanningOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     sprint: Option<SprintOut>,
@@ -248,17 +251,18 @@ pub(crate) struct PlanningOut {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AnalyticsIn {
-    /// Sprint; omit to list all
+    /// Omit to list all
     name: Option<String>,
-    /// Monte Carlo, default 10000
+    #[schemars(range(min = 1, max = 100000), extend("default" = 10000))]
     trials: Option<u32>,
     seed: Option<u64>,
     detail: Option<DetailIn>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct DayOut {
     date: String,
     scope: f64,
@@ -268,7 +272,7 @@ pub(crate) struct DayOut {
     ideal: f64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct TotalsOut {
     committed: f64,
     added: f64,
@@ -289,7 +293,7 @@ pub(crate) struct TotalsOut {
     rollover_rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ChangeOut {
     at: String,
     task: String,
@@ -297,7 +301,7 @@ pub(crate) struct ChangeOut {
     points: f64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct CarryOut {
     task: String,
     points: f64,
@@ -305,7 +309,7 @@ pub(crate) struct CarryOut {
     times_carried: u32,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ForecastOut {
     remaining: f64,
     p50: String,
@@ -318,14 +322,14 @@ pub(crate) struct ForecastOut {
     seed: u64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct AgingOut {
     task: String,
     age_hours: f64,
     over_p85: bool,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct FlowOut {
     done: usize,
     throughput_per_day: f64,
@@ -337,7 +341,7 @@ pub(crate) struct FlowOut {
     aging: Vec<AgingOut>,
 }
 
-#[derive(Debug, Default, Serialize, JsonSchema)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct AnalyticsOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     sprint: Option<SprintOut>,
@@ -365,20 +369,21 @@ pub(crate) struct AnalyticsOut {
     flow: Option<FlowOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetrospectiveIn {
     name: String,
-    /// Close the sprint
     close: Option<bool>,
-    /// With close: move unfinished tasks here
+    /// close: carry the rest into
     next: Option<String>,
     detail: Option<DetailIn>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct AccuracyOut {
     tasks: usize,
     /// mean ln(actual/estimate)
@@ -390,7 +395,7 @@ pub(crate) struct AccuracyOut {
     pred25: f64,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ContributionOut {
     agent: String,
     tasks: usize,
@@ -398,20 +403,20 @@ pub(crate) struct ContributionOut {
     retries: u32,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ProblemOut {
     task: String,
     state: String,
     reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct FindingOut {
     observation: String,
     action: String,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub(crate) struct RetrospectiveOut {
     sprint: SprintOut,
     totals: TotalsOut,
@@ -430,6 +435,8 @@ pub(crate) struct RetrospectiveOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     velocity: Option<VelocityOut>,
     closed: bool,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 fn date(field: &str, value: &str) -> Result<NaiveDate, ToolFailure> {
@@ -441,15 +448,30 @@ fn date(field: &str, value: &str) -> Result<NaiveDate, ToolFailure> {
 fn tasks(refs: Option<Vec<String>>, action: &str) -> Result<Vec<TaskRef>, ToolFailure> {
     need(refs, "tasks", action)?
         .iter()
-        .map(|t| t.parse().map_err(to_mcp))
+        .enumerate()
+        .map(|(i, t)| task_arg(&format!("tasks[{i}]"), t, None))
         .collect()
 }
 
-/// At `detail=summary`, the first few items of a list.
-fn shown<T>(items: impl IntoIterator<Item = T>, full: bool) -> Vec<T> {
-    items
-        .into_iter()
-        .take(if full { usize::MAX } else { SUMMARY_ITEMS })
+/// The first few items of a list at `detail=summary`, more at `full`; a cut list is noted.
+fn shown<T>(
+    cut: &mut Cut,
+    field: &'static str,
+    items: impl IntoIterator<Item = T>,
+    full: bool,
+) -> Vec<T> {
+    cut.take(field, items, if full { SHOWN_FULL } else { SHOWN })
+}
+
+/// At most [`DAYS_SHOWN`] days, evenly spaced, the first and the last always among them.
+fn sampled<T: Clone>(cut: &mut Cut, days: &[T]) -> Vec<T> {
+    if days.len() <= DAYS_SHOWN {
+        return days.to_vec();
+    }
+    cut.note("days", days.len());
+    let last = days.len() - 1;
+    (0..DAYS_SHOWN)
+        .map(|i| days[i * last / (DAYS_SHOWN - 1)].clone())
         .collect()
 }
 
@@ -503,56 +525,72 @@ fn spec(input: &mut PlanningIn, name: String) -> Result<SprintSpec, ToolFailure>
 }
 
 fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
+    let mut cut = Cut::default();
+    let allocation = shown(
+        &mut cut,
+        "allocation",
+        plan.plan.allocation.iter().map(|(agent, (tasks, points))| {
+            let shown_tasks: Vec<String> = tasks
+                .iter()
+                .take(if full { SHOWN_FULL } else { SHOWN })
+                .cloned()
+                .collect();
+            (
+                agent.clone(),
+                AllocationOut {
+                    points: round2(*points),
+                    tasks_total: tasks.len(),
+                    tasks: shown_tasks,
+                },
+            )
+        }),
+        full,
+    )
+    .into_iter()
+    .collect();
     PlanOut {
         capacity: round2(plan.capacity.points),
         raw_capacity: round2(plan.raw_capacity),
         focus_factor: round2(plan.capacity.focus_factor),
         focus_source: match plan.focus {
             FocusSource::Given => "given".into(),
-            FocusSource::Learnt(n) => format!("learnt from {n} sprints"),
+            FocusSource::Learnt(n) => format!("learnt from {}", counted(n as u64, "sprint")),
             FocusSource::Default => "default".into(),
         },
-        members: plan
-            .capacity
-            .members
-            .iter()
-            .map(|m| CapacityOut {
+        members: shown(
+            &mut cut,
+            "members",
+            plan.capacity.members.iter().map(|m| CapacityOut {
                 agent: m.agent.clone(),
                 working_days: m.working_days,
                 available_days: round2(m.available_days),
                 points: round2(m.points),
-            })
-            .collect(),
+            }),
+            full,
+        ),
         velocity: plan.velocity.map(VelocityOut::from),
         recommended: round2(plan.recommended),
         target: round2(plan.target),
         points: round2(plan.plan.points),
-        selected_count: plan.plan.selected.len(),
-        selected: shown(plan.plan.selected.iter().cloned(), full),
-        allocation: plan
-            .plan
-            .allocation
-            .iter()
-            .map(|(agent, (tasks, points))| {
-                (
-                    agent.clone(),
-                    AllocationOut {
-                        points: round2(*points),
-                        tasks: shown(tasks.iter().cloned(), full),
-                    },
-                )
-            })
-            .collect(),
-        left_out_count: plan.plan.left_out.len(),
+        selected: shown(
+            &mut cut,
+            "selected",
+            plan.plan.selected.iter().cloned(),
+            full,
+        ),
+        allocation,
         left_out: shown(
+            &mut cut,
+            "left_out",
             plan.plan.left_out.iter().map(|(task, reason)| LeftOutOut {
                 task: task.clone(),
                 reason: reason.clone(),
             }),
             full,
         ),
-        warnings: plan.warnings.clone(),
+        warnings: cut.take("warnings", plan.warnings.iter().cloned(), SHOWN),
         saved: plan.saved,
+        truncated: cut,
     }
 }
 
@@ -575,8 +613,10 @@ fn totals_out(report: &SprintReport) -> TotalsOut {
     }
 }
 
-fn carry_out(carry: &[orchestration_core::CarryOver], full: bool) -> Vec<CarryOut> {
+fn carry_out(cut: &mut Cut, carry: &[orchestration_core::CarryOver], full: bool) -> Vec<CarryOut> {
     shown(
+        cut,
+        "carry_over",
         carry.iter().map(|c| CarryOut {
             task: c.task.clone(),
             points: round2(c.points),
@@ -591,12 +631,59 @@ fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |x| format!("{:.0}%", x * 100.0))
 }
 
+/// Refuses the fields the planning action does not use.
+fn check_planning_fields(input: &PlanningIn) -> Result<(), ToolFailure> {
+    let fields = [
+        ("name", input.name.is_some()),
+        ("start", input.start.is_some()),
+        ("end", input.end.is_some()),
+        ("goal", input.goal.is_some()),
+        ("members", input.members.is_some()),
+        ("work_days", input.work_days.is_some()),
+        ("focus_factor", input.focus_factor.is_some()),
+        ("workflows", input.workflows.is_some()),
+        ("commit", input.commit.is_some()),
+        ("tasks", input.tasks.is_some()),
+        ("estimate", input.estimate.is_some()),
+        ("detail", input.detail.is_some()),
+    ];
+    let (action, allowed): (&str, &[&str]) = match input.action {
+        PlanningActionIn::Plan | PlanningActionIn::Create | PlanningActionIn::Start => (
+            match input.action {
+                PlanningActionIn::Plan => "plan",
+                PlanningActionIn::Create => "create",
+                _ => "start",
+            },
+            &[
+                "name",
+                "start",
+                "end",
+                "goal",
+                "members",
+                "work_days",
+                "focus_factor",
+                "workflows",
+                "commit",
+                "detail",
+            ],
+        ),
+        PlanningActionIn::Add => ("add", &["name", "tasks", "detail"]),
+        PlanningActionIn::Remove => ("remove", &["name", "tasks", "detail"]),
+        PlanningActionIn::Estimate => ("estimate", &["tasks", "estimate"]),
+    };
+    let extra: Vec<(&str, bool)> = fields
+        .into_iter()
+        .filter(|(field, _)| !allowed.contains(field))
+        .collect();
+    unused(action, &extra)
+}
+
 #[tool_router(router = sprint_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Plan a sprint (dry run), create it as planned, or start it (freezes the commitment): capacity per member, velocity, chosen tasks with allocation, left out and why. add/remove tasks; estimate re-estimates a task.
+    /// Sprints: plan (dry run), create, start (freezes the commitment), add, remove, estimate. Capacity, velocity, tasks chosen, left out and why.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<PlanningOut>()
+        output_schema = output_schema()
     )]
     async fn sprint_planning(
         &self,
@@ -610,6 +697,7 @@ impl OrchestrationServer {
         if !matches!(action, PlanningActionIn::Plan) {
             check_operator(&context, "change sprints")?;
         }
+        check_planning_fields(&input)?;
         match action {
             PlanningActionIn::Plan | PlanningActionIn::Create | PlanningActionIn::Start => {
                 let name = need(input.name.take(), "name", "planning")?;
@@ -626,16 +714,16 @@ impl OrchestrationServer {
                     _ => "dry run, nothing saved",
                 };
                 let mut summary = format!(
-                    "sprint `{}` ({verb}): {} tasks, {:.1} points of {:.1} capacity ({} working days, focus {:.2}); {} left out",
+                    "sprint `{}` ({verb}): {}, {:.1} points of {:.1} capacity ({}, focus {:.2}); {} left out",
                     plan.sprint.name,
-                    plan.plan.selected.len(),
+                    counted(plan.plan.selected.len() as u64, "task"),
                     plan.plan.points,
                     plan.capacity.points,
-                    plan.sprint.working_days,
+                    counted(plan.sprint.working_days as u64, "working day"),
                     plan.capacity.focus_factor,
                     plan.plan.left_out.len()
                 );
-                for warning in &plan.warnings {
+                for warning in plan.warnings.iter().take(3) {
                     summary.push_str("; warning: ");
                     summary.push_str(warning);
                 }
@@ -662,22 +750,24 @@ impl OrchestrationServer {
                 })
                 .await?;
                 let summary = format!(
-                    "{} {} tasks ({:.1} points) {} sprint `{}`; its scope is {:.1} points",
+                    "{} {} ({:.1} points) {} sprint `{}`; its scope is {:.1} points",
                     if label == "add" { "added" } else { "removed" },
-                    edit.changed.len(),
+                    counted(edit.changed.len() as u64, "task"),
                     edit.points,
                     if label == "add" { "to" } else { "from" },
                     edit.sprint,
                     edit.scope
                 );
+                let mut cut = Cut::default();
                 Ok(Structured::new(
                     summary,
                     PlanningOut {
                         edit: Some(EditOut {
-                            changed: edit.changed,
-                            unchanged: edit.unchanged,
+                            changed: shown(&mut cut, "changed", edit.changed, full),
+                            unchanged: shown(&mut cut, "unchanged", edit.unchanged, full),
                             points: round2(edit.points),
                             scope: round2(edit.scope),
+                            truncated: cut,
                         }),
                         ..Default::default()
                     },
@@ -692,7 +782,7 @@ impl OrchestrationServer {
                     ));
                 }
                 let task_name = refs.remove(0);
-                let task: TaskRef = task_name.parse().map_err(to_mcp)?;
+                let task: TaskRef = task_arg("tasks[0]", &task_name, None)?;
                 let estimate = need(input.estimate, "estimate", "estimate")?;
                 let old =
                     blocking(self.store(), move |store| store.reestimate(&task, estimate)).await?;
@@ -711,10 +801,10 @@ impl OrchestrationServer {
         }
     }
 
-    /// A sprint's burndown and burnup per working day, scope changes, progress, say/do, velocity, carry-over, flow metrics and a seeded Monte Carlo finish forecast (p50/p85/p95). Without name: all sprints.
+    /// A sprint's burndown and burnup, scope changes, say/do, velocity, carry-over, flow, finish forecast; or all sprints.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
-        output_schema = output_schema::<AnalyticsOut>()
+        output_schema = output_schema()
     )]
     async fn sprint_analytics(
         &self,
@@ -722,19 +812,38 @@ impl OrchestrationServer {
     ) -> Result<Structured<AnalyticsOut>, ToolFailure> {
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let Some(name) = input.name else {
+            unused(
+                "the list of sprints",
+                &[
+                    ("trials", input.trials.is_some()),
+                    ("seed", input.seed.is_some()),
+                ],
+            )?;
             let sprints = blocking(self.store(), |store| store.sprints()).await?;
             let all: Vec<SprintOut> = sprints.iter().map(SprintOut::from_summary).collect();
             let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
-            let summary = format!("{} sprints", all.len());
+            let mut truncated = Cut::default();
+            if items.len() < all.len() {
+                truncated.note("sprints", all.len());
+            }
+            let summary = format!("{} of {}", items.len(), counted(all.len() as u64, "sprint"));
             return Ok(Structured::new(
                 summary,
                 AnalyticsOut {
                     sprints: Some(items),
                     next_cursor,
+                    truncated,
                     ..Default::default()
                 },
             ));
         };
+        unused(
+            "one sprint's analytics",
+            &[
+                ("limit", input.limit.is_some()),
+                ("cursor", input.cursor.is_some()),
+            ],
+        )?;
         let options = AnalyticsOptions {
             trials: input.trials.unwrap_or(orchestration_core::DEFAULT_TRIALS),
             seed: input.seed,
@@ -765,36 +874,49 @@ impl OrchestrationServer {
         }
         summary.push('\n');
         summary.push_str(&text_chart(r, CHART_HEIGHT));
-        let changes: Vec<ChangeOut> = r
-            .changes
-            .iter()
-            .rev()
-            .take(if full { usize::MAX } else { SUMMARY_ITEMS })
-            .rev()
-            .map(|c| ChangeOut {
+        let mut cut = Cut::default();
+        // The latest scope changes matter most.
+        let mut changes: Vec<ChangeOut> = shown(
+            &mut cut,
+            "changes",
+            r.changes.iter().rev().map(|c| ChangeOut {
                 at: time(c.at),
                 task: c.task.clone(),
                 kind: c.kind.as_str().into(),
                 points: round2(c.points),
+            }),
+            full,
+        );
+        changes.reverse();
+        let days: Vec<DayOut> = r
+            .days
+            .iter()
+            .map(|d| DayOut {
+                date: d.date.to_string(),
+                scope: round2(d.scope),
+                completed: round2(d.completed),
+                in_progress: round2(d.in_progress),
+                remaining: round2(d.remaining),
+                ideal: round2(d.ideal),
             })
             .collect();
+        let days = sampled(&mut cut, &days);
+        let carry_over = carry_out(&mut cut, &a.carry_over, full);
+        let aging = shown(
+            &mut cut,
+            "aging",
+            r.flow.aging.iter().map(|a| AgingOut {
+                task: a.task.clone(),
+                age_hours: round2(a.age_hours),
+                over_p85: a.over_p85,
+            }),
+            full,
+        );
         Ok(Structured::new(
             summary,
             AnalyticsOut {
                 sprint: Some(SprintOut::from_summary(&a.sprint)),
-                days: Some(
-                    r.days
-                        .iter()
-                        .map(|d| DayOut {
-                            date: d.date.to_string(),
-                            scope: round2(d.scope),
-                            completed: round2(d.completed),
-                            in_progress: round2(d.in_progress),
-                            remaining: round2(d.remaining),
-                            ideal: round2(d.ideal),
-                        })
-                        .collect(),
-                ),
+                days: Some(days),
                 totals: Some(totals_out(r)),
                 changes: Some(changes),
                 velocity: a.velocity.map(VelocityOut::from),
@@ -804,7 +926,7 @@ impl OrchestrationServer {
                         .map(|(name, done)| (name.clone(), round2(*done)))
                         .collect(),
                 ),
-                carry_over: Some(carry_out(&a.carry_over, full)),
+                carry_over: Some(carry_over),
                 forecast: a.forecast.as_ref().map(|f| ForecastOut {
                     remaining: round2(f.remaining),
                     p50: f.p50.to_string(),
@@ -823,25 +945,19 @@ impl OrchestrationServer {
                     wip: r.flow.wip,
                     cycle_time_p50_hours: r.flow.cycle_time_p50_hours.map(round2),
                     cycle_time_p85_hours: r.flow.cycle_time_p85_hours.map(round2),
-                    aging: shown(
-                        r.flow.aging.iter().map(|a| AgingOut {
-                            task: a.task.clone(),
-                            age_hours: round2(a.age_hours),
-                            over_p85: a.over_p85,
-                        }),
-                        full,
-                    ),
+                    aging,
                 }),
                 sprints: None,
                 next_cursor: None,
+                truncated: cut,
             },
         ))
     }
 
-    /// Sprint retrospective: committed vs completed, say/do, scope creep and churn, carry-over, estimate accuracy, cycle times, contributions, failures and blockers, findings with actions. close: true closes it; next: move unfinished work there.
+    /// Sprint retrospective: commitment vs done, scope creep, carry-over, estimate accuracy, failures, findings with actions; close.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<RetrospectiveOut>()
+        output_schema = output_schema()
     )]
     async fn sprint_retrospective(
         &self,
@@ -878,9 +994,10 @@ impl OrchestrationServer {
                 .map(|n| format!(" into `{n}`"))
                 .unwrap_or_default()
         );
-        for finding in &retro.findings {
+        for finding in retro.findings.iter().take(SHOWN / 2) {
             summary.push_str(&format!("\n- {}: {}", finding.observation, finding.action));
         }
+        let mut cut = Cut::default();
         summary.push('\n');
         summary.push_str(&text_chart(&retro.report, CHART_HEIGHT));
         Ok(Structured::new(
@@ -888,7 +1005,7 @@ impl OrchestrationServer {
             RetrospectiveOut {
                 sprint: SprintOut::from_summary(&retro.sprint),
                 totals: totals_out(&retro.report),
-                carry_over: carry_out(&retro.carry_over, full),
+                carry_over: carry_out(&mut cut, &retro.carry_over, full),
                 moved_to: retro.moved_to.clone(),
                 accuracy: retro.accuracy.as_ref().map(|a| AccuracyOut {
                     tasks: a.tasks,
@@ -901,34 +1018,39 @@ impl OrchestrationServer {
                 }),
                 cycle_time_p50_hours: retro.report.flow.cycle_time_p50_hours.map(round2),
                 cycle_time_p85_hours: retro.report.flow.cycle_time_p85_hours.map(round2),
-                contributions: retro
-                    .contributions
-                    .iter()
-                    .map(|c| ContributionOut {
+                contributions: shown(
+                    &mut cut,
+                    "contributions",
+                    retro.contributions.iter().map(|c| ContributionOut {
                         agent: c.agent.clone(),
                         tasks: c.tasks,
                         points: round2(c.points),
                         retries: c.retries,
-                    })
-                    .collect(),
+                    }),
+                    true,
+                ),
                 problems: shown(
+                    &mut cut,
+                    "problems",
                     retro.problems.iter().map(|p| ProblemOut {
                         task: p.task.clone(),
                         state: p.state.to_string(),
-                        reason: p.reason.clone(),
+                        reason: crate::output::clip_json(&p.reason, 300).0,
                     }),
                     full,
                 ),
-                findings: retro
-                    .findings
-                    .iter()
-                    .map(|f| FindingOut {
+                findings: shown(
+                    &mut cut,
+                    "findings",
+                    retro.findings.iter().map(|f| FindingOut {
                         observation: f.observation.clone(),
                         action: f.action.clone(),
-                    })
-                    .collect(),
+                    }),
+                    full,
+                ),
                 velocity: retro.velocity.map(VelocityOut::from),
                 closed: retro.closed,
+                truncated: cut,
             },
         ))
     }

@@ -3,20 +3,26 @@
 use std::collections::BTreeMap;
 
 use orchestration_core::{
-    Analysis, CreateOptions, DependencyEdit, FailurePolicy, Mode, Progress, RetryPolicy, TaskRef,
-    TaskSpec, TaskState, WorkflowAction, WorkflowRef, WorkflowReport, WorkflowSpec,
-    WorkflowSummary,
+    Analysis, CreateOptions, CriticalPath, DependencyEdit, FailurePolicy, Mode, Progress,
+    RetryPolicy, TaskSpec, TaskState, WorkflowAction, WorkflowRef, WorkflowReport, WorkflowSpec,
+    WorkflowSummary, counted, limits,
 };
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::args::Parameters;
 use crate::error::ToolFailure;
-use crate::output::{Structured, output_schema, page};
+use crate::output::{Cut, SHOWN, SHOWN_FULL, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
-use crate::tools::{blocking, time};
+use crate::tools::{blocking, task_arg, task_name, time, unused};
+
+/// Nodes a Mermaid diagram holds at most; a larger workflow is drawn in groups.
+const DIAGRAM_NODES: usize = 60;
+
+/// Stages listed at most, and tasks listed in each.
+const STAGES_SHOWN: usize = 10;
 
 // How task dependencies are given.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
@@ -36,73 +42,97 @@ pub(crate) enum OnFailureIn {
     FailFast,
 }
 
+/// A JSON schema for `{skill: level}` maps: skill names by the naming rule, levels 1 to 5.
+pub(crate) fn skills_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": {"pattern": limits::NAME_PATTERN},
+        "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 5}
+    })
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TaskIn {
-    /// Unique in the workflow
+    #[schemars(pattern(limits::NAME_PATTERN))]
     key: String,
+    #[schemars(length(max = 200))]
     title: String,
     description: Option<String>,
-    /// Points, default 1
+    /// Points
+    #[schemars(range(min = 0, max = 10000), extend("default" = 1))]
     estimate: Option<f64>,
-    /// 0-100, default 50
-    priority: Option<i64>,
-    /// {skill: min level 1-5}
+    #[schemars(range(min = 0, max = 100), extend("default" = 50))]
+    priority: Option<u8>,
+    /// Minimum levels
+    #[serde(default)]
+    #[schemars(schema_with = "skills_schema")]
     skills: Option<BTreeMap<String, u8>>,
-    /// Keys to finish first
     depends_on: Option<Vec<String>>,
-    /// Incl. the first, default 3
+    /// Counts the first
+    #[schemars(range(min = 1, max = 100), extend("default" = 3))]
     max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryIn {
-    /// default 1000
+    #[schemars(range(min = 1), extend("default" = 1000))]
     initial_interval_ms: Option<u32>,
-    /// default 2
+    #[schemars(range(min = 1, max = 100), extend("default" = 2))]
     backoff_coefficient: Option<f64>,
-    /// default 100000
+    #[schemars(range(min = 1, max = 86400000), extend("default" = 100000))]
     max_interval_ms: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateIn {
-    /// Unique
+    #[schemars(pattern(limits::NAME_PATTERN))]
     name: String,
     description: Option<String>,
-    /// dag (default, uses depends_on), sequential, parallel
+    /// dag uses depends_on
+    #[schemars(extend("default" = "dag"))]
     mode: Option<ModeIn>,
-    /// default block_dependents
+    #[schemars(extend("default" = "block_dependents"))]
     on_failure: Option<OnFailureIn>,
     retry: Option<RetryIn>,
     tasks: Vec<TaskIn>,
-    /// default true
+    #[schemars(extend("default" = true))]
     start: Option<bool>,
-    /// A retry with it returns the first result
+    /// Repeats return the first result
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
+pub(crate) struct StageOut {
+    size: usize,
+    tasks: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
 pub(crate) struct PathOut {
-    keys: Vec<String>,
+    tasks: Vec<String>,
     /// Sum of estimates
     length: f64,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub(crate) struct CreatedOut {
     id: String,
     name: String,
     status: String,
     /// True when an earlier call with this idempotency_key made it
     replayed: bool,
-    /// Task keys by parallel stage
-    stages: Vec<Vec<String>>,
+    tasks: usize,
+    /// Tasks by parallel stage
+    stages: Vec<StageOut>,
     critical_path: PathOut,
     ready: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 // An operator's action on a workflow.
@@ -119,16 +149,17 @@ pub(crate) enum ActionIn {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExecuteIn {
-    /// Name or id
     workflow: String,
     action: ActionIn,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub(crate) struct ExecuteOut {
     status: String,
-    ready: Vec<String>,
     tasks_changed: usize,
+    ready: Vec<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 // What to do with dependencies.
@@ -146,42 +177,44 @@ pub(crate) enum DependencyActionIn {
 pub(crate) struct DependencyIn {
     workflow: String,
     action: DependencyActionIn,
-    /// Task key (add, remove)
+    /// add, remove
     task: Option<String>,
-    /// Key the task waits for (add, remove)
+    /// add, remove
     depends_on: Option<String>,
     /// list: full adds states
     detail: Option<DetailIn>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct DependenciesOut {
     task: String,
     depends_on: Vec<String>,
-    /// detail=full
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct DependencyOut {
-    /// The task after add or remove
+    /// add/remove: the task after
     #[serde(skip_serializing_if = "Option::is_none")]
     task: Option<TaskOut>,
-    /// list: each task's dependencies
+    /// list
     #[serde(skip_serializing_if = "Option::is_none")]
     dependencies: Option<Vec<DependenciesOut>>,
-    /// validate: the graph's stages
+    /// validate
     #[serde(skip_serializing_if = "Option::is_none")]
-    stages: Option<Vec<Vec<String>>>,
+    stages: Option<Vec<StageOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     critical_path: Option<PathOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     warnings: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
 
 // How much a list shows.
@@ -196,17 +229,17 @@ pub(crate) enum DetailIn {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusIn {
-    /// Omit to list all
     workflow: Option<String>,
-    /// full adds every task
+    /// full: every task, paged
     detail: Option<DetailIn>,
-    /// Add a Mermaid diagram
+    /// Mermaid
     diagram: Option<bool>,
+    #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct SummaryOut {
     name: String,
     status: String,
@@ -226,31 +259,32 @@ pub(crate) struct SummaryOut {
     finished_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct BriefOut {
-    key: String,
+    task: String,
     state: String,
     estimate: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct LeasedOut {
-    key: String,
+    task: String,
     state: String,
     agent: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     lease_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     lease_expired: bool,
     attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct StatusOut {
-    /// The workflow list (without `workflow`)
+    /// Without `workflow`: the list
     #[serde(skip_serializing_if = "Option::is_none")]
     workflows: Option<Vec<SummaryOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,7 +292,6 @@ pub(crate) struct StatusOut {
     /// moving, not_started, paused, stalled or finished
     #[serde(skip_serializing_if = "Option::is_none")]
     progress: Option<String>,
-    /// Why it is stalled
     #[serde(skip_serializing_if = "Option::is_none")]
     stalled_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,56 +305,56 @@ pub(crate) struct StatusOut {
     /// At the pace of finished tasks
     #[serde(skip_serializing_if = "Option::is_none")]
     forecast_finish: Option<String>,
-    /// detail=full: tasks, paginated
+    /// detail=full: every task, paged
     #[serde(skip_serializing_if = "Option::is_none")]
     tasks: Option<Vec<TaskOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mermaid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
 }
-
-/// Items shown per list at `detail=summary` in a single workflow's status.
-const SUMMARY_ITEMS: usize = 10;
 
 #[tool_router(router = workflow_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Create a workflow (a DAG of tasks). Returns stages, critical path, ready tasks, warnings.
+    /// Create a workflow (a DAG of tasks): stages, critical path, ready tasks, warnings.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<CreatedOut>()
+        output_schema = output_schema()
     )]
     async fn workflow_create(
         &self,
         Parameters(input): Parameters<CreateIn>,
     ) -> Result<Structured<CreatedOut>, ToolFailure> {
-        let spec = spec_from(
-            input.name,
-            input.description,
-            input.mode,
-            input.on_failure,
-            input.retry,
-            input.tasks,
-        )?;
         let options = CreateOptions {
             start: input.start.unwrap_or(true),
-            idempotency_key: input.idempotency_key,
+            idempotency_key: input.idempotency_key.clone(),
         };
+        let spec = spec_from(input);
+        let tasks = spec.tasks.len();
         let created = blocking(self.store(), move |store| {
             store.create_workflow(spec, &options)
         })
         .await?;
         let analysis = &created.analysis;
+        let mut truncated = Cut::default();
+        let name = &created.name;
+        let ready = truncated.take(
+            "ready",
+            created.ready.iter().map(|key| task_name(name, key)),
+            SHOWN,
+        );
         let summary = format!(
-            "{} workflow `{}` ({}): {} stages, critical path {} points, {} ready",
+            "{} workflow `{name}` ({}): {}, {}, critical path {} points, {} ready",
             if created.replayed {
                 "already created"
             } else {
                 "created"
             },
-            created.name,
             created.status,
-            analysis.stages.len(),
+            counted(tasks as u64, "task"),
+            counted(analysis.stages.len() as u64, "stage"),
             analysis.critical_path.length,
             created.ready.len(),
         );
@@ -329,13 +362,15 @@ impl OrchestrationServer {
             summary,
             CreatedOut {
                 id: created.id.to_string(),
-                name: created.name,
+                name: name.clone(),
                 status: created.status.to_string(),
                 replayed: created.replayed,
-                stages: analysis.stages.clone(),
-                critical_path: path(analysis),
-                ready: created.ready,
-                warnings: analysis.warnings.clone(),
+                tasks,
+                stages: stages_out(name, analysis, &mut truncated),
+                critical_path: path_out(name, &analysis.critical_path, &mut truncated),
+                ready,
+                warnings: truncated.take("warnings", analysis.warnings.iter().cloned(), SHOWN),
+                truncated,
             },
         ))
     }
@@ -343,7 +378,7 @@ impl OrchestrationServer {
     /// Start, pause, resume, cancel a workflow, or retry its failed tasks.
     #[tool(
         annotations(destructive_hint = true, open_world_hint = false),
-        output_schema = output_schema::<ExecuteOut>()
+        output_schema = output_schema()
     )]
     async fn workflow_execute(
         &self,
@@ -358,19 +393,29 @@ impl OrchestrationServer {
         };
         let workflow = WorkflowRef::from(input.workflow.as_str());
         let outcome = blocking(self.store(), move |store| store.execute(&workflow, action)).await?;
+        let mut truncated = Cut::default();
+        let ready = truncated.take(
+            "ready",
+            outcome
+                .ready
+                .iter()
+                .map(|key| task_name(&outcome.workflow, key)),
+            SHOWN,
+        );
         let summary = format!(
-            "{action}: workflow `{}` is {}; {} task(s) changed, {} ready",
-            input.workflow,
+            "{action}: workflow `{}` is {}; {} changed, {} ready",
+            outcome.workflow,
             outcome.status,
-            outcome.tasks_changed,
+            counted(outcome.tasks_changed as u64, "task"),
             outcome.ready.len()
         );
         Ok(Structured::new(
             summary,
             ExecuteOut {
                 status: outcome.status.to_string(),
-                ready: outcome.ready,
                 tasks_changed: outcome.tasks_changed,
+                ready,
+                truncated,
             },
         ))
     }
@@ -378,197 +423,249 @@ impl OrchestrationServer {
     /// Add, remove, list or validate dependencies. add rejects a cycle and names it.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
-        output_schema = output_schema::<DependencyOut>()
+        output_schema = output_schema()
     )]
     async fn task_dependency(
         &self,
         Parameters(input): Parameters<DependencyIn>,
     ) -> Result<Structured<DependencyOut>, ToolFailure> {
         let workflow = WorkflowRef::from(input.workflow.as_str());
-        let empty = DependencyOut {
-            task: None,
-            dependencies: None,
-            stages: None,
-            critical_path: None,
-            warnings: None,
-            next_cursor: None,
-        };
+        let paging = [
+            ("detail", input.detail.is_some()),
+            ("limit", input.limit.is_some()),
+            ("cursor", input.cursor.is_some()),
+        ];
+        let edges = [
+            ("task", input.task.is_some()),
+            ("depends_on", input.depends_on.is_some()),
+        ];
         match input.action {
             DependencyActionIn::Add | DependencyActionIn::Remove => {
+                let (edit, verb) = match input.action {
+                    DependencyActionIn::Add => (DependencyEdit::Add, "add"),
+                    _ => (DependencyEdit::Remove, "remove"),
+                };
+                unused(verb, &paging)?;
                 let (Some(task), Some(depends_on)) = (input.task, input.depends_on) else {
                     return Err(ToolFailure::invalid(
                         "arguments",
-                        "add and remove need `task` and `depends_on`",
+                        format!("{verb} needs `task` and `depends_on`"),
                     ));
                 };
-                let edit = match input.action {
-                    DependencyActionIn::Add => DependencyEdit::Add,
-                    _ => DependencyEdit::Remove,
-                };
-                let task_ref = TaskRef::key(workflow, task.clone());
-                let dep = depends_on.clone();
+                let task_ref = task_arg("task", &task, Some(&input.workflow))?;
+                let dependency = task_arg("depends_on", &depends_on, Some(&input.workflow))?;
                 let view = blocking(self.store(), move |store| {
-                    store.edit_dependency(&task_ref, &dep, edit)
+                    store.edit_dependency(&task_ref, &dependency, edit)
                 })
                 .await?;
-                let verb = if edit == DependencyEdit::Add {
+                let mut truncated = Cut::default();
+                let out = TaskOut::with_dependencies(&view, &mut truncated);
+                let dependency = match depends_on.split_once('/') {
+                    Some(_) => depends_on,
+                    None => task_name(&view.workflow_name, &depends_on),
+                };
+                let relation = if edit == DependencyEdit::Add {
                     "now depends on"
                 } else {
                     "no longer depends on"
                 };
-                let summary = format!("`{task}` {verb} `{depends_on}`; it is {}", view.state);
+                let summary = format!(
+                    "`{}` {relation} `{dependency}`; it is {}",
+                    out_name(&view),
+                    view.state
+                );
                 Ok(Structured::new(
                     summary,
                     DependencyOut {
-                        task: Some(TaskOut::from_view(view, false)),
-                        ..empty
+                        task: Some(out),
+                        truncated,
+                        ..DependencyOut::default()
                     },
                 ))
             }
             DependencyActionIn::List => {
+                unused("list", &edges)?;
                 let report =
                     blocking(self.store(), move |store| store.workflow_report(&workflow)).await?;
+                let name = &report.summary.name;
                 let full = input.detail.unwrap_or_default() == DetailIn::Full;
                 let all: Vec<DependenciesOut> = report
                     .tasks
                     .iter()
                     .map(|t| DependenciesOut {
-                        task: t.key.clone(),
-                        depends_on: t.depends_on.clone(),
+                        task: task_name(name, &t.key),
+                        depends_on: t.depends_on.iter().map(|k| task_name(name, k)).collect(),
                         state: full.then(|| t.state.to_string()),
                     })
                     .collect();
                 let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
+                let mut truncated = Cut::default();
+                if items.len() < all.len() {
+                    truncated.note("dependencies", all.len());
+                }
                 let summary = format!(
-                    "{} of {} tasks with their dependencies",
+                    "{} of {} with their dependencies",
                     items.len(),
-                    all.len()
+                    counted(all.len() as u64, "task")
                 );
                 Ok(Structured::new(
                     summary,
                     DependencyOut {
                         dependencies: Some(items),
                         next_cursor,
-                        ..empty
+                        truncated,
+                        ..DependencyOut::default()
                     },
                 ))
             }
             DependencyActionIn::Validate => {
+                unused("validate", &edges)?;
+                unused("validate", &paging)?;
+                let name = input.workflow.clone();
                 let analysis =
                     blocking(self.store(), move |store| store.analyse_workflow(&workflow)).await?;
                 let summary = format!(
-                    "acyclic: {} stages, critical path {} points",
-                    analysis.stages.len(),
+                    "acyclic: {}, critical path {} points",
+                    counted(analysis.stages.len() as u64, "stage"),
                     analysis.critical_path.length
                 );
+                let mut truncated = Cut::default();
                 Ok(Structured::new(
                     summary,
                     DependencyOut {
-                        critical_path: Some(path(&analysis)),
-                        stages: Some(analysis.stages),
-                        warnings: Some(analysis.warnings),
-                        ..empty
+                        stages: Some(stages_out(&name, &analysis, &mut truncated)),
+                        critical_path: Some(path_out(
+                            &name,
+                            &analysis.critical_path,
+                            &mut truncated,
+                        )),
+                        warnings: Some(truncated.take(
+                            "warnings",
+                            analysis.warnings.iter().cloned(),
+                            SHOWN,
+                        )),
+                        truncated,
+                        ..DependencyOut::default()
                     },
                 ))
             }
         }
     }
 
-    /// One workflow's progress, ready/running/blocked tasks, critical path and forecast; or all workflows.
+    /// A workflow's progress, ready, running and blocked tasks, critical path left, forecast; or all workflows.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
-        output_schema = output_schema::<StatusOut>()
+        output_schema = output_schema()
     )]
     async fn workflow_status(
         &self,
         Parameters(input): Parameters<StatusIn>,
     ) -> Result<Structured<StatusOut>, ToolFailure> {
-        let empty = StatusOut {
-            workflows: None,
-            workflow: None,
-            progress: None,
-            stalled_reason: None,
-            ready: None,
-            running: None,
-            blocked: None,
-            remaining_critical_path: None,
-            forecast_finish: None,
-            tasks: None,
-            mermaid: None,
-            next_cursor: None,
-        };
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let Some(name) = input.workflow else {
+            unused(
+                "the list of workflows",
+                &[("diagram", input.diagram.is_some())],
+            )?;
             let all = blocking(self.store(), |store| store.workflows()).await?;
             let all: Vec<SummaryOut> = all.into_iter().map(|w| summary_out(w, full)).collect();
             let (items, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
-            let summary = format!("{} of {} workflows", items.len(), all.len());
+            let mut truncated = Cut::default();
+            if items.len() < all.len() {
+                truncated.note("workflows", all.len());
+            }
+            let summary = format!(
+                "{} of {}",
+                items.len(),
+                counted(all.len() as u64, "workflow")
+            );
             return Ok(Structured::new(
                 summary,
                 StatusOut {
                     workflows: Some(items),
                     next_cursor,
-                    ..empty
+                    truncated,
+                    ..StatusOut::default()
                 },
             ));
         };
+        if !full {
+            unused(
+                "a status at detail=summary (detail=full pages the tasks)",
+                &[
+                    ("limit", input.limit.is_some()),
+                    ("cursor", input.cursor.is_some()),
+                ],
+            )?;
+        }
         let workflow = WorkflowRef::from(name.as_str());
         let report = blocking(self.store(), move |store| store.workflow_report(&workflow)).await?;
-        let mermaid = input.diagram.unwrap_or(false).then(|| report.to_mermaid());
-        let (progress, stalled_reason) = match &report.progress {
-            Progress::NotStarted => ("not_started", None),
-            Progress::Moving => ("moving", None),
-            Progress::Paused => ("paused", None),
-            Progress::Stalled(reason) => ("stalled", Some(reason.clone())),
-            Progress::Finished => ("finished", None),
-        };
-        let limit = if full { usize::MAX } else { SUMMARY_ITEMS };
-        let (tasks, next_cursor) = if full {
+        let mut out = StatusOut::default();
+        let mut truncated = Cut::default();
+        let name = report.summary.name.clone();
+        // A later page of the tasks carries the tasks alone: the headline and the lists came
+        // with the first.
+        let later_page = input.cursor.is_some();
+        if full {
+            let mut dependencies = Cut::default();
             let all: Vec<TaskOut> = report
                 .tasks
                 .iter()
-                .cloned()
-                .map(|t| TaskOut::from_view(t, false))
+                .map(|t| TaskOut::with_dependencies(t, &mut dependencies))
                 .collect();
             let (items, next) = page(&all, input.limit, input.cursor.as_deref())?;
-            (Some(items), next)
-        } else {
-            (None, None)
-        };
-        let summary = status_line(&report);
-        Ok(Structured::new(
-            summary,
-            StatusOut {
-                workflow: Some(summary_out(report.summary.clone(), true)),
-                progress: Some(progress.into()),
-                stalled_reason,
-                ready: Some(report.ready.iter().take(limit).map(brief_out).collect()),
-                running: Some(report.leased.iter().take(limit).map(leased_out).collect()),
-                blocked: Some(report.blocked.iter().take(limit).map(brief_out).collect()),
-                remaining_critical_path: Some(PathOut {
-                    keys: report.remaining_critical_path.keys.clone(),
-                    length: report.remaining_critical_path.length,
-                }),
-                forecast_finish: report.forecast_finish.map(time),
-                tasks,
-                mermaid,
-                next_cursor,
-                ..empty
-            },
-        ))
+            if items.len() < all.len() {
+                truncated.note("tasks", all.len());
+            }
+            out.tasks = Some(items);
+            out.next_cursor = next;
+        }
+        if !later_page {
+            let shown = if full { SHOWN_FULL } else { SHOWN / 2 };
+            let (progress, stalled_reason) = match &report.progress {
+                Progress::NotStarted => ("not_started", None),
+                Progress::Moving => ("moving", None),
+                Progress::Paused => ("paused", None),
+                Progress::Stalled(reason) => ("stalled", Some(reason.clone())),
+                Progress::Finished => ("finished", None),
+            };
+            out.workflow = Some(summary_out(report.summary.clone(), true));
+            out.progress = Some(progress.into());
+            out.stalled_reason = stalled_reason;
+            out.ready = Some(truncated.take(
+                "ready",
+                report.ready.iter().map(|b| brief_out(&name, b)),
+                shown,
+            ));
+            out.running = Some(truncated.take(
+                "running",
+                report.leased.iter().map(|l| leased_out(&name, l)),
+                shown,
+            ));
+            out.blocked = Some(truncated.take(
+                "blocked",
+                report.blocked.iter().map(|b| brief_out(&name, b)),
+                shown,
+            ));
+            out.remaining_critical_path = Some(path_out(
+                &name,
+                &report.remaining_critical_path,
+                &mut truncated,
+            ));
+            out.forecast_finish = report.forecast_finish.map(time);
+            out.mermaid = input
+                .diagram
+                .unwrap_or(false)
+                .then(|| report.to_mermaid(DIAGRAM_NODES));
+        }
+        out.truncated = truncated;
+        Ok(Structured::new(status_line(&report), out))
     }
 }
 
-fn spec_from(
-    name: String,
-    description: Option<String>,
-    mode: Option<ModeIn>,
-    on_failure: Option<OnFailureIn>,
-    retry: Option<RetryIn>,
-    tasks: Vec<TaskIn>,
-) -> Result<WorkflowSpec, ToolFailure> {
+fn spec_from(input: CreateIn) -> WorkflowSpec {
     let defaults = RetryPolicy::default();
-    let retry = match retry {
+    let retry = match input.retry {
         None => defaults,
         Some(retry) => RetryPolicy {
             initial_interval: retry
@@ -584,41 +681,68 @@ fn spec_from(
             }),
         },
     };
-    Ok(WorkflowSpec {
-        name,
-        description,
-        mode: match mode.unwrap_or(ModeIn::Dag) {
+    WorkflowSpec {
+        name: input.name,
+        description: input.description,
+        mode: match input.mode.unwrap_or(ModeIn::Dag) {
             ModeIn::Dag => Mode::Dag,
             ModeIn::Sequential => Mode::Sequential,
             ModeIn::Parallel => Mode::Parallel,
         },
-        on_failure: match on_failure.unwrap_or(OnFailureIn::BlockDependents) {
+        on_failure: match input.on_failure.unwrap_or(OnFailureIn::BlockDependents) {
             OnFailureIn::BlockDependents => FailurePolicy::BlockDependents,
             OnFailureIn::Continue => FailurePolicy::Continue,
             OnFailureIn::FailFast => FailurePolicy::FailFast,
         },
         retry,
-        tasks: tasks
+        tasks: input
+            .tasks
             .into_iter()
             .map(|t| TaskSpec {
                 key: t.key,
                 title: t.title,
                 description: t.description,
                 estimate: t.estimate,
-                priority: t.priority,
+                priority: t.priority.map(i64::from),
                 skills: t.skills.unwrap_or_default(),
                 depends_on: t.depends_on.unwrap_or_default(),
                 max_attempts: t.max_attempts,
             })
             .collect(),
-    })
+    }
 }
 
-fn path(analysis: &Analysis) -> PathOut {
+/// The stages of an analysis, at most [`STAGES_SHOWN`] with at most as many tasks each; every
+/// stage says how many tasks it has.
+fn stages_out(workflow: &str, analysis: &Analysis, cut: &mut Cut) -> Vec<StageOut> {
+    cut.take(
+        "stages",
+        analysis.stages.iter().map(|stage| StageOut {
+            size: stage.len(),
+            tasks: stage
+                .iter()
+                .take(STAGES_SHOWN)
+                .map(|key| task_name(workflow, key))
+                .collect(),
+        }),
+        STAGES_SHOWN,
+    )
+}
+
+/// A critical path: its first tasks, and its length.
+fn path_out(workflow: &str, path: &CriticalPath, cut: &mut Cut) -> PathOut {
     PathOut {
-        keys: analysis.critical_path.keys.clone(),
-        length: analysis.critical_path.length,
+        tasks: cut.take(
+            "critical_path",
+            path.keys.iter().map(|key| task_name(workflow, key)),
+            SHOWN,
+        ),
+        length: path.length,
     }
+}
+
+fn out_name(view: &orchestration_core::TaskView) -> String {
+    task_name(&view.workflow_name, &view.key)
 }
 
 /// A workflow's headline; `full` adds its id, description, counts by state and times.
@@ -630,7 +754,13 @@ fn summary_out(summary: WorkflowSummary, full: bool) -> SummaryOut {
         total_points: summary.total_points,
         done_points: summary.done_points,
         id: full.then(|| summary.id.to_string()),
-        description: if full { summary.description } else { None },
+        description: if full {
+            summary
+                .description
+                .map(|d| crate::output::clip_json(&d, 2_000).0)
+        } else {
+            None
+        },
         counts: full.then(|| {
             summary
                 .counts
@@ -647,38 +777,44 @@ fn summary_out(summary: WorkflowSummary, full: bool) -> SummaryOut {
     }
 }
 
-fn brief_out(brief: &orchestration_core::TaskBrief) -> BriefOut {
+fn brief_out(workflow: &str, brief: &orchestration_core::TaskBrief) -> BriefOut {
     BriefOut {
-        key: brief.key.clone(),
+        task: task_name(workflow, &brief.key),
         state: brief.state.to_string(),
         estimate: brief.estimate,
-        reason: brief.reason.clone(),
+        reason: brief
+            .reason
+            .as_deref()
+            .map(|r| crate::output::clip_json(r, 300).0),
     }
 }
 
-fn leased_out(leased: &orchestration_core::LeasedTask) -> LeasedOut {
+fn leased_out(workflow: &str, leased: &orchestration_core::LeasedTask) -> LeasedOut {
     LeasedOut {
-        key: leased.key.clone(),
+        task: task_name(workflow, &leased.key),
         state: leased.state.to_string(),
         agent: leased.agent.clone(),
         lease_expires_at: leased.lease_expires_at.map(time),
         lease_expired: leased.lease_expired,
         attempt: leased.attempt,
-        note: leased.note.clone(),
+        note: leased
+            .note
+            .as_deref()
+            .map(|n| crate::output::clip_json(n, 300).0),
     }
 }
 
-/// "release: running, 4/9 done (10/18 points), 2 ready, 1 running, 0 failed"
+/// "release: running, 4 of 9 tasks done (10 of 18 points), 2 ready, 1 running, 0 failed"
 fn status_line(report: &WorkflowReport) -> String {
     let summary = &report.summary;
     let count = |state| summary.counts.get(&state).copied().unwrap_or(0);
     let failed = count(TaskState::Failed) + count(TaskState::UpstreamFailed);
     let mut line = format!(
-        "{}: {}, {}/{} done ({}/{} points), {} ready, {} running, {} failed",
+        "{}: {}, {} of {} done ({} of {} points), {} ready, {} running, {} failed",
         summary.name,
         summary.status,
         count(TaskState::Succeeded),
-        summary.total_tasks,
+        counted(summary.total_tasks, "task"),
         summary.done_points,
         summary.total_points,
         report.ready.len(),

@@ -50,6 +50,16 @@ struct Acknowledged {
 
 /// Claims and completes as `agent` until the server goes away or the workflow is done.
 async fn work(process: Arc<Process>, agent: String, acknowledged: Arc<Mutex<Acknowledged>>) {
+    // Only registered agents take work; a crash may come first.
+    let registered = call(
+        &process.client,
+        "agent_profile",
+        json!({"action": "upsert", "name": agent}),
+    )
+    .await;
+    if let Err(error) = registered {
+        return closed(&acknowledged, error);
+    }
     loop {
         let claim = call(
             &process.client,

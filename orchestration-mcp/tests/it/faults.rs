@@ -24,6 +24,7 @@ fn completions(store: &Store, key: &str) -> usize {
 async fn a_vanished_agents_task_goes_to_another_agent_and_its_late_report_is_rejected() {
     let h = harness().await;
     h.workflow("w", &[("a", &[])]).await;
+    h.register(&["ghost", "rescuer"]).await;
     let first = h
         .call("task_claim", json!({"agent": "ghost", "lease_seconds": 60}))
         .await
@@ -91,6 +92,7 @@ async fn a_vanished_agents_task_goes_to_another_agent_and_its_late_report_is_rej
 async fn a_report_after_the_lease_ran_out_is_rejected_before_anyone_reclaims() {
     let h = harness().await;
     h.workflow("w", &[("a", &[])]).await;
+    h.register(&["slow", "next"]).await;
     let claim = h
         .call("task_claim", json!({"agent": "slow", "lease_seconds": 30}))
         .await

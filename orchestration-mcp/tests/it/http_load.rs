@@ -43,9 +43,15 @@ fn mixed_call(session: &mut Session, agent: &str, round: usize) -> Result<(), St
             session.call("workflow_status", json!({"workflow": "load"}))?;
         }
         2 => {
+            // Another agent's inbox: an agent does not message itself.
+            let to = if agent == "agent-0" {
+                "agent-1"
+            } else {
+                "agent-0"
+            };
             session.call(
                 "agent_collaboration",
-                json!({"action": "message", "agent": agent, "to": "agent-0", "note": "hello"}),
+                json!({"action": "message", "agent": agent, "to": to, "note": "hello"}),
             )?;
             session.call(
                 "agent_collaboration",

@@ -78,6 +78,14 @@ struct Work {
 /// Claims and completes until the workflow is finished.
 async fn drive(process: Process, agent: String) -> Work {
     let mut work = Work::default();
+    // Only registered agents take work.
+    call(
+        &process.client,
+        "agent_profile",
+        json!({"action": "upsert", "name": agent}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("registering {agent}: {e}"));
     loop {
         let claim = call(
             &process.client,

@@ -52,6 +52,14 @@ async fn two_servers_on_two_databases_serve_one_program_without_sharing_state() 
         json!({"name": "same", "tasks": [{"key": "only-in-b", "title": "B"}]}),
     )
     .await;
+    for server in [&first, &second] {
+        call(
+            server,
+            "agent_profile",
+            json!({"action": "upsert", "name": "x"}),
+        )
+        .await;
+    }
     let claimed_a = call(&first, "task_claim", json!({"agent": "x"})).await;
     let claimed_b = call(&second, "task_claim", json!({"agent": "x"})).await;
     assert_eq!(claimed_a["task"]["task"], json!("same/only-in-a"));
@@ -94,12 +102,14 @@ async fn two_servers_on_one_database_share_it_and_never_hand_out_a_task_twice() 
     let mut seen = std::collections::HashSet::new();
     for round in 0..10 {
         for (client, agent) in [(&first, "one"), (&second, "two")] {
-            let claim = call(
+            let agent = format!("{agent}-{round}");
+            call(
                 client,
-                "task_claim",
-                json!({"agent": format!("{agent}-{round}")}),
+                "agent_profile",
+                json!({"action": "upsert", "name": agent}),
             )
             .await;
+            let claim = call(client, "task_claim", json!({"agent": agent})).await;
             let task = claim["task"]["task"].as_str().unwrap().to_owned();
             assert!(seen.insert(task.clone()), "{task} was handed out twice");
         }
@@ -128,6 +138,7 @@ async fn toolsets_narrow_the_tools_offered() {
             "agent_profile",
             "agent_workload",
             "task_claim",
+            "task_get",
             "task_update"
         ]
     );

@@ -286,7 +286,11 @@ fn the_command_line_draws_a_burndown_as_text_and_svg() {
                 .member(MemberSpec::new("ana")),
         )
         .unwrap();
-    let claim = store.claim(&ClaimRequest::new("ana")).unwrap().unwrap();
+    let claim = store
+        .claim(&ClaimRequest::new("ana"))
+        .unwrap()
+        .claimed()
+        .unwrap();
     store
         .report(
             &claim.task.id.into(),

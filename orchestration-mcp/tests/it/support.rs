@@ -103,8 +103,19 @@ impl Harness {
             .ok()
     }
 
-    /// Claims for `agent` and returns (task, token).
+    /// Registers `agents` with default profiles: only registered agents act.
+    pub(crate) async fn register(&self, agents: &[&str]) {
+        for agent in agents {
+            self.call("agent_profile", json!({"action": "upsert", "name": agent}))
+                .await
+                .ok();
+        }
+    }
+
+    /// Registers `agent` (most tests are about something else) and claims for it; returns
+    /// (task, token).
     pub(crate) async fn claim(&self, agent: &str) -> (String, u64) {
+        self.register(&[agent]).await;
         let reply = self.call("task_claim", json!({"agent": agent})).await.ok();
         assert_eq!(reply.at("/claimed"), &json!(true), "{}", reply.text);
         (

@@ -22,6 +22,7 @@ EXPECTED_TOOLS = {
     "workflow_status",
     "task_claim",
     "task_update",
+    "task_get",
     "agent_profile",
     "agent_delegation",
     "agent_workload",
@@ -63,9 +64,16 @@ async def legacy_session(binary: str, db: str) -> None:
                 },
             )
             check(not created.is_error, f"create: {created.content}")
-            check(created.structured_content["ready"] == ["build"], f"{created.structured_content}")
-            check(created.structured_content["critical_path"]["keys"] == ["build", "test"], "critical path")
+            check(created.structured_content["ready"] == ["py-smoke/build"], f"{created.structured_content}")
+            check(
+                created.structured_content["critical_path"]["tasks"] == ["py-smoke/build", "py-smoke/test"],
+                "critical path",
+            )
 
+            unknown = await client.call_tool("task_claim", {"agent": "py-agent"})
+            check(unknown.is_error, "an unregistered agent claims nothing")
+            check("unknown agent `py-agent`" in unknown.content[0].text, unknown.content[0].text)
+            await client.call_tool("agent_profile", {"action": "upsert", "name": "py-agent"})
             claim = await client.call_tool("task_claim", {"agent": "py-agent"})
             data = claim.structured_content
             check(data["claimed"] and data["task"]["task"] == "py-smoke/build", f"claim: {data}")
@@ -87,7 +95,7 @@ async def legacy_session(binary: str, db: str) -> None:
                     "result": "binary at target/",
                 },
             )
-            check(done.structured_content["unblocked"] == ["test"], f"complete: {done.structured_content}")
+            check(done.structured_content["unblocked"] == ["py-smoke/test"], f"complete: {done.structured_content}")
 
             stale = await client.call_tool(
                 "task_update",

@@ -141,6 +141,7 @@ impl Team {
                     .lease(chrono::Duration::days(1)),
             )
             .unwrap()
+            .claimed()
             .unwrap();
         self.held
             .borrow_mut()
@@ -599,7 +600,7 @@ fn bad_input_gets_a_specific_error_and_writes_nothing() {
         (
             "a sprint name with a slash",
             Box::new(move |s| s.plan_sprint(&spec(|x| x.name = "a/b".into())).map(drop)),
-            "invalid name: sprint name `a/b` may contain only ASCII letters, digits, `-`, `_` and `.`",
+            "invalid name: sprint name `a/b` contains `/`, which is not allowed; names are 1 to 64 ASCII letters, digits, `-`, `_` or `.`, starting with a letter or digit",
         ),
     ];
     for (what, call, message) in cases {
@@ -624,10 +625,7 @@ fn workload_shows_each_members_sprint_allocation_against_capacity() {
     team.store.start_sprint(&s1()).unwrap();
     team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
     let _c = team.claim("bo", "c", at(3, 3, 10, 0));
-    let workload = team
-        .store
-        .workload(&crate::Weights::default(), None, false)
-        .unwrap();
+    let workload = team.store.workload(&crate::Weights::default()).unwrap();
     let loads: Vec<(String, String, f64, f64, f64, f64)> = workload
         .agents
         .iter()
