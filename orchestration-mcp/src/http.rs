@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::auth::{AgentTokens, AuthenticatedAgent, constant_time_eq};
+use crate::auth::{AgentTokens, AuthenticatedAgent, bearer_token, constant_time_eq};
 use crate::server::OrchestrationServer;
 
 /// The largest request body accepted, in bytes: room for a workflow of the largest allowed
@@ -27,7 +27,7 @@ pub struct HttpOptions {
     /// `Origin` header (every non-browser client) pass.
     pub allowed_origins: Vec<String>,
     /// When set, every request must carry `Authorization: Bearer <token>` (or an agent's
-    /// token). Its holder may act for any agent.
+    /// token; the scheme in any case). Its holder may act for any agent.
     pub token: Option<String>,
     /// Per-agent tokens: a request carrying one is authenticated as that agent, and may act
     /// only as that agent.
@@ -127,9 +127,5 @@ fn unauthorised() -> Response {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }

@@ -1,6 +1,6 @@
 //! The binary over streamable HTTP: it answers on loopback, checks Host and Origin, enforces
-//! its bearer token and per-agent tokens, limits request sizes, and refuses to listen beyond
-//! loopback without a token.
+//! its bearer token (the scheme in any case) and per-agent tokens, limits request sizes, and
+//! refuses to listen beyond loopback without a token.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -135,6 +135,46 @@ fn http_with_a_token_rejects_missing_and_wrong_tokens() {
         INITIALIZE,
     );
     assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn the_bearer_scheme_is_matched_in_any_case_and_the_token_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("alice={ALICE}\n")).unwrap();
+    let server = start(&[
+        "--db",
+        ":memory:",
+        "--token",
+        "s3cret",
+        "--agent-tokens",
+        tokens.to_str().unwrap(),
+    ]);
+    let alice = format!("bearer {ALICE}");
+    let cases: [(&str, u16); 16] = [
+        ("Bearer s3cret", 200),
+        ("bearer s3cret", 200),
+        ("BEARER s3cret", 200),
+        ("bEaReR s3cret", 200),
+        ("Bearer    s3cret", 200),
+        ("bearer\ts3cret", 200),
+        ("bearer \t s3cret", 200),
+        (&alice, 200),
+        // The token itself is compared exactly.
+        ("bearer wrong", 401),
+        ("bearer S3CRET", 401),
+        ("BEARER s3cre", 401),
+        ("bearer s3cret-and-more", 401),
+        // Another scheme, no separator, or no token at all.
+        ("Basic s3cret", 401),
+        ("Bearers3cret", 401),
+        ("bearer", 401),
+        ("s3cret", 401),
+    ];
+    for (authorization, expected) in cases {
+        let (status, body) = post(server.port, &[("Authorization", authorization)], INITIALIZE);
+        assert_eq!(status, expected, "{authorization:?}: {body}");
+    }
 }
 
 #[test]
