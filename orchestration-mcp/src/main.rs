@@ -178,14 +178,14 @@ impl Database {
         if self.read_only {
             self.require_existing("`--read-only`")?;
         }
-        self.open_existing_or_new()
+        self.open_as_asked()
     }
 
     /// Opens the database for a command that reports on what is in it, so a missing file is
     /// an error rather than a new empty database.
     fn open_for_reading(&self, command: &str) -> Result<Store> {
         self.require_existing(command)?;
-        self.open_existing_or_new()
+        self.open_as_asked()
     }
 
     fn require_existing(&self, what: &str) -> Result<()> {
@@ -210,7 +210,9 @@ impl Database {
         Ok(())
     }
 
-    fn open_existing_or_new(&self) -> Result<Store> {
+    /// Opens the file read-only or for writing, as the flags say; a writable open creates a
+    /// missing file and brings the schema up to date.
+    fn open_as_asked(&self) -> Result<Store> {
         let opened = if self.read_only {
             Store::open_read_only(&self.path)
         } else {

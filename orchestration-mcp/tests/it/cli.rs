@@ -220,3 +220,31 @@ async fn the_server_uses_the_database_named_before_or_after_serve() {
     }
     assert!(!elsewhere.path().join(".orchestration").exists());
 }
+
+#[test]
+fn a_read_only_database_without_its_schema_says_it_must_be_opened_for_writing_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for args in [
+        &["--read-only", "--db", "{db}"][..],
+        &["sprint", "burndown", "now", "--read-only", "--db", "{db}"],
+    ] {
+        let output = run(dir.path(), None, &expand(args, &empty));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot open {} read-only: its schema must first be created or upgraded, which \
+                 needs writing; open it once with write access (without --read-only)",
+                empty.display()
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "nothing written"
+    );
+}
