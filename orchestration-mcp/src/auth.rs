@@ -71,6 +71,17 @@ impl AgentTokens {
     }
 }
 
+/// The token of an `Authorization` header value in the `Bearer` scheme, or `None` for another
+/// scheme or no token. Auth schemes are case-insensitive (RFC 9110 §11.1), so `bearer` and
+/// `BEARER` count too, and any run of spaces or tabs may separate the scheme from the token.
+/// Only the scheme is compared here; the token, which is secret, is compared in constant time
+/// by the caller.
+pub(crate) fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once([' ', '\t'])?;
+    let token = token.trim_matches([' ', '\t']);
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Compares without returning early, so the time taken does not reveal how much matched.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

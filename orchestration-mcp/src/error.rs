@@ -1,8 +1,9 @@
 //! The one mapping from core errors to MCP results.
 //!
 //! Domain and validation errors become tool results with `isError: true` and a message that
-//! says what was wrong and what to do, so the model can correct its call. Storage and other
-//! infrastructure failures become JSON-RPC internal errors; their detail goes to the log only.
+//! says what was wrong and what to do, so the model can correct its call; so does a change
+//! refused because the database is read-only. Storage and other infrastructure failures become
+//! JSON-RPC internal errors; their detail goes to the log only.
 
 use orchestration_core::Error;
 use rmcp::ErrorData;
@@ -62,21 +63,28 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::IllegalSprintAction { .. } => "sprint_analytics shows the sprint's status",
         Error::TaskInSprint { .. } => "",
         Error::SprintOverlap { .. } => "change the dates or the members",
-        Error::IncompatibleSchema { .. }
-        | Error::ReadOnly
-        | Error::DiskFull
-        | Error::Io(_)
-        | Error::Storage(_) => {
+        // A change asked of a database opened read-only, or whose file the server cannot
+        // write: nothing is broken, the request cannot be served here. So it is a tool error
+        // the model can act on (read instead, do not retry), and only an info line for the
+        // operator, who chose or set up the read-only database.
+        Error::ReadOnly => {
+            tracing::info!("refused a change: the database is read-only");
+            "do not retry: changes need a server with write access to the database"
+        }
+        // The operator can fix these, so the messages name the cause and nothing else about
+        // the server: a schema newer than this build, a full disk, a database directory that
+        // cannot be created (which happens only at start).
+        Error::IncompatibleSchema { .. } | Error::DiskFull | Error::Io(_) => {
             tracing::error!(%error, "storage failure");
-            // The operator can fix these; their messages name the cause without exposing
-            // anything about the server. Other storage errors stay in the log.
-            let message = match error {
-                Error::IncompatibleSchema { .. } | Error::ReadOnly | Error::DiskFull => {
-                    error.to_string()
-                }
-                _ => "the server could not read or write its database; see the server log".into(),
-            };
-            return ToolFailure::Protocol(ErrorData::internal_error(message, None));
+            return ToolFailure::Protocol(ErrorData::internal_error(error.to_string(), None));
+        }
+        // Anything else from SQLite may quote SQL or paths: the detail stays in the log.
+        Error::Storage(_) => {
+            tracing::error!(%error, "storage failure");
+            return ToolFailure::Protocol(ErrorData::internal_error(
+                "the server could not read or write its database; see the server log",
+                None,
+            ));
         }
     };
     if hint.is_empty() {

@@ -1,17 +1,18 @@
 //! Streamable HTTP: rmcp's service mounted at `/mcp` on axum, with Host and Origin checks, a
-//! request size limit, an optional shared bearer token and optional per-agent tokens.
+//! request size limit, an optional shared bearer token and optional per-agent tokens, and a
+//! session's end answered with 204.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::auth::{AgentTokens, AuthenticatedAgent, constant_time_eq};
+use crate::auth::{AgentTokens, AuthenticatedAgent, bearer_token, constant_time_eq};
 use crate::server::OrchestrationServer;
 
 /// The largest request body accepted, in bytes: room for a workflow of the largest allowed
@@ -27,7 +28,7 @@ pub struct HttpOptions {
     /// `Origin` header (every non-browser client) pass.
     pub allowed_origins: Vec<String>,
     /// When set, every request must carry `Authorization: Bearer <token>` (or an agent's
-    /// token). Its holder may act for any agent.
+    /// token; the scheme in any case). Its holder may act for any agent.
     pub token: Option<String>,
     /// Per-agent tokens: a request carrying one is authenticated as that agent, and may act
     /// only as that agent.
@@ -71,7 +72,9 @@ pub fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let app = Router::new().nest_service("/mcp", service);
+    let app = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn(session_deleted));
     if options.token.is_none() && options.agent_tokens.is_empty() {
         return app;
     }
@@ -127,9 +130,19 @@ fn unauthorised() -> Response {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// Answers a successful DELETE of a session with 204 No Content instead of rmcp's 202
+/// Accepted. rmcp has closed the session before it answers, so 202 ("accepted, not yet acted
+/// on") says less than what happened, and the Python SDK, which accepts only 200 or 204,
+/// logs "Session termination failed: 202" at every session's end. Other statuses, and 202 to
+/// other methods (a POSTed notification), pass unchanged.
+async fn session_deleted(request: Request, next: Next) -> Response {
+    let delete = request.method() == Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }

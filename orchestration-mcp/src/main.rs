@@ -3,12 +3,13 @@
 #![deny(clippy::print_stdout)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use axum::serve::ListenerExt;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use orchestration_core::Store;
 use orchestration_mcp::{AgentTokens, HttpOptions, OrchestrationServer, Toolset, http_app};
 use rmcp::ServiceExt;
@@ -21,10 +22,29 @@ use tracing_subscriber::EnvFilter;
     about = "MCP server for coordinating AI agents"
 )]
 struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+    #[command(flatten)]
+    database: DatabaseArgs,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// The flags every command shares. They are global, so each means the same before or after a
+/// subcommand, and is defined only here.
+#[derive(Debug, Clone, Args)]
+struct DatabaseArgs {
+    /// The database file; `:memory:` for a throwaway one.
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATION_DB",
+        default_value = orchestration_core::DEFAULT_DB_PATH
+    )]
+    db: PathBuf,
+    /// Open an existing database for reading only: reads work, every change is refused.
+    #[arg(long, global = true)]
+    read_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,20 +65,12 @@ enum SprintCommand {
         /// Write the chart as SVG to this file.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
-        /// The database file.
-        #[arg(long, env = "ORCHESTRATION_DB", default_value = orchestration_core::DEFAULT_DB_PATH)]
-        db: PathBuf,
     },
 }
 
-#[derive(Debug, Clone, clap::Args)]
+/// The flags of serving: given without a command, or after `serve`.
+#[derive(Debug, Clone, Args)]
 struct ServeArgs {
-    /// The database file; `:memory:` for a throwaway one.
-    #[arg(long, env = "ORCHESTRATION_DB", default_value = orchestration_core::DEFAULT_DB_PATH)]
-    db: PathBuf,
-    /// Open the database for reading only: the read tools work, every change is refused.
-    #[arg(long)]
-    read_only: bool,
     /// Serve streamable HTTP at this address (for example 127.0.0.1:8080) instead of stdio.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -90,18 +102,24 @@ fn main() -> Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        Some(Command::Sprint(command)) => return sprint(command),
-        None => cli.serve,
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let database = Database {
+        path: cli.database.db,
+        read_only: cli.database.read_only,
+        source: matches.value_source("db"),
     };
-    let store = if args.read_only {
-        Store::open_read_only(&args.db)
-    } else {
-        Store::open(&args.db)
-    }
-    .with_context(|| format!("opening {}", args.db.display()))?;
+    let args = match cli.command {
+        None => cli.serve,
+        Some(command) => {
+            refuse_misplaced_serve_flags(&matches);
+            match command {
+                Command::Serve(args) => args,
+                Command::Sprint(command) => return sprint(command, &database),
+            }
+        }
+    };
+    let store = database.open()?;
     let toolsets = args
         .toolsets
         .clone()
@@ -119,16 +137,107 @@ fn main() -> Result<()> {
     })
 }
 
+/// Exits with a usage error when a serving flag was written before a subcommand. Serving
+/// flags are not global: before `serve` they would be parsed and then ignored in favour of
+/// that command's own, and `sprint` commands do not serve at all. Values from the environment
+/// are not refused, since one exported for the server is no mistake of this command line.
+fn refuse_misplaced_serve_flags(matches: &ArgMatches) {
+    let Some((command, _)) = matches.subcommand() else {
+        return;
+    };
+    let serve_flags = ServeArgs::augment_args(clap::Command::new("serve"));
+    let misplaced = serve_flags
+        .get_arguments()
+        .find(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine));
+    let Some(arg) = misplaced else {
+        return;
+    };
+    let flag = format!("--{}", arg.get_long().unwrap_or(arg.get_id().as_str()));
+    let message = if command == "serve" {
+        format!("`{flag}` goes after `serve`, or leave `serve` out: serving is the default")
+    } else {
+        format!("`{flag}` is a flag of serving, and `{command}` does not serve")
+    };
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}
+
+/// The database the command line names, and how to open it.
+#[derive(Debug)]
+struct Database {
+    path: PathBuf,
+    read_only: bool,
+    /// Where the path came from, so that an error can say why this path was used.
+    source: Option<ValueSource>,
+}
+
+impl Database {
+    /// Opens the database for serving: created when missing, unless it is to be read only.
+    fn open(&self) -> Result<Store> {
+        if self.read_only {
+            self.require_existing("`--read-only`")?;
+        }
+        self.open_as_asked()
+    }
+
+    /// Opens the database for a command that reports on what is in it, so a missing file is
+    /// an error rather than a new empty database.
+    fn open_for_reading(&self, command: &str) -> Result<Store> {
+        self.require_existing(command)?;
+        self.open_as_asked()
+    }
+
+    fn require_existing(&self, what: &str) -> Result<()> {
+        if self.path == Path::new(":memory:") {
+            bail!(
+                "{what} needs a database file, and `:memory:` is a new, empty database; \
+                 pass --db PATH"
+            );
+        }
+        if !self.path.exists() {
+            let source = match self.source {
+                Some(ValueSource::CommandLine) => "given with --db",
+                Some(ValueSource::EnvVariable) => "from ORCHESTRATION_DB",
+                _ => "the default",
+            };
+            bail!(
+                "no database at {} ({source}): {what} needs an existing one; pass --db PATH \
+                 (or set ORCHESTRATION_DB) to the file the server uses",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Opens the file read-only or for writing, as the flags say; a writable open creates a
+    /// missing file and brings the schema up to date.
+    fn open_as_asked(&self) -> Result<Store> {
+        let opened = if self.read_only {
+            Store::open_read_only(&self.path)
+        } else {
+            Store::open(&self.path)
+        };
+        match opened {
+            // Opening writes only to create or upgrade the schema, so this is a database
+            // whose schema is missing or older than this build's.
+            Err(orchestration_core::Error::ReadOnly) => bail!(
+                "cannot open {} read-only: its schema must first be created or upgraded, \
+                 which needs writing; open it once with write access (without --read-only)",
+                self.path.display()
+            ),
+            opened => opened.with_context(|| format!("opening {}", self.path.display())),
+        }
+    }
+}
+
 /// Runs a `sprint` command. These print their report on stdout: they are not the server, so
 /// stdout is not a protocol channel here.
 #[allow(clippy::print_stdout)]
-fn sprint(command: SprintCommand) -> Result<()> {
+fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
     match command {
-        SprintCommand::Burndown { name, svg, db } => {
-            if !db.exists() {
-                bail!("no database at {}; pass --db", db.display());
-            }
-            let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+        SprintCommand::Burndown { name, svg } => {
+            let store = database.open_for_reading("`sprint burndown`")?;
             let analytics = store.sprint_analytics(
                 &name,
                 &orchestration_core::AnalyticsOptions {

@@ -1,4 +1,5 @@
-//! Real clients over real stdio: the official Python MCP SDK drives the built binary.
+//! Real clients: the official Python MCP SDK drives the built binary over stdio, and through
+//! one agent's session over streamable HTTP.
 //!
 //! The SDK is found in `ORCHESTRATION_PYTHON` (a Python with `mcp` installed) or in the
 //! workspace's `.venv` (`python3 -m venv .venv && .venv/bin/pip install -r
@@ -8,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::http_client::Connection;
+
 fn python() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ORCHESTRATION_PYTHON") {
         return Some(PathBuf::from(path));
@@ -16,19 +19,34 @@ fn python() -> Option<PathBuf> {
     venv.exists().then_some(venv)
 }
 
-#[test]
-fn the_python_sdk_drives_the_server_over_stdio() {
-    let Some(python) = python() else {
+/// The Python with the SDK, or `None` after saying why the test is skipped (which fails under
+/// CI).
+fn python_or_skip() -> Option<PathBuf> {
+    let python = python();
+    if python.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must run the Python SDK test: create .venv with orchestration-mcp/tests/python/requirements.txt"
+            "CI must run the Python SDK tests: create .venv with orchestration-mcp/tests/python/requirements.txt"
         );
         eprintln!(
-            "skipping the Python SDK test: no .venv with the `mcp` package (see this file's docs)"
+            "skipping a Python SDK test: no .venv with the `mcp` package (see this file's docs)"
         );
+    }
+    python
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+#[test]
+fn the_python_sdk_drives_the_server_over_stdio() {
+    let Some(python) = python_or_skip() else {
         return;
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smoke.py");
+    let script = script("smoke.py");
     let output = Command::new(&python)
         .arg(&script)
         .arg(env!("CARGO_BIN_EXE_orchestration-mcp"))
@@ -41,4 +59,51 @@ fn the_python_sdk_drives_the_server_over_stdio() {
         "the Python SDK checks failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("python sdk: all checks passed"), "{stdout}");
+}
+
+/// An agent's whole session over HTTP: the SDK sends the token as `bearer` in lower case, and
+/// ends the session with a DELETE, which must get a status it accepts (it logs "Session
+/// termination failed" for anything but 200 or 204). The session is then gone for good.
+#[test]
+fn the_python_sdk_ends_an_http_session_without_a_warning() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let token = "s3cret-s3cret";
+    let server = crate::http::start(&["--db", ":memory:", "--token", token]);
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let output = Command::new(&python)
+        .arg(script("http_session.py"))
+        .args([&url, token])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Python SDK checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("python sdk over http: all checks passed"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("Session termination failed"), "{stderr}");
+    let id = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("session: "))
+        .expect("the script prints the session id");
+    // A later request in the ended session is refused, as the spec says, with 404.
+    let mut connection = Connection::open(server.port).unwrap();
+    let authorization = format!("Bearer {token}");
+    let response = connection
+        .post(
+            &[
+                ("Mcp-Session-Id", id),
+                ("Mcp-Protocol-Version", "2025-11-25"),
+                ("Authorization", &authorization),
+            ],
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        )
+        .unwrap();
+    assert_eq!(response.status, 404, "{}{}", response.head, response.body);
 }

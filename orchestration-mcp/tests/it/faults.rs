@@ -1,13 +1,17 @@
 //! Faults through the MCP server: an agent that vanishes without heartbeats, reports with a
-//! stale token, and a database that cannot be written.
+//! stale token, and a database that cannot be written, which refuses changes as tool errors.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 use orchestration_core::{CreateOptions, Mode, Store, TaskSpec, TaskState, WorkflowSpec};
-use serde_json::json;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
 
-use crate::processes::{call, spawn};
+use crate::processes::call;
 use crate::support::harness;
 
 /// Succeeded events in the log for `key`.
@@ -129,15 +133,35 @@ fn seeded_database(dir: &std::path::Path) -> std::path::PathBuf {
     db
 }
 
-/// Reads work; every write is refused with an error naming the cause; nothing changes.
+/// What the model sees when the read-only database refuses a change.
+const READ_ONLY: &str = "the database is read-only, so nothing was changed; reads still work";
+
+/// Reads work; every write is refused with a tool error (`isError`, not a JSON-RPC error)
+/// naming the cause; nothing changes; the server logs the refusal, but not as an error.
 async fn check_read_only(db: &std::path::Path, extra: &[&str]) {
     let events_before = Store::open_read_only(db)
         .unwrap()
         .events_since(0, 1_000)
         .unwrap()
         .len();
-    let process = spawn(db, extra).await;
-    let status = call(&process.client, "workflow_status", json!({"workflow": "w"}))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"));
+    command
+        .arg("--db")
+        .arg(db)
+        .args(extra)
+        .env("RUST_LOG", "info");
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stderr = stderr.expect("stderr is piped");
+    let log = tokio::spawn(async move {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log).await;
+        log
+    });
+    let client = ().serve(transport).await.expect("initialize");
+    let status = call(&client, "workflow_status", json!({"workflow": "w"}))
         .await
         .expect("reads work on a read-only database");
     assert_eq!(status["workflow"]["counts"], json!({"ready": 1}));
@@ -157,16 +181,30 @@ async fn check_read_only(db: &std::path::Path, extra: &[&str]) {
         ),
     ];
     for (tool, arguments) in writes {
-        let error = call(&process.client, tool, arguments)
+        let Value::Object(arguments) = arguments else {
+            unreachable!("arguments are objects")
+        };
+        let result = client
+            .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
             .await
-            .expect_err(tool);
-        assert!(error.contains("read-only"), "{tool}: {error}");
+            .unwrap_or_else(|error| panic!("{tool}: a protocol error, not a tool error: {error}"));
+        let text = result.content[0].as_text().map(|t| t.text.as_str());
+        assert_eq!(result.is_error, Some(true), "{tool}: {text:?}");
+        assert!(
+            text.is_some_and(|text| text.starts_with(READ_ONLY)),
+            "{tool}: {text:?}"
+        );
     }
     // The server is still there and still reads.
-    call(&process.client, "workflow_status", json!({}))
-        .await
-        .unwrap();
-    process.client.cancel().await.unwrap();
+    call(&client, "workflow_status", json!({})).await.unwrap();
+    client.cancel().await.unwrap();
+    let log = log.await.unwrap();
+    assert!(
+        log.contains("refused a change: the database is read-only"),
+        "the refusal is logged: {log}"
+    );
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "no ERROR line: {errors:#?}");
     let store = Arc::new(Store::open_read_only(db).unwrap());
     assert_eq!(store.events_since(0, 1_000).unwrap().len(), events_before);
 }

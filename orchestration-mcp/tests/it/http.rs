@@ -1,6 +1,6 @@
 //! The binary over streamable HTTP: it answers on loopback, checks Host and Origin, enforces
-//! its bearer token and per-agent tokens, limits request sizes, and refuses to listen beyond
-//! loopback without a token.
+//! its bearer token (the scheme in any case) and per-agent tokens, ends a session on DELETE
+//! with 204, limits request sizes, and refuses to listen beyond loopback without a token.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -135,6 +135,97 @@ fn http_with_a_token_rejects_missing_and_wrong_tokens() {
         INITIALIZE,
     );
     assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn the_bearer_scheme_is_matched_in_any_case_and_the_token_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("alice={ALICE}\n")).unwrap();
+    let server = start(&[
+        "--db",
+        ":memory:",
+        "--token",
+        "s3cret",
+        "--agent-tokens",
+        tokens.to_str().unwrap(),
+    ]);
+    let alice = format!("bearer {ALICE}");
+    let cases: [(&str, u16); 16] = [
+        ("Bearer s3cret", 200),
+        ("bearer s3cret", 200),
+        ("BEARER s3cret", 200),
+        ("bEaReR s3cret", 200),
+        ("Bearer    s3cret", 200),
+        ("bearer\ts3cret", 200),
+        ("bearer \t s3cret", 200),
+        (&alice, 200),
+        // The token itself is compared exactly.
+        ("bearer wrong", 401),
+        ("bearer S3CRET", 401),
+        ("BEARER s3cre", 401),
+        ("bearer s3cret-and-more", 401),
+        // Another scheme, no separator, or no token at all.
+        ("Basic s3cret", 401),
+        ("Bearers3cret", 401),
+        ("bearer", 401),
+        ("s3cret", 401),
+    ];
+    for (authorization, expected) in cases {
+        let (status, body) = post(server.port, &[("Authorization", authorization)], INITIALIZE);
+        assert_eq!(status, expected, "{authorization:?}: {body}");
+    }
+}
+
+#[test]
+fn deleting_a_session_answers_204_and_the_session_is_gone() {
+    let server = start(&["--db", ":memory:", "--token", "s3cret"]);
+    let mut session = Session::open(server.port, Some("s3cret")).unwrap();
+    session.call("workflow_status", json!({})).unwrap();
+    // The layer that answers DELETE leaves rmcp's 202 to a POSTed notification alone.
+    let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = session.exchange("POST", &notification.to_string()).unwrap();
+    assert_eq!(response.status, 202, "{}", response.head);
+    let response = session.exchange("DELETE", "").unwrap();
+    assert_eq!(response.status, 204, "{}", response.head);
+    assert!(response.body.is_empty());
+    // The session really ended: the spec says a request naming it gets 404.
+    let error = session.call("workflow_status", json!({})).unwrap_err();
+    assert!(error.starts_with("HTTP 404"), "{error}");
+    let response = session.exchange("GET", "").unwrap();
+    assert_eq!(response.status, 404, "{}", response.head);
+    // Ending a session needs the token like any other request.
+    let mut other = Session::open(server.port, Some("s3cret")).unwrap();
+    for authorization in [None, Some("bearer wrong")] {
+        let (status, response) = delete(server.port, other.id(), authorization);
+        assert_eq!(status, 401, "{authorization:?}: {response}");
+    }
+    other.call("workflow_status", json!({})).unwrap();
+}
+
+/// DELETEs the session `id` on a connection of its own, with `authorization` when given.
+fn delete(port: u16, id: &str, authorization: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!(
+        "DELETE /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nMcp-Session-Id: {id}\r\n\
+         Mcp-Protocol-Version: 2025-11-25\r\nConnection: close\r\n"
+    );
+    if let Some(authorization) = authorization {
+        request.push_str(&format!("Authorization: {authorization}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response)
 }
 
 #[test]

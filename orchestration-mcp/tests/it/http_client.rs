@@ -45,8 +45,19 @@ impl Connection {
         headers: &[(&str, &str)],
         body: &str,
     ) -> std::io::Result<Response> {
+        self.request("POST", headers, body)
+    }
+
+    /// Sends a `method` request to /mcp with `headers` and `body`, and reads the whole
+    /// response.
+    pub(crate) fn request(
+        &mut self,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<Response> {
         let mut request = format!(
-            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
+            "{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
              Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
             self.port,
             body.len()
@@ -85,7 +96,10 @@ impl Connection {
             })
         };
         let mut body = Vec::new();
-        if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        if status == 204 || status == 304 || (100..200).contains(&status) {
+            // These statuses never have a body (RFC 9110 §6.4.1), and hyper sends no length
+            // for them: reading to the end would wait for the keep-alive connection to close.
+        } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             loop {
                 let mut size = String::new();
                 self.reader.read_line(&mut size)?;
@@ -173,7 +187,9 @@ impl Session {
         &self.id
     }
 
-    fn send(&mut self, message: &Value) -> Result<String, String> {
+    /// Sends a `method` request with the session's headers and `body`; the response as it
+    /// came, whatever its status.
+    pub(crate) fn exchange(&mut self, method: &str, body: &str) -> Result<Response, String> {
         let mut headers = vec![
             ("Mcp-Session-Id", self.id.as_str()),
             ("Mcp-Protocol-Version", "2025-11-25"),
@@ -181,10 +197,13 @@ impl Session {
         if let Some(authorization) = &self.authorization {
             headers.push(("Authorization", authorization.as_str()));
         }
-        let response = self
-            .connection
-            .post(&headers, &message.to_string())
-            .map_err(|e| e.to_string())?;
+        self.connection
+            .request(method, &headers, body)
+            .map_err(|e| e.to_string())
+    }
+
+    fn send(&mut self, message: &Value) -> Result<String, String> {
+        let response = self.exchange("POST", &message.to_string())?;
         if !(200..300).contains(&response.status) {
             return Err(format!("HTTP {}: {}", response.status, response.body));
         }

@@ -1,7 +1,8 @@
 //! Integration tests of the MCP server: every tool through an in-process client, the
-//! `tools/list` snapshot, the built binary driven by real clients over stdio and HTTP, and
-//! servers side by side.
+//! `tools/list` snapshot, the built binary driven by real clients over stdio and HTTP, its
+//! command line, and servers side by side.
 
+mod cli;
 mod clients;
 mod crash;
 mod faults;

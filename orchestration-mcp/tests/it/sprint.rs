@@ -256,16 +256,15 @@ async fn sprint_errors_name_the_problem_and_write_nothing() {
     );
 }
 
-/// `orchestration-mcp sprint burndown NAME --svg FILE` prints the text chart and writes an SVG.
-#[test]
-fn the_command_line_draws_a_burndown_as_text_and_svg() {
+/// A database file in `dir` holding the active sprint `now` (5 points, 3 done by `ana`),
+/// written and closed, for the command-line tests.
+pub(crate) fn database_with_a_sprint(dir: &std::path::Path) -> std::path::PathBuf {
     use orchestration_core::{
         AgentUpdate, ClaimRequest, CreateOptions, MemberSpec, Mode, Report, SprintSpec, Store,
         TaskSpec, WorkflowSpec,
     };
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sprints.db");
+    let db = dir.join("sprints.db");
     let store = Store::open(&db).unwrap();
     store.upsert_agent("ana", &AgentUpdate::default()).unwrap();
     store
@@ -303,8 +302,14 @@ fn the_command_line_draws_a_burndown_as_text_and_svg() {
             None,
         )
         .unwrap();
-    drop(store);
+    db
+}
 
+/// `orchestration-mcp sprint burndown NAME --svg FILE` prints the text chart and writes an SVG.
+#[test]
+fn the_command_line_draws_a_burndown_as_text_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_with_a_sprint(dir.path());
     let svg = dir.path().join("burndown.svg");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
         .args(["sprint", "burndown", "now", "--svg"])
