@@ -576,6 +576,48 @@ pub fn plan(
     }
 }
 
+/// What to look at in a sprint's load: more points than the forecast capacity or the
+/// velocity, a commitment asked for beyond the capacity, and members without capacity. `points`
+/// is what the sprint holds and `target` what was asked for.
+pub(crate) fn plan_warnings(
+    points: f64,
+    target: f64,
+    capacity: &Capacity,
+    velocity: Option<Velocity>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if capacity.points <= 0.0 {
+        warnings.push(format!(
+            "the forecast capacity is 0 points; the plan holds {points:.1}"
+        ));
+    } else if points > capacity.points * 1.1 {
+        warnings.push(format!(
+            "the plan holds {points:.1} points, {:.0}% of the forecast capacity of {:.1}",
+            points / capacity.points * 100.0,
+            capacity.points
+        ));
+    } else if target > capacity.points * 1.1 {
+        warnings.push(format!(
+            "the commitment asked for ({target:.1} points) exceeds the forecast capacity of {:.1}",
+            capacity.points
+        ));
+    }
+    if let Some(v) = velocity
+        && points > v.mean * 1.1
+    {
+        warnings.push(format!(
+            "the plan holds {points:.1} points, more than the velocity of {:.1}",
+            v.mean
+        ));
+    }
+    for member in &capacity.members {
+        if member.points <= 0.0 {
+            warnings.push(format!("`{}` has no capacity in this sprint", member.agent));
+        }
+    }
+    warnings
+}
+
 /// Whether `member` has every skill `task` needs at its level.
 fn qualified(member: &Member, task: &Candidate) -> bool {
     task.skills

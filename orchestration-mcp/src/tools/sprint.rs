@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use orchestration_core::{
     AnalyticsOptions, FocusSource, MemberSpec, RetrospectiveOptions, SprintPlan, SprintReport,
-    SprintSpec, SprintSummary, TaskRef, Velocity, WorkWeek, text_chart,
+    SprintSpec, SprintSummary, TaskRef, Velocity, WorkWeek, counted, text_chart,
 };
 use rmcp::RoleServer;
 use rmcp::handler::server::wrapper::Parameters;
@@ -199,7 +199,7 @@ pub(crate) struct PlanOut {
     capacity: f64,
     raw_capacity: f64,
     focus_factor: f64,
-    /// given, learnt or default
+    /// given, learnt, default, or saved (a start keeps the plan's)
     focus_source: String,
     members: Vec<CapacityOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -511,6 +511,7 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
             FocusSource::Given => "given".into(),
             FocusSource::Learnt(n) => format!("learnt from {n} sprints"),
             FocusSource::Default => "default".into(),
+            FocusSource::Saved => "saved".into(),
         },
         members: plan
             .capacity
@@ -593,7 +594,7 @@ fn pct(x: Option<f64>) -> String {
 
 #[tool_router(router = sprint_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Plan a sprint (dry run), create it as planned, or start it (freezes the commitment): capacity per member, velocity, chosen tasks with allocation, left out and why. add/remove tasks; estimate re-estimates a task.
+    /// Plan a sprint (dry run), create it as planned, or start it (freezes the commitment; a created sprint starts with what was saved): capacity per member, velocity, chosen tasks with allocation, left out and why. add/remove tasks; estimate re-estimates a task.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema::<PlanningOut>()
@@ -626,12 +627,12 @@ impl OrchestrationServer {
                     _ => "dry run, nothing saved",
                 };
                 let mut summary = format!(
-                    "sprint `{}` ({verb}): {} tasks, {:.1} points of {:.1} capacity ({} working days, focus {:.2}); {} left out",
+                    "sprint `{}` ({verb}): {}, {:.1} points of {:.1} capacity ({}, focus {:.2}); {} left out",
                     plan.sprint.name,
-                    plan.plan.selected.len(),
+                    counted(plan.plan.selected.len() as u64, "task"),
                     plan.plan.points,
                     plan.capacity.points,
-                    plan.sprint.working_days,
+                    counted(plan.sprint.working_days as u64, "working day"),
                     plan.capacity.focus_factor,
                     plan.plan.left_out.len()
                 );

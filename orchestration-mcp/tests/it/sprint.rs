@@ -333,3 +333,99 @@ fn the_command_line_draws_a_burndown_as_text_and_svg() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown sprint `nope`"));
 }
+
+/// The number of events in the log: a rejected call must not grow it.
+fn events(h: &Harness) -> usize {
+    h.store.events_since(0, usize::MAX >> 1).unwrap().len()
+}
+
+/// Bug 2: `start` of a sprint saved with `create` commits what was saved (with explicit
+/// add/remove), not a new plan with new workflows and a relearnt focus factor.
+#[tokio::test]
+async fn start_commits_what_create_saved_and_plans_nothing_again() {
+    let h = harness().await;
+    team(&h).await;
+    let saved = h
+        .call(
+            "sprint_planning",
+            with(s1(), json!({"action": "create", "commit": 3})),
+        )
+        .await
+        .ok();
+    assert_eq!(saved.at("/plan/selected"), &json!(["proj/a"]));
+    assert_eq!(saved.at("/sprint/capacity"), &json!(12.25));
+    // A workflow created after planning, with work that would fit.
+    h.call(
+        "workflow_create",
+        json!({"name": "late", "tasks": [{"key": "z", "title": "Z", "estimate": 1, "priority": 99}]}),
+    )
+    .await
+    .ok();
+    h.call(
+        "sprint_planning",
+        json!({"action": "add", "name": "s1", "tasks": ["proj/g"]}),
+    )
+    .await
+    .ok();
+
+    let started = h
+        .call("sprint_planning", json!({"action": "start", "name": "s1"}))
+        .await
+        .ok();
+    assert!(
+        started.text.starts_with(
+            "sprint `s1` (started): 2 tasks, 5.0 points of 12.2 capacity (10 working days, focus 0.50); 0 left out"
+        ),
+        "{}",
+        started.text
+    );
+    assert_eq!(started.at("/plan/selected"), &json!(["proj/a", "proj/g"]));
+    assert_eq!(started.at("/plan/selected_count"), &json!(2));
+    assert_eq!(started.at("/plan/points"), &json!(5.0));
+    assert_eq!(started.at("/plan/focus_source"), &json!("saved"));
+    assert_eq!(started.at("/sprint/committed"), &json!(5.0));
+    assert_eq!(started.at("/sprint/capacity"), &json!(12.25));
+    assert_eq!(started.at("/sprint/tasks"), &json!(2));
+    let analytics = h.call("sprint_analytics", json!({"name": "s1"})).await.ok();
+    assert_eq!(analytics.at("/totals/committed"), &json!(5.0));
+}
+
+/// Bug 2 (refusals) and bug 7: a start that would plan again is refused and says how to
+/// re-plan; a start of an unknown sprint by name alone says the sprint is unknown and how to
+/// create it. Neither writes anything.
+#[tokio::test]
+async fn start_refuses_to_plan_again_and_names_an_unknown_sprint() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "create"})))
+        .await
+        .ok();
+    let cases = [
+        (
+            json!({"action": "start", "name": "s1", "commit": 40}),
+            "invalid commit: sprint `s1` is planned, and start commits what was saved for it without planning again; start it with its name alone, re-plan it first with action=create, or change its tasks with add/remove",
+        ),
+        (
+            with(s1(), json!({"action": "start", "goal": "ship"})),
+            "invalid start, end, members, focus_factor, commit, goal: sprint `s1` is planned",
+        ),
+        (
+            json!({"action": "start", "name": "s1", "work_days": ["mon", "tue"]}),
+            "invalid work_days: sprint `s1` is planned",
+        ),
+        (
+            json!({"action": "start", "name": "nope"}),
+            "invalid name: unknown sprint `nope`; to plan and start a new sprint in one call give start, end and members, or save it first with action=create",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let before = events(&h);
+        let text = h.call("sprint_planning", arguments.clone()).await.err();
+        assert!(text.contains(expected), "{arguments}: {text}");
+        assert_eq!(events(&h), before, "{arguments} wrote something");
+    }
+    let s1 = h.call("sprint_analytics", json!({"name": "s1"})).await.ok();
+    assert_eq!(s1.at("/sprint/status"), &json!("planned"));
+    let all = h.call("sprint_analytics", json!({})).await.ok();
+    assert_eq!(all.at("/sprints").as_array().unwrap().len(), 1);
+}

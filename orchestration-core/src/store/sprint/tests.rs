@@ -688,3 +688,189 @@ fn work_in_progress_past_the_p85_cycle_time_is_flagged_and_found() {
         retro.findings
     );
 }
+
+/// A start by name alone, for a sprint saved as planned.
+fn start_of(name: &str) -> SprintSpec {
+    SprintSpec {
+        name: name.into(),
+        ..SprintSpec::default()
+    }
+}
+
+#[test]
+fn a_planned_sprint_starts_with_exactly_what_was_saved() {
+    let team = team();
+    // With a commitment of 3 points, planning saves `a` alone.
+    let mut spec = s1();
+    spec.commit = Some(3.0);
+    let saved = team.store.create_sprint(&spec).unwrap();
+    assert_eq!(saved.plan.selected, ["proj/a"]);
+    assert_eq!(
+        (saved.sprint.focus_factor, saved.sprint.capacity),
+        (Some(0.5), Some(12.25)),
+        "the plan's capacity is saved with it"
+    );
+    // Work that appears after planning is not pulled in; tasks added by hand are.
+    team.store
+        .create_workflow(
+            WorkflowSpec::new("late", crate::Mode::Dag)
+                .task(TaskSpec::new("z", "do z").estimate(1.0).priority(99)),
+            &CreateOptions {
+                start: true,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    team.store
+        .add_to_sprint("s1", &[TaskRef::key("extra", "g")])
+        .unwrap();
+    // A faster ana does not change the capacity the sprint was planned against.
+    team.store
+        .upsert_agent(
+            "ana",
+            &AgentUpdate {
+                points_per_day: Some(3.0),
+                ..AgentUpdate::default()
+            },
+        )
+        .unwrap();
+
+    let started = team.store.start_sprint(&start_of("s1")).unwrap();
+    assert_eq!(
+        started.warnings,
+        [
+            "members' points per day changed since the sprint was saved: it keeps the capacity \
+             of 12.2 points planned then (their profiles now give 17.2); re-plan it with \
+             action=create to use them"
+        ]
+    );
+    let allocated: Vec<(String, Vec<String>)> = started
+        .plan
+        .allocation
+        .iter()
+        .map(|(agent, (tasks, _))| (agent.clone(), tasks.clone()))
+        .collect();
+    assert_eq!(
+        (
+            started.plan.selected.clone(),
+            started.plan.points,
+            started.sprint.committed,
+            started.sprint.tasks,
+            allocated,
+            started.plan.left_out.len(),
+        ),
+        (
+            vec!["proj/a".to_owned(), "extra/g".to_owned()],
+            5.0,
+            Some(5.0),
+            2,
+            vec![("ana".to_owned(), vec!["proj/a".to_owned()])],
+            0,
+        )
+    );
+    assert_eq!(
+        (
+            started.capacity.points,
+            started.raw_capacity,
+            started.capacity.focus_factor,
+            started.focus,
+            started.sprint.capacity,
+        ),
+        (12.25, 24.5, 0.5, FocusSource::Saved, Some(12.25))
+    );
+    let analytics = team
+        .store
+        .sprint_analytics("s1", &AnalyticsOptions::default())
+        .unwrap();
+    assert_eq!(analytics.report.totals.committed, 5.0);
+}
+
+#[test]
+fn a_start_keeps_the_focus_factor_saved_with_the_plan() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    // Saved before any sprint closed: the default focus factor, 0.7.
+    let mut next = SprintSpec::new("s2", date(3, 16), date(3, 27)).member(MemberSpec::new("ana"));
+    next.workflows = vec!["extra".into()];
+    let saved = team.store.create_sprint(&next).unwrap();
+    assert_eq!(saved.focus, FocusSource::Default);
+    // s1 closes with 8 points done: planning now would learn 8 / 24.5.
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    team.work("ana", "b", at(3, 3, 10, 0), at(3, 5, 15, 0), 5.0);
+    team.set(at(3, 13, 18, 0));
+    team.store
+        .sprint_retrospective("s1", &closing(None))
+        .unwrap();
+    let fresh = SprintSpec::new("s3", date(3, 30), date(4, 10)).member(MemberSpec::new("ana"));
+    assert_eq!(
+        team.store.plan_sprint(&fresh).unwrap().focus,
+        FocusSource::Learnt(1)
+    );
+
+    let started = team.store.start_sprint(&start_of("s2")).unwrap();
+    assert_eq!(started.focus, FocusSource::Saved);
+    assert!(close_to(started.capacity.focus_factor, 0.7));
+    assert!(close_to(started.capacity.points, 14.0));
+    assert!(close_to(started.sprint.capacity.unwrap(), 14.0));
+    assert_eq!(started.plan.selected, ["extra/g"]);
+}
+
+#[test]
+fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_says_so() {
+    let team = team();
+    team.store.create_sprint(&s1()).unwrap();
+    let refused = |given: &str| {
+        format!(
+            "invalid {given}: sprint `s1` is planned, and start commits what was saved for it \
+             without planning again; start it with its name alone, re-plan it first with \
+             action=create, or change its tasks with add/remove"
+        )
+    };
+    let cases: Vec<(&str, SprintSpec, String)> = vec![
+        (
+            "the whole spec again",
+            s1(),
+            refused("start, end, members, focus_factor, workflows"),
+        ),
+        (
+            "a commitment",
+            SprintSpec {
+                commit: Some(40.0),
+                ..start_of("s1")
+            },
+            refused("commit"),
+        ),
+        (
+            "a goal",
+            SprintSpec {
+                goal: Some("ship".into()),
+                ..start_of("s1")
+            },
+            refused("goal"),
+        ),
+        (
+            "working days",
+            SprintSpec {
+                week: Some(crate::WorkWeek::default()),
+                ..start_of("s1")
+            },
+            refused("work_days"),
+        ),
+        (
+            "an unknown sprint by name alone",
+            start_of("nope"),
+            "invalid name: unknown sprint `nope`; to plan and start a new sprint in one call \
+             give start, end and members, or save it first with action=create"
+                .into(),
+        ),
+    ];
+    for (what, spec, message) in cases {
+        let before = team.events();
+        let err = team.store.start_sprint(&spec).expect_err(what);
+        assert_eq!(err.to_string(), message, "{what}");
+        assert_eq!(team.events(), before, "{what} wrote something");
+        let s1 = team.store.sprint("s1").unwrap();
+        assert_eq!((s1.status, s1.tasks), (SprintStatus::Planned, 3), "{what}");
+    }
+    assert!(team.store.sprint("nope").is_err());
+}
