@@ -11,6 +11,8 @@ use std::fmt;
 
 use chrono::{Datelike, Duration, NaiveDate};
 
+use crate::workflow::TaskState;
+
 mod chart;
 mod report;
 #[cfg(test)]
@@ -616,6 +618,51 @@ pub(crate) fn plan_warnings(
         }
     }
     warnings
+}
+
+/// A dependency that a removal from a sprint cut: a task still in the sprint, and a task it
+/// depends on directly that left it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CutDependency {
+    /// The task still in the sprint (`workflow/key`).
+    pub(crate) dependent: String,
+    /// Its state.
+    pub(crate) dependent_state: TaskState,
+    /// The task it depends on, which left the sprint (`workflow/key`).
+    pub(crate) dependency: String,
+    /// Its state.
+    pub(crate) dependency_state: TaskState,
+}
+
+/// Warnings after tasks left a sprint: one for each unfinished task still in it that depends
+/// directly on an unfinished task that left, naming those tasks. A finished dependency blocks
+/// nothing, and a finished dependent needs nothing more, so neither is warned about.
+pub(crate) fn removal_warnings(cut: &[CutDependency]) -> Vec<String> {
+    let mut by_dependent: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for link in cut {
+        if !link.dependent_state.is_terminal() && !link.dependency_state.is_terminal() {
+            by_dependent
+                .entry(link.dependent.as_str())
+                .or_default()
+                .insert(link.dependency.as_str());
+        }
+    }
+    by_dependent
+        .into_iter()
+        .map(|(dependent, dependencies)| {
+            let names: Vec<String> = dependencies.iter().map(|d| format!("`{d}`")).collect();
+            let names = names.join(" and ");
+            let until = if dependencies.len() == 1 {
+                "it finishes"
+            } else {
+                "they finish"
+            };
+            format!(
+                "`{dependent}` is still in the sprint and depends on {names}, which left it: \
+                 `{dependent}` cannot start until {until}; remove it too, or add {names} back"
+            )
+        })
+        .collect()
 }
 
 /// Whether `member` has every skill `task` needs at its level.

@@ -10,10 +10,10 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::sprint::{
-    Accuracy, Capacity, ClosedSprint, Contribution, Finding, FindingsInput, Member, Plan,
-    ScopeItem, SprintReport, SprintStatus, Velocity, Window, WorkWeek, accuracy, capacity,
-    contributions, findings, forecast, learnt_focus_factor, plan, plan_warnings, sprint_report,
-    velocity, working_days,
+    Accuracy, Capacity, ClosedSprint, Contribution, CutDependency, Finding, FindingsInput, Member,
+    Plan, ScopeItem, SprintReport, SprintStatus, Velocity, Window, WorkWeek, accuracy, capacity,
+    contributions, findings, forecast, learnt_focus_factor, plan, plan_warnings, removal_warnings,
+    sprint_report, velocity, working_days,
 };
 use crate::workflow::{TaskState, check_argument_name, limits};
 
@@ -231,6 +231,9 @@ pub struct ScopeEdit {
     pub points: f64,
     /// The sprint's scope in points afterwards.
     pub scope: f64,
+    /// What to look at: after a removal, each unfinished task still in the sprint that
+    /// depends directly on an unfinished task that left it.
+    pub warnings: Vec<String>,
 }
 
 /// A Monte Carlo forecast of when the sprint's remaining work is done.
@@ -578,12 +581,14 @@ impl Store {
     }
 
     /// Takes tasks out of a sprint that is not closed. After the start they count as removed
-    /// scope; before it they simply leave.
+    /// scope; before it they simply leave. The result warns of each unfinished task left in
+    /// the sprint that depends directly on an unfinished task taken out.
     pub fn remove_from_sprint(&self, sprint: &str, tasks: &[TaskRef]) -> Result<ScopeEdit> {
         check_scope_edit(tasks)?;
         self.write(|tx, now| {
             let row = open_sprint(tx, sprint, "lose tasks")?;
             let mut edit = ScopeEdit::new(&row.name);
+            let mut removed = Vec::with_capacity(tasks.len());
             for task in tasks {
                 let task = TaskRow::resolve(tx, task)?;
                 match current_sprint_of(tx, task.id)? {
@@ -624,7 +629,14 @@ impl Store {
                 )?;
                 edit.points += task.estimate;
                 edit.changed.push(task.display());
+                removed.push(task);
             }
+            // Looked up once all are out, so tasks removed together do not warn of each other.
+            let mut cut = Vec::new();
+            for task in &removed {
+                cut.extend(dependents_in_sprint(tx, row.id, task)?);
+            }
+            edit.warnings = removal_warnings(&cut);
             edit.scope = scope(tx, row.id)?;
             Ok(edit)
         })
@@ -765,6 +777,7 @@ impl ScopeEdit {
             unchanged: Vec::new(),
             points: 0.0,
             scope: 0.0,
+            warnings: Vec::new(),
         }
     }
 }
@@ -834,6 +847,29 @@ fn join(
             ..NewEvent::default()
         },
     )
+}
+
+/// The tasks in the sprint now that depend directly on `dependency`.
+fn dependents_in_sprint(
+    conn: &Connection,
+    sprint: i64,
+    dependency: &TaskRow,
+) -> Result<Vec<CutDependency>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.name || '/' || t.key, t.state FROM deps d JOIN tasks t ON t.id = d.task \
+         JOIN workflows w ON w.id = t.workflow \
+         JOIN sprint_tasks st ON st.task = t.id AND st.current = 1 AND st.sprint = ?2 \
+         WHERE d.dep = ?1 ORDER BY t.id",
+    )?;
+    let rows = stmt.query_map(params![dependency.id, sprint], |row| {
+        Ok(CutDependency {
+            dependent: row.get(0)?,
+            dependent_state: super::refs::parse_column(row, 1, |s| s.parse::<TaskState>().ok())?,
+            dependency: dependency.display(),
+            dependency_state: dependency.state,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Points in the sprint now.

@@ -224,6 +224,9 @@ pub(crate) struct EditOut {
     unchanged: Vec<String>,
     points: f64,
     scope: f64,
+    /// remove: tasks left in the sprint that depend on a removed one
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -662,15 +665,19 @@ impl OrchestrationServer {
                     _ => store.remove_from_sprint(&name, &tasks),
                 })
                 .await?;
-                let summary = format!(
-                    "{} {} tasks ({:.1} points) {} sprint `{}`; its scope is {:.1} points",
+                let mut summary = format!(
+                    "{} {} ({:.1} points) {} sprint `{}`; its scope is {:.1} points",
                     if label == "add" { "added" } else { "removed" },
-                    edit.changed.len(),
+                    counted(edit.changed.len() as u64, "task"),
                     edit.points,
                     if label == "add" { "to" } else { "from" },
                     edit.sprint,
                     edit.scope
                 );
+                for warning in &edit.warnings {
+                    summary.push_str("; warning: ");
+                    summary.push_str(warning);
+                }
                 Ok(Structured::new(
                     summary,
                     PlanningOut {
@@ -679,6 +686,7 @@ impl OrchestrationServer {
                             unchanged: edit.unchanged,
                             points: round2(edit.points),
                             scope: round2(edit.scope),
+                            warnings: edit.warnings,
                         }),
                         ..Default::default()
                     },

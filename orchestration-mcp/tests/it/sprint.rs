@@ -429,3 +429,58 @@ async fn start_refuses_to_plan_again_and_names_an_unknown_sprint() {
     let all = h.call("sprint_analytics", json!({})).await.ok();
     assert_eq!(all.at("/sprints").as_array().unwrap().len(), 1);
 }
+
+/// Bug 15: removing a task that another task of the sprint depends on says so, in the
+/// warnings and in the summary.
+#[tokio::test]
+async fn removing_a_task_others_in_the_sprint_depend_on_warns_of_them() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "start"})))
+        .await
+        .ok();
+    let warning = "`proj/b` is still in the sprint and depends on `proj/a`, which left it: `proj/b` cannot start until it finishes; remove it too, or add `proj/a` back";
+    let removed = h
+        .call(
+            "sprint_planning",
+            json!({"action": "remove", "name": "s1", "tasks": ["proj/a"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        removed.text.lines().next().unwrap(),
+        format!(
+            "removed 1 task (3.0 points) from sprint `s1`; its scope is 7.0 points; warning: {warning}"
+        )
+    );
+    assert_eq!(removed.at("/edit/warnings"), &json!([warning]));
+
+    // A removal that cuts no dependency has no warnings.
+    let quiet = h
+        .call(
+            "sprint_planning",
+            json!({"action": "remove", "name": "s1", "tasks": ["proj/b", "proj/c"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        quiet.text.lines().next().unwrap(),
+        "removed 2 tasks (7.0 points) from sprint `s1`; its scope is 0.0 points"
+    );
+    assert_eq!(quiet.at("/edit/warnings"), &Value::Null);
+
+    // A task not in the sprint is an error that changes nothing.
+    let before = events(&h);
+    let text = h
+        .call(
+            "sprint_planning",
+            json!({"action": "remove", "name": "s1", "tasks": ["proj/a"]}),
+        )
+        .await
+        .err();
+    assert!(
+        text.contains("invalid tasks: task `proj/a` is not in sprint `s1`"),
+        "{text}"
+    );
+    assert_eq!(events(&h), before);
+}

@@ -874,3 +874,108 @@ fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_
     }
     assert!(team.store.sprint("nope").is_err());
 }
+
+/// The team with one more workflow, `chain`: `r` depends on `p` and `q`, and `s` on `r`; and a
+/// sprint `c` holding all four, planned, or started once `done` are finished.
+fn chain_sprint(started: bool, done: &[&str]) -> Team {
+    let team = team();
+    let t = |key: &str| TaskSpec::new(key, format!("do {key}")).estimate(1.0);
+    team.store
+        .create_workflow(
+            WorkflowSpec::new("chain", crate::Mode::Dag)
+                .task(t("p"))
+                .task(t("q"))
+                .task(t("r").after(["p", "q"]))
+                .task(t("s").after(["r"])),
+            &CreateOptions {
+                start: true,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    let mut spec = SprintSpec::new("c", date(3, 2), date(3, 13)).member(MemberSpec::new("ana"));
+    spec.workflows = vec!["chain".into()];
+    spec.focus_factor = Some(1.0);
+    let plan = if started {
+        team.store.start_sprint(&spec)
+    } else {
+        team.store.create_sprint(&spec)
+    };
+    assert_eq!(
+        plan.unwrap().plan.selected,
+        ["chain/p", "chain/q", "chain/r", "chain/s"]
+    );
+    for key in done {
+        let claim = team
+            .store
+            .claim(&crate::ClaimRequest::new("ana").task(TaskRef::key("chain", *key)))
+            .unwrap()
+            .unwrap();
+        team.store
+            .report(
+                &TaskRef::Id(claim.task.id),
+                "ana",
+                claim.token,
+                &Report::Complete {
+                    result: None,
+                    actual: None,
+                },
+                None,
+            )
+            .unwrap();
+    }
+    team
+}
+
+/// Removes `removed` from the chain sprint (started or not, with `done` finished first) and
+/// checks the warnings.
+#[track_caller]
+fn check_removal(started: bool, done: &[&str], removed: &[&str], expected: &[&str]) {
+    let team = chain_sprint(started, done);
+    let refs: Vec<TaskRef> = removed.iter().map(|k| TaskRef::key("chain", *k)).collect();
+    let edit = team.store.remove_from_sprint("c", &refs).unwrap();
+    assert_eq!(edit.changed.len(), removed.len(), "{removed:?}");
+    assert_eq!(
+        edit.warnings, expected,
+        "started {started}, done {done:?}, removed {removed:?}"
+    );
+}
+
+#[test]
+fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
+    check_removal(
+        false,
+        &[],
+        &["p"],
+        &[
+            "`chain/r` is still in the sprint and depends on `chain/p`, which left it: \
+           `chain/r` cannot start until it finishes; remove it too, or add `chain/p` back",
+        ],
+    );
+    check_removal(
+        false,
+        &[],
+        &["p", "q"],
+        &[
+            "`chain/r` is still in the sprint and depends on `chain/p` and `chain/q`, which left \
+           it: `chain/r` cannot start until they finish; remove it too, or add `chain/p` and \
+           `chain/q` back",
+        ],
+    );
+    // Only direct dependents: `s` depends on `r`, not on `p`.
+    check_removal(
+        true,
+        &[],
+        &["r"],
+        &[
+            "`chain/s` is still in the sprint and depends on `chain/r`, which left it: \
+           `chain/s` cannot start until it finishes; remove it too, or add `chain/r` back",
+        ],
+    );
+    // Tasks removed together do not warn of each other.
+    check_removal(true, &[], &["r", "s"], &[]);
+    check_removal(false, &[], &["p", "q", "r", "s"], &[]);
+    check_removal(false, &[], &["s"], &[]);
+    // A finished dependency blocks nothing.
+    check_removal(true, &["p"], &["p"], &[]);
+}
