@@ -21,8 +21,8 @@ mod tests;
 pub use chart::{svg, text_chart};
 pub use report::{
     Accuracy, Aging, BurnPoint, Contribution, Finding, FindingsInput, Flow, ScopeChange,
-    ScopeChangeKind, ScopeItem, SprintReport, Totals, Window, accuracy, contributions, end_of_day,
-    findings, sprint_report,
+    ScopeChangeKind, ScopeItem, SprintReport, TaskAttempt, Totals, Window, accuracy, contributions,
+    end_of_day, findings, sprint_report,
 };
 
 /// Where a sprint is in its life.

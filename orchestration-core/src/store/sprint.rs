@@ -11,14 +11,15 @@ use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::sprint::{
     Accuracy, Capacity, ClosedSprint, Contribution, CutDependency, Finding, FindingsInput, Member,
-    Plan, ScopeItem, SprintReport, SprintStatus, Velocity, Window, WorkWeek, accuracy, capacity,
-    contributions, findings, forecast, learnt_focus_factor, plan, plan_warnings, removal_warnings,
-    sprint_report, velocity, working_days,
+    Plan, ScopeItem, SprintReport, SprintStatus, TaskAttempt, Velocity, Window, WorkWeek, accuracy,
+    capacity, contributions, findings, forecast, learnt_focus_factor, plan, plan_warnings,
+    removal_warnings, sprint_report, velocity, working_days,
 };
 use crate::workflow::{TaskState, check_argument_name, limits};
 
 use super::agent::load_profile;
 use super::event::{EventKind, NewEvent, append};
+use super::performance::attempt_end;
 use super::refs::{TaskRow, WorkflowRef, WorkflowRow};
 use super::task::check_length;
 use super::workflow::rerank;
@@ -1559,6 +1560,32 @@ fn stays(conn: &Connection, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
     Ok((ids, items))
 }
 
+/// Every finished attempt at a task that was ever in the sprint, from the event log, read as
+/// agent performance reads attempts.
+fn attempts(conn: &Connection, sprint: i64) -> Result<Vec<TaskAttempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.at, e.agent, w.name || '/' || t.key, e.to_state, e.detail FROM events e \
+         JOIN tasks t ON t.id = e.task JOIN workflows w ON w.id = t.workflow \
+         WHERE e.kind = 'task_state' AND e.from_state = 'running' AND e.agent IS NOT NULL \
+         AND e.task IN (SELECT task FROM sprint_tasks WHERE sprint = ?1) ORDER BY e.seq",
+    )?;
+    let mut attempts = Vec::new();
+    let mut rows = stmt.query([sprint])?;
+    while let Some(row) = rows.next()? {
+        let to_state = row.get_ref(3)?.as_str().unwrap_or_default();
+        let detail = row.get_ref(4)?.as_str_or_null().ok().flatten();
+        if let Some(end) = attempt_end(to_state, detail) {
+            attempts.push(TaskAttempt {
+                task: row.get(2)?,
+                agent: row.get(1)?,
+                ended_at: from_millis(row.get(0)?),
+                end,
+            });
+        }
+    }
+    Ok(attempts)
+}
+
 fn carry_over(
     conn: &Connection,
     sprint: i64,
@@ -1716,13 +1743,14 @@ fn retrospective(
     let stuck = report.flow.aging.iter().filter(|a| a.over_p85).count();
     let findings = findings(&FindingsInput {
         totals: &report.totals,
+        started: row.started_at.is_some(),
         velocity,
         capacity: row.capacity,
         accuracy: accuracy.as_ref(),
         failures: &failures,
         stuck,
     });
-    let contributions = contributions(&items, as_of);
+    let contributions = contributions(&items, &attempts(tx, row.id)?, as_of);
 
     let mut moved_to = None;
     if options.close {

@@ -399,6 +399,7 @@ pub(crate) struct ContributionOut {
     tasks: usize,
     points: f64,
     retries: u32,
+    expired_leases: u32,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -872,7 +873,7 @@ impl OrchestrationServer {
         .await?;
         let t = &retro.report.totals;
         let mut summary = format!(
-            "sprint `{}`{}: {:.1} of {:.1} committed points done ({:.1} in all), say/do {}, scope creep {}, {} carried over{}",
+            "sprint `{}`{}: {:.1} of {:.1} committed points done ({:.1} in all), say/do {}, scope creep {}, churn {}, {} carried over{}",
             retro.sprint.name,
             if retro.closed { " closed" } else { "" },
             t.completed_committed,
@@ -880,6 +881,7 @@ impl OrchestrationServer {
             t.completed,
             pct(t.say_do),
             pct(t.scope_creep),
+            pct(t.churn),
             retro.carry_over.len(),
             retro
                 .moved_to
@@ -918,6 +920,7 @@ impl OrchestrationServer {
                         tasks: c.tasks,
                         points: round2(c.points),
                         retries: c.retries,
+                        expired_leases: c.expired_leases,
                     })
                     .collect(),
                 problems: shown(

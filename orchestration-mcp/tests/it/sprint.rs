@@ -484,3 +484,95 @@ async fn removing_a_task_others_in_the_sprint_depend_on_warns_of_them() {
     );
     assert_eq!(events(&h), before);
 }
+
+/// Bug 5: the retrospective's findings use the numbers of its headline (what was delivered of
+/// the commitment, say/do, creep and churn), and its contributions count an expired lease
+/// apart from retries, as agent_performance does.
+#[tokio::test]
+async fn the_retrospective_agrees_with_itself_and_with_agent_performance() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "start"})))
+        .await
+        .ok();
+    // One point added after the start: creep and churn of 10%.
+    h.clock.advance(chrono::Duration::minutes(1));
+    h.call(
+        "sprint_planning",
+        json!({"action": "estimate", "tasks": ["proj/g"], "estimate": 1}),
+    )
+    .await
+    .ok();
+    h.call(
+        "sprint_planning",
+        json!({"action": "add", "name": "s1", "tasks": ["proj/g"]}),
+    )
+    .await
+    .ok();
+    // ana's first attempt at `a` fails and is retried.
+    let claim = h
+        .call("task_claim", json!({"agent": "ana", "task": "proj/a"}))
+        .await
+        .ok();
+    let token = claim.at("/token").as_u64().unwrap();
+    h.call(
+        "task_update",
+        json!({"task": "proj/a", "agent": "ana", "token": token, "action": "fail", "error": "flaky", "retryable": true}),
+    )
+    .await
+    .ok();
+    h.clock.advance(chrono::Duration::hours(1));
+    complete(&h, "ana", "proj/a", 3.0).await;
+    complete(&h, "ana", "proj/b", 5.0).await;
+    complete(&h, "ana", "proj/g", 1.0).await;
+    // bo's lease on `c` runs out.
+    h.call(
+        "task_claim",
+        json!({"agent": "bo", "task": "proj/c", "lease_seconds": 60}),
+    )
+    .await
+    .ok();
+    h.clock.advance(chrono::Duration::minutes(2));
+    // A claim (ana has no work she can do) expires the lease.
+    let none = h.call("task_claim", json!({"agent": "ana"})).await.ok();
+    assert_eq!(none.at("/claimed"), &json!(false));
+
+    let retro = h
+        .call("sprint_retrospective", json!({"name": "s1"}))
+        .await
+        .ok();
+    let mut lines = retro.text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "sprint `s1`: 8.0 of 10.0 committed points done (9.0 in all), say/do 80%, scope creep 10%, churn 10%, 1 carried over"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "- delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little after the start (creep 10%, churn 10%): keep the commitment near velocity"
+    );
+    assert_eq!(
+        retro.at("/contributions"),
+        &json!([
+            {"agent": "ana", "tasks": 3, "points": 9.0, "retries": 1, "expired_leases": 0},
+            {"agent": "bo", "tasks": 0, "points": 0.0, "retries": 0, "expired_leases": 1}
+        ])
+    );
+    let performance = h
+        .call("agent_performance", json!({"detail": "full"}))
+        .await
+        .ok();
+    for (agent, retries, expired) in [("ana", 1, 0), ("bo", 0, 1)] {
+        let row = performance
+            .at("/agents")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == agent)
+            .unwrap_or_else(|| panic!("{agent}: {}", performance.text));
+        assert_eq!(
+            (&row["retries"], &row["expired_leases"]),
+            (&json!(retries), &json!(expired)),
+            "{agent}: {row}"
+        );
+    }
+}

@@ -356,7 +356,7 @@ fn analytics_follow_scope_changes_mid_sprint() {
         .collect();
     assert_eq!(
         findings,
-        ["scope grew by 20% after the start (2.0 points added)"]
+        ["scope grew by 20% after the start (2.0 points added, 2.0 removed: churn 40%)"]
     );
     assert!(!retro.closed);
     assert_eq!(retro.sprint.status, SprintStatus::Active);
@@ -380,7 +380,8 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     assert_eq!(retro.sprint.completed, Some(8.0));
     let carried: Vec<&str> = retro.carry_over.iter().map(|c| c.task.as_str()).collect();
     assert_eq!(carried, ["proj/c"]);
-    // say/do 8 of 10 is not below 80%, and 20% rolled over is not above 20%.
+    // say/do 8 of 10 is not below 80%, 20% rolled over is not above 20%, and the scope did
+    // not change.
     let findings: Vec<(&str, &str)> = retro
         .findings
         .iter()
@@ -389,7 +390,8 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     assert_eq!(
         findings,
         [(
-            "delivered 8.0 of 10.0 committed points with little scope change",
+            "delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little \
+             after the start (creep 0%, churn 0%)",
             "keep the commitment near velocity"
         )]
     );
@@ -978,4 +980,224 @@ fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
     check_removal(false, &[], &["s"], &[]);
     // A finished dependency blocks nothing.
     check_removal(true, &["p"], &["p"], &[]);
+}
+
+/// s1 with a focus factor of 1: `f` (13), `a` (3), `b` (5) and `c` (2), 23 points, fit.
+fn s1_full() -> SprintSpec {
+    let mut spec = s1();
+    spec.focus_factor = Some(1.0);
+    spec
+}
+
+/// The numbers of a retrospective's headline: completed of the commitment, committed,
+/// completed in all, scope creep and churn.
+type Headline = (f64, f64, f64, f64, f64);
+
+/// The findings of s1 started in full, as (observation, action), after `add` joined and
+/// `remove` left it on Tuesday and `done` were completed, with the headline they must agree
+/// with.
+fn findings_after(
+    add: &[(&str, &str)],
+    remove: &[(&str, &str)],
+    done: &[&str],
+) -> (Vec<(String, String)>, Headline) {
+    let team = team();
+    let started = team.store.start_sprint(&s1_full()).unwrap();
+    assert_eq!(started.sprint.committed, Some(23.0));
+    team.set(at(3, 3, 9, 0));
+    let refs = |tasks: &[(&str, &str)]| -> Vec<TaskRef> {
+        tasks.iter().map(|(w, k)| TaskRef::key(*w, *k)).collect()
+    };
+    if !add.is_empty() {
+        team.store.add_to_sprint("s1", &refs(add)).unwrap();
+    }
+    if !remove.is_empty() {
+        team.store.remove_from_sprint("s1", &refs(remove)).unwrap();
+    }
+    for (i, key) in done.iter().enumerate() {
+        let workflow = if *key == "g" { "extra" } else { "proj" };
+        team.set(at(3, 4, 9 + i as u32, 0));
+        let claim = team
+            .store
+            .claim(&crate::ClaimRequest::new("ana").task(TaskRef::key(workflow, *key)))
+            .unwrap()
+            .unwrap();
+        // Effort as estimated, so that accuracy finds nothing.
+        let estimate = claim.task.estimate;
+        team.complete(&claim, "ana", at(3, 4, 9 + i as u32, 10), estimate);
+    }
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let t = &retro.report.totals;
+    (
+        retro
+            .findings
+            .into_iter()
+            .map(|f| (f.observation, f.action))
+            .collect(),
+        (
+            t.completed_committed,
+            t.committed,
+            t.completed,
+            t.scope_creep.unwrap(),
+            t.churn.unwrap(),
+        ),
+    )
+}
+
+#[test]
+fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported() {
+    // 2 points added and done, `c` (2) not: 21 of the 23 committed points were delivered,
+    // though 23 were done in all. Creep and churn are 2 / 23.
+    let (findings, totals) = findings_after(&[("extra", "g")], &[], &["f", "a", "b", "g"]);
+    assert_eq!(totals, (21.0, 23.0, 23.0, 2.0 / 23.0, 2.0 / 23.0));
+    assert_eq!(
+        findings,
+        [(
+            "delivered 21.0 of 23.0 committed points (say/do 91%), and the scope changed \
+             little after the start (creep 9%, churn 9%)"
+                .to_owned(),
+            "keep the commitment near velocity".to_owned()
+        )]
+    );
+    // 2 points added and 2 removed: creep 9% is within bounds, churn 17% is not.
+    let (findings, totals) =
+        findings_after(&[("extra", "g")], &[("proj", "c")], &["f", "a", "b", "g"]);
+    assert_eq!(totals, (21.0, 23.0, 23.0, 2.0 / 23.0, 4.0 / 23.0));
+    assert_eq!(
+        findings,
+        [(
+            "scope churned by 17% after the start (2.0 points added, 2.0 removed)".to_owned(),
+            "plan only work that is ready, and settle the scope before the start rather than \
+             after it"
+                .to_owned()
+        )]
+    );
+    // Only `f` done: say/do is 13 of 23, and the action is to commit to what was delivered of
+    // the commitment, not to the 15 points done with added scope.
+    let (findings, totals) = findings_after(&[("extra", "g")], &[], &["f", "g"]);
+    assert_eq!(totals, (13.0, 23.0, 15.0, 2.0 / 23.0, 2.0 / 23.0));
+    assert_eq!(
+        findings,
+        [
+            (
+                "delivered 57% of the commitment (13.0 of 23.0 committed points)".to_owned(),
+                "commit to about 13 points, what was delivered of this commitment, until say/do \
+                 is above 80%"
+                    .to_owned()
+            ),
+            (
+                "40% of the scope was not finished (10.0 points carried over)".to_owned(),
+                "carry the unfinished tasks over first and commit to less new work".to_owned()
+            )
+        ]
+    );
+}
+
+#[test]
+fn a_retrospective_of_a_sprint_not_started_says_nothing_is_committed() {
+    let team = team();
+    team.store.create_sprint(&s1_full()).unwrap();
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let findings: Vec<&str> = retro
+        .findings
+        .iter()
+        .map(|f| f.observation.as_str())
+        .collect();
+    assert_eq!(
+        findings,
+        ["the sprint has not started: nothing is committed yet (23.0 points planned)"]
+    );
+}
+
+#[test]
+fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_does() {
+    let team = team();
+    team.store.start_sprint(&s1_full()).unwrap();
+    let f = TaskRef::key("proj", "f");
+    // bo's lease on `f` runs out; ana's first attempt fails and is retried; her second one
+    // completes it.
+    team.set(at(3, 2, 10, 0));
+    team.store
+        .claim(
+            &crate::ClaimRequest::new("bo")
+                .task(f.clone())
+                .lease(chrono::Duration::hours(1)),
+        )
+        .unwrap()
+        .unwrap();
+    team.set(at(3, 2, 12, 0));
+    assert_eq!(team.store.tick().unwrap().expired, 1);
+    let claim = team
+        .store
+        .claim(
+            &crate::ClaimRequest::new("ana")
+                .task(f.clone())
+                .lease(chrono::Duration::days(1)),
+        )
+        .unwrap()
+        .unwrap();
+    team.set(at(3, 2, 13, 0));
+    team.store
+        .report(
+            &TaskRef::Id(claim.task.id),
+            "ana",
+            claim.token,
+            &Report::Fail {
+                error: "flaky".into(),
+                retryable: true,
+            },
+            None,
+        )
+        .unwrap();
+    team.set(at(3, 3, 9, 0));
+    team.store.tick().unwrap();
+    let claim = team
+        .store
+        .claim(
+            &crate::ClaimRequest::new("ana")
+                .task(f)
+                .lease(chrono::Duration::days(1)),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.task.attempt, 3);
+    team.complete(&claim, "ana", at(3, 3, 15, 0), 13.0);
+
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let contributions: Vec<(String, usize, f64, u32, u32)> = retro
+        .contributions
+        .iter()
+        .map(|c| {
+            (
+                c.agent.clone(),
+                c.tasks,
+                c.points,
+                c.retries,
+                c.expired_leases,
+            )
+        })
+        .collect();
+    assert_eq!(
+        contributions,
+        [("ana".into(), 1, 13.0, 1, 0), ("bo".into(), 0, 0.0, 0, 1)]
+    );
+    let performance: Vec<(String, u32, u32)> = team
+        .store
+        .agent_performance(at(3, 1, 0, 0), at(3, 4, 0, 0))
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.agent, p.metrics.retries, p.metrics.expired_leases))
+        .collect();
+    let mut performance = performance;
+    performance.sort();
+    assert_eq!(performance, [("ana".into(), 1, 0), ("bo".into(), 0, 1)]);
 }
