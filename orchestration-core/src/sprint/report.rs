@@ -207,6 +207,9 @@ pub struct Flow {
 /// A sprint report at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SprintReport {
+    /// Whether the sprint had started by the report's moment. Before that there is no
+    /// commitment, so `totals.committed` and `ideal` are 0 and the scope is what is planned.
+    pub started: bool,
     /// Working days of the sprint.
     pub working_days: usize,
     /// Working days up to the report's moment, today included.
@@ -274,6 +277,7 @@ pub fn sprint_report(window: &Window, items: &[ScopeItem]) -> SprintReport {
         });
     }
     SprintReport {
+        started: window.started_at.is_some(),
         working_days: days.len(),
         elapsed_days: elapsed.len(),
         ideal,

@@ -576,3 +576,88 @@ async fn the_retrospective_agrees_with_itself_and_with_agent_performance() {
         );
     }
 }
+
+/// The value axis of an SVG chart, bottom first, and the points of its scope line.
+fn svg_axis(svg: &str) -> (Vec<String>, Vec<String>) {
+    let ticks = svg
+        .split(r##"text-anchor="end" fill="#555">"##)
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap().to_owned())
+        .collect();
+    let scope = svg
+        .split(r#"class="scope""#)
+        .nth(1)
+        .and_then(|rest| rest.split(r#"points=""#).nth(1))
+        .and_then(|points| points.split('"').next())
+        .unwrap_or_default()
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    (ticks, scope)
+}
+
+/// Bug 12: the charts of a planned sprint scale to its planned scope, with a label that agrees
+/// with its number, distinct ticks and a scope line; an empty sprint says it is empty.
+#[tokio::test]
+async fn a_planned_sprint_is_charted_against_its_planned_scope() {
+    let h = harness().await;
+    team(&h).await;
+    h.call(
+        "sprint_planning",
+        json!({"action": "estimate", "tasks": ["proj/g"], "estimate": 1}),
+    )
+    .await
+    .ok();
+    let saved = h
+        .call(
+            "sprint_planning",
+            with(s1(), json!({"action": "create", "commit": 6})),
+        )
+        .await
+        .ok();
+    assert_eq!(saved.at("/plan/points"), &json!(6.0));
+
+    let analytics = h.call("sprint_analytics", json!({"name": "s1"})).await.ok();
+    let lines: Vec<&str> = analytics.text.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("burndown"))
+        .unwrap_or_else(|| panic!("{}", analytics.text));
+    assert_eq!(
+        lines[header],
+        "burndown (● remaining, · ideal), 6 points at the top; not started: the ideal is that of the scope planned"
+    );
+    // Remaining starts at the top with the 6 points planned; the scope holds across the
+    // sprint's 10 working days and the start.
+    assert!(lines[header + 1].starts_with("│●"), "{}", analytics.text);
+    let burnup = lines.iter().position(|l| l.starts_with("burnup")).unwrap();
+    assert_eq!(lines[burnup + 1], format!("│{}", "─".repeat(11)));
+
+    let report = h
+        .store
+        .sprint_analytics("s1", &orchestration_core::AnalyticsOptions::default())
+        .unwrap()
+        .report;
+    let (ticks, scope) = svg_axis(&orchestration_core::svg("s1", &report));
+    assert_eq!(ticks, ["0", "2", "4", "6"]);
+    // x = 56 at the start, y = 40 at the top tick: the scope line starts at 6 points.
+    assert_eq!((scope[0].as_str(), scope.len()), ("56.0,40.0", 11));
+
+    h.call(
+        "sprint_planning",
+        json!({"action": "create", "name": "empty", "start": "2026-04-06", "end": "2026-04-17", "members": [{"agent": "bo"}], "commit": 0}),
+    )
+    .await
+    .ok();
+    let empty = h
+        .call("sprint_analytics", json!({"name": "empty"}))
+        .await
+        .ok();
+    assert!(
+        empty
+            .text
+            .contains("\nburndown (● remaining, · ideal), no points in the sprint; not started"),
+        "{}",
+        empty.text
+    );
+}

@@ -1201,3 +1201,117 @@ fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_doe
     performance.sort();
     assert_eq!(performance, [("ana".into(), 1, 0), ("bo".into(), 0, 1)]);
 }
+
+/// An SVG chart's value axis, bottom first, and the points of its scope line.
+fn svg_axis(svg: &str) -> (Vec<String>, Vec<String>) {
+    let ticks = svg
+        .split(r##"text-anchor="end" fill="#555">"##)
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap().to_owned())
+        .collect();
+    let scope = svg
+        .split(r#"class="scope""#)
+        .nth(1)
+        .and_then(|rest| rest.split(r#"points=""#).nth(1))
+        .and_then(|points| points.split('"').next())
+        .unwrap_or_default()
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    (ticks, scope)
+}
+
+/// The first line of the text chart of `sprint`, the SVG's value axis, and where its scope line
+/// starts and how many points it has, as of now.
+#[track_caller]
+fn check_chart(team: &Team, sprint: &str, header: &str, ticks: &[&str], scope: (&str, usize)) {
+    let report = team
+        .store
+        .sprint_analytics(sprint, &AnalyticsOptions::default())
+        .unwrap()
+        .report;
+    let text = crate::text_chart(&report, 3);
+    assert_eq!(text.lines().next().unwrap(), header, "{text}");
+    let (axis, line) = svg_axis(&crate::svg(sprint, &report));
+    let axis: Vec<&str> = axis.iter().map(String::as_str).collect();
+    assert_eq!(
+        (axis.as_slice(), (line[0].as_str(), line.len())),
+        (ticks, scope)
+    );
+}
+
+#[test]
+fn charts_scale_to_the_planned_scope_before_the_start_and_to_the_commitment_after() {
+    const PLANNED: &str = "; not started: the ideal is that of the scope planned";
+    // The value axis of a 10-point chart, whose top line is at y = 40.
+    let tens = ["0", "2", "4", "6", "8", "10"];
+    let team = team();
+    team.store.create_sprint(&s1()).unwrap();
+    check_chart(
+        &team,
+        "s1",
+        &format!("burndown (● remaining, · ideal), 10 points at the top{PLANNED}"),
+        &tens,
+        ("56.0,40.0", 11),
+    );
+    // The whole text chart of the planned sprint: remaining at the 10 points planned, the
+    // ideal burning them down over the ten working days, and the scope held across them.
+    let report = team
+        .store
+        .sprint_analytics("s1", &AnalyticsOptions::default())
+        .unwrap()
+        .report;
+    assert_eq!(
+        crate::text_chart(&report, 3),
+        format!(
+            "burndown (● remaining, · ideal), 10 points at the top{PLANNED}\n\
+             │●●·\n\
+             │   ·····\n\
+             │        ···\n\
+             └───────────\n\
+             burnup (─ scope, █ completed)\n\
+             │───────────\n\
+             │\n\
+             │\n\
+             └───────────"
+        )
+    );
+
+    // A sprint with nothing in it, and one of half a point.
+    let mut empty = SprintSpec::new("empty", date(4, 6), date(4, 17)).member(MemberSpec::new("bo"));
+    empty.workflows = vec!["extra".into()];
+    empty.commit = Some(0.0);
+    team.store.create_sprint(&empty).unwrap();
+    check_chart(
+        &team,
+        "empty",
+        &format!("burndown (● remaining, · ideal), no points in the sprint{PLANNED}"),
+        &["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"],
+        ("56.0,312.0", 11),
+    );
+    team.store
+        .reestimate(&TaskRef::key("extra", "g"), 0.5)
+        .unwrap();
+    team.store
+        .add_to_sprint("empty", &[TaskRef::key("extra", "g")])
+        .unwrap();
+    check_chart(
+        &team,
+        "empty",
+        &format!("burndown (● remaining, · ideal), 0.5 points at the top{PLANNED}"),
+        &["0.0", "0.1", "0.2", "0.3", "0.4", "0.5"],
+        ("56.0,40.0", 11),
+    );
+
+    // Started, then closed: the commitment of 10 points is the scale, and the scope line
+    // follows the days gone by.
+    team.store.start_sprint(&start_of("s1")).unwrap();
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    let started = "burndown (● remaining, · ideal), 10 points at the top";
+    check_chart(&team, "s1", started, &tens, ("56.0,40.0", 2));
+    team.set(at(3, 13, 18, 0));
+    team.store
+        .sprint_retrospective("s1", &closing(None))
+        .unwrap();
+    check_chart(&team, "s1", started, &tens, ("56.0,40.0", 11));
+}
