@@ -541,6 +541,21 @@ async fn the_retrospective_agrees_with_itself_and_with_agent_performance() {
         .call("sprint_retrospective", json!({"name": "s1"}))
         .await
         .ok();
+    assert_eq!(
+        retro.at("/findings"),
+        &json!([{
+            "observation": "delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little after the start (creep 10%, churn 10%)",
+            "action": "keep the commitment near velocity"
+        }])
+    );
+    assert_eq!(
+        retro.at("/contributions"),
+        &json!([
+            {"agent": "ana", "tasks": 3, "points": 9.0, "retries": 1, "expired_leases": 0},
+            {"agent": "bo", "tasks": 0, "points": 0.0, "retries": 0, "expired_leases": 1}
+        ])
+    );
+    // The headline shows the numbers the findings are drawn from.
     let mut lines = retro.text.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -549,13 +564,6 @@ async fn the_retrospective_agrees_with_itself_and_with_agent_performance() {
     assert_eq!(
         lines.next().unwrap(),
         "- delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little after the start (creep 10%, churn 10%): keep the commitment near velocity"
-    );
-    assert_eq!(
-        retro.at("/contributions"),
-        &json!([
-            {"agent": "ana", "tasks": 3, "points": 9.0, "retries": 1, "expired_leases": 0},
-            {"agent": "bo", "tasks": 0, "points": 0.0, "retries": 0, "expired_leases": 1}
-        ])
     );
     let performance = h
         .call("agent_performance", json!({"detail": "full"}))
@@ -608,10 +616,14 @@ async fn a_planned_sprint_is_charted_against_its_planned_scope() {
     )
     .await
     .ok();
+    // Planned for the fortnight after this one: no day of it has begun.
     let saved = h
         .call(
             "sprint_planning",
-            with(s1(), json!({"action": "create", "commit": 6})),
+            with(
+                s1(),
+                json!({"action": "create", "commit": 6, "start": "2026-03-16", "end": "2026-03-27", "members": [{"agent": "ana"}, {"agent": "bo"}]}),
+            ),
         )
         .await
         .ok();
