@@ -51,8 +51,8 @@ pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::sprint::{
     Accuracy, Aging, BurnPoint, Capacity, ClosedSprint, Contribution, FOCUS_WINDOW, Finding,
     FindingsInput, Flow, Forecast, Member, MemberCapacity, Plan, ScopeChange, ScopeChangeKind,
-    ScopeItem, SprintReport, SprintStatus, Totals, VELOCITY_WINDOW, Velocity, Window, WorkWeek,
-    accuracy, capacity, contributions, end_of_day, findings, forecast, guideline,
+    ScopeItem, SprintAttempt, SprintReport, SprintStatus, Totals, VELOCITY_WINDOW, Velocity,
+    Window, WorkWeek, accuracy, capacity, contributions, end_of_day, findings, forecast, guideline,
     learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
 };
 pub use crate::store::{

@@ -11,6 +11,8 @@ use std::fmt;
 
 use chrono::{Datelike, Duration, NaiveDate};
 
+use crate::workflow::TaskState;
+
 mod chart;
 mod report;
 #[cfg(test)]
@@ -19,8 +21,8 @@ mod tests;
 pub use chart::{svg, text_chart};
 pub use report::{
     Accuracy, Aging, BurnPoint, Contribution, Finding, FindingsInput, Flow, ScopeChange,
-    ScopeChangeKind, ScopeItem, SprintReport, Totals, Window, accuracy, contributions, end_of_day,
-    findings, sprint_report,
+    ScopeChangeKind, ScopeItem, SprintAttempt, SprintReport, Totals, Window, accuracy,
+    contributions, end_of_day, findings, sprint_report,
 };
 
 /// Where a sprint is in its life.
@@ -574,6 +576,93 @@ pub fn plan(
         allocation,
         left_out,
     }
+}
+
+/// What to look at in a sprint's load: more points than the forecast capacity or the
+/// velocity, a commitment asked for beyond the capacity, and members without capacity. `points`
+/// is what the sprint holds and `target` what was asked for.
+pub(crate) fn plan_warnings(
+    points: f64,
+    target: f64,
+    capacity: &Capacity,
+    velocity: Option<Velocity>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if capacity.points <= 0.0 {
+        warnings.push(format!(
+            "the forecast capacity is 0 points; the plan holds {points:.1}"
+        ));
+    } else if points > capacity.points * 1.1 {
+        warnings.push(format!(
+            "the plan holds {points:.1} points, {:.0}% of the forecast capacity of {:.1}",
+            points / capacity.points * 100.0,
+            capacity.points
+        ));
+    } else if target > capacity.points * 1.1 {
+        warnings.push(format!(
+            "the commitment asked for ({target:.1} points) exceeds the forecast capacity of {:.1}",
+            capacity.points
+        ));
+    }
+    if let Some(v) = velocity
+        && points > v.mean * 1.1
+    {
+        warnings.push(format!(
+            "the plan holds {points:.1} points, more than the velocity of {:.1}",
+            v.mean
+        ));
+    }
+    for member in &capacity.members {
+        if member.points <= 0.0 {
+            warnings.push(format!("`{}` has no capacity in this sprint", member.agent));
+        }
+    }
+    warnings
+}
+
+/// A dependency that a removal from a sprint cut: a task still in the sprint, and a task it
+/// depends on directly that left it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CutDependency {
+    /// The task still in the sprint (`workflow/key`).
+    pub(crate) dependent: String,
+    /// Its state.
+    pub(crate) dependent_state: TaskState,
+    /// The task it depends on, which left the sprint (`workflow/key`).
+    pub(crate) dependency: String,
+    /// Its state.
+    pub(crate) dependency_state: TaskState,
+}
+
+/// Warnings after tasks left a sprint: one for each unfinished task still in it that depends
+/// directly on an unfinished task that left, naming those tasks. A finished dependency blocks
+/// nothing, and a finished dependent needs nothing more, so neither is warned about.
+pub(crate) fn removal_warnings(cut: &[CutDependency]) -> Vec<String> {
+    let mut by_dependent: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for link in cut {
+        if !link.dependent_state.is_terminal() && !link.dependency_state.is_terminal() {
+            by_dependent
+                .entry(link.dependent.as_str())
+                .or_default()
+                .insert(link.dependency.as_str());
+        }
+    }
+    by_dependent
+        .into_iter()
+        .map(|(dependent, dependencies)| {
+            let names: Vec<String> = dependencies.iter().map(|d| format!("`{d}`")).collect();
+            let names = names.join(" and ");
+            let until = if dependencies.len() == 1 {
+                "it finishes"
+            } else {
+                "they finish"
+            };
+            format!(
+                "`{dependent}` is still in the sprint and depends on {names}, which left it: \
+                 `{dependent}` cannot start until {until}; remove it too, or add {names} back"
+            )
+        })
+        .collect()
 }
 
 /// Whether `member` has every skill `task` needs at its level.

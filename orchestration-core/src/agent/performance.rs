@@ -20,6 +20,19 @@ pub enum AttemptEnd {
     Expired,
 }
 
+impl AttemptEnd {
+    /// Whether `retries` counts it: a failure that another attempt followed. An expired lease
+    /// is not a retry; `expired_leases` counts it.
+    pub fn is_retry(self) -> bool {
+        self == AttemptEnd::Failed { retried: true }
+    }
+
+    /// Whether `expired_leases` counts it: a lease that ran out without a report.
+    pub fn is_expired_lease(self) -> bool {
+        self == AttemptEnd::Expired
+    }
+}
+
 /// One finished attempt, as read from the event log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -211,14 +224,8 @@ fn metrics(attempts: &[&Attempt], prior: f64, days: f64) -> Metrics {
         first_pass_yield: (completed > 0).then(|| {
             succeeded.iter().filter(|a| a.number == 1).count() as f64 / f64::from(completed)
         }),
-        retries: attempts
-            .iter()
-            .filter(|a| a.end == AttemptEnd::Failed { retried: true })
-            .count() as u32,
-        expired_leases: attempts
-            .iter()
-            .filter(|a| a.end == AttemptEnd::Expired)
-            .count() as u32,
+        retries: attempts.iter().filter(|a| a.end.is_retry()).count() as u32,
+        expired_leases: attempts.iter().filter(|a| a.end.is_expired_lease()).count() as u32,
         cycle_time_p50_hours: percentile(&cycle, 0.50),
         cycle_time_p85_hours: percentile(&cycle, 0.85),
         estimate_bias: (!ratios.is_empty())

@@ -1,40 +1,43 @@
 //! Pictures of a sprint: a compact text chart of the burndown and burnup for summaries and
 //! terminals, and a standalone SVG for people.
+//!
+//! Both draw the same series on the same scale ([`Series`]): the start column holds the
+//! commitment, or for a sprint not started yet the scope planned, so that a planned sprint is
+//! drawn against what it holds rather than against an empty commitment.
 
 use std::fmt::Write;
 
-use super::report::SprintReport;
+use crate::text::counted;
+
+use super::guideline;
+use super::report::{BurnPoint, SprintReport};
 
 /// The burndown (remaining `●` against the ideal `·`) and the burnup (scope `─`, completed `█`)
 /// as two small text charts, one column per working day after a first column for the start.
 pub fn text_chart(report: &SprintReport, height: usize) -> String {
     let height = height.max(2);
+    let series = Series::of(report);
     let columns = report.working_days + 1;
-    let start_scope = report.ideal.first().copied().unwrap_or(0.0);
-    let mut remaining = vec![None; columns];
-    let mut scope = vec![None; columns];
-    let mut completed = vec![None; columns];
-    remaining[0] = Some(start_scope);
-    scope[0] = Some(start_scope);
-    completed[0] = Some(0.0);
-    for (i, day) in report.days.iter().enumerate() {
-        remaining[i + 1] = Some(day.remaining);
-        scope[i + 1] = Some(day.scope);
-        completed[i + 1] = Some(day.completed);
-    }
-    let top = peak(report);
+    let column = |values: &[f64], c: usize| values.get(c).copied();
+    let top = series.scale();
     let level = |v: f64| ((v / top) * (height - 1) as f64).round() as usize;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "burndown (● remaining, · ideal), {top:.0} points at the top"
-    );
+    let _ = write!(out, "burndown (● remaining, · ideal), ");
+    if series.peak > 0.0 {
+        let _ = write!(out, "{} at the top", points(series.peak));
+    } else {
+        let _ = write!(out, "no points in the sprint");
+    }
+    if !report.started {
+        let _ = write!(out, "; not started: the ideal is that of the scope planned");
+    }
+    out.push('\n');
     for row in (0..height).rev() {
         let line: String = (0..columns)
             .map(|c| {
-                if remaining[c].is_some_and(|v| level(v) == row) {
+                if column(&series.remaining, c).is_some_and(|v| level(v) == row) {
                     '●'
-                } else if report.ideal.get(c).is_some_and(|&v| level(v) == row) {
+                } else if column(&series.ideal, c).is_some_and(|v| level(v) == row) {
                     '·'
                 } else {
                     ' '
@@ -47,11 +50,13 @@ pub fn text_chart(report: &SprintReport, height: usize) -> String {
     let _ = writeln!(out, "burnup (─ scope, █ completed)");
     for row in (0..height).rev() {
         let line: String = (0..columns)
-            .map(|c| match (scope[c], completed[c]) {
-                (_, Some(done)) if level(done) >= row && done > 0.0 => '█',
-                (Some(s), _) if level(s) == row => '─',
-                _ => ' ',
-            })
+            .map(
+                |c| match (column(&series.scope, c), column(&series.completed, c)) {
+                    (_, Some(done)) if level(done) >= row && done > 0.0 => '█',
+                    (Some(s), _) if level(s) == row => '─',
+                    _ => ' ',
+                },
+            )
             .collect();
         let _ = writeln!(out, "│{}", line.trim_end());
     }
@@ -60,7 +65,8 @@ pub fn text_chart(report: &SprintReport, height: usize) -> String {
 }
 
 /// The burndown and burnup as an SVG document: remaining work against the ideal line, with the
-/// scope and completed lines of the burnup behind them.
+/// scope and completed lines of the burnup behind them. Each line is a `polyline` whose class
+/// names its series.
 pub fn svg(title: &str, report: &SprintReport) -> String {
     const WIDTH: f64 = 720.0;
     const HEIGHT: f64 = 360.0;
@@ -68,9 +74,10 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
     const RIGHT: f64 = 16.0;
     const TOP: f64 = 40.0;
     const BOTTOM: f64 = 48.0;
+    let series = Series::of(report);
     let columns = report.working_days.max(1);
-    let start_scope = report.ideal.first().copied().unwrap_or(0.0);
-    let top = peak(report) * 1.1;
+    let ticks = ticks(series.peak);
+    let top = ticks.values.last().copied().unwrap_or(1.0);
     let x = |i: usize| LEFT + (WIDTH - LEFT - RIGHT) * i as f64 / columns as f64;
     let y = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - v / top);
     let path = |values: &[f64]| {
@@ -81,14 +88,6 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let series = |f: fn(&super::report::BurnPoint) -> f64, first: f64| {
-        std::iter::once(first)
-            .chain(report.days.iter().map(f))
-            .collect::<Vec<f64>>()
-    };
-    let remaining = series(|d| d.remaining, start_scope);
-    let scope = series(|d| d.scope, start_scope);
-    let completed = series(|d| d.completed, 0.0);
 
     let mut out = String::new();
     let _ = writeln!(
@@ -101,16 +100,16 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
         escape(title)
     );
     // Horizontal grid lines with their values.
-    for step in 0..=4 {
-        let v = top * f64::from(step) / 4.0;
+    for &v in &ticks.values {
         let _ = writeln!(
             out,
-            r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{v:.0}</text>"##,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{v:.decimals$}</text>"##,
             WIDTH - RIGHT,
             y(v),
             y(v),
             LEFT - 6.0,
-            y(v) + 4.0
+            y(v) + 4.0,
+            decimals = ticks.decimals
         );
     }
     for (i, day) in report.days.iter().enumerate() {
@@ -124,24 +123,33 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
             );
         }
     }
-    let line = |points: String, colour: &str, extra: &str| {
+    let line = |name: &str, values: &[f64], colour: &str, extra: &str| {
         format!(
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" {extra} points="{points}"/>"#
+            r#"<polyline class="{name}" fill="none" stroke="{colour}" stroke-width="2" {extra}points="{}"/>"#,
+            path(values)
         )
     };
-    let _ = writeln!(out, "{}", line(path(&scope), "#9ecae1", ""));
-    let _ = writeln!(out, "{}", line(path(&completed), "#74c476", ""));
+    let _ = writeln!(out, "{}", line("scope", &series.scope, SCOPE, ""));
     let _ = writeln!(
         out,
         "{}",
-        line(path(&report.ideal), "#999999", r#"stroke-dasharray="6 4""#)
+        line("completed", &series.completed, COMPLETED, "")
     );
-    let _ = writeln!(out, "{}", line(path(&remaining), "#d62728", ""));
+    let _ = writeln!(
+        out,
+        "{}",
+        line("ideal", &series.ideal, IDEAL, r#"stroke-dasharray="6 4" "#)
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        line("remaining", &series.remaining, REMAINING, "")
+    );
     for (i, (label, colour)) in [
-        ("remaining", "#d62728"),
-        ("ideal", "#999999"),
-        ("scope", "#9ecae1"),
-        ("completed", "#74c476"),
+        ("remaining", REMAINING),
+        ("ideal", IDEAL),
+        ("scope", SCOPE),
+        ("completed", COMPLETED),
     ]
     .iter()
     .enumerate()
@@ -159,15 +167,107 @@ pub fn svg(title: &str, report: &SprintReport) -> String {
     out
 }
 
-/// The highest value either chart shows, at least 1 so that an empty sprint still has a scale.
-fn peak(report: &SprintReport) -> f64 {
-    report
-        .days
-        .iter()
-        .map(|d| d.scope.max(d.remaining))
-        .chain(report.ideal.first().copied())
-        .fold(0.0_f64, f64::max)
-        .max(1.0)
+const REMAINING: &str = "#d62728";
+const IDEAL: &str = "#999999";
+const SCOPE: &str = "#9ecae1";
+const COMPLETED: &str = "#74c476";
+
+/// What the charts draw: one value per column, the start first, then one per elapsed working
+/// day (the ideal has one per working day of the sprint), and the highest value of any of them.
+struct Series {
+    remaining: Vec<f64>,
+    ideal: Vec<f64>,
+    scope: Vec<f64>,
+    completed: Vec<f64>,
+    peak: f64,
+}
+
+impl Series {
+    fn of(report: &SprintReport) -> Series {
+        // A started sprint begins at its commitment. One not started has no commitment yet:
+        // it begins at the scope planned, and its ideal is that scope burnt down evenly, the
+        // line it would get if it started now.
+        let (start, ideal) = if report.started {
+            (
+                report.ideal.first().copied().unwrap_or(0.0),
+                report.ideal.clone(),
+            )
+        } else {
+            (
+                report.totals.scope,
+                guideline(report.totals.scope, report.working_days),
+            )
+        };
+        let column = |first: f64, f: fn(&BurnPoint) -> f64| {
+            std::iter::once(first)
+                .chain(report.days.iter().map(f))
+                .collect::<Vec<f64>>()
+        };
+        let remaining = column(start, |d| d.remaining);
+        let mut scope = column(start, |d| d.scope);
+        if !report.started {
+            // Until it starts, a plan holds its scope for the whole sprint: drawn across every
+            // day, it is the line the burnup will start from, even before the first day.
+            scope.resize(report.working_days + 1, report.totals.scope);
+        }
+        let peak = remaining
+            .iter()
+            .chain(&scope)
+            .chain(&ideal)
+            .copied()
+            .fold(0.0_f64, f64::max);
+        Series {
+            completed: column(0.0, |d| d.completed),
+            remaining,
+            ideal,
+            scope,
+            peak,
+        }
+    }
+
+    /// The value at the top of the text chart: the peak, or 1 so that an empty sprint still
+    /// has a scale.
+    fn scale(&self) -> f64 {
+        if self.peak > 0.0 { self.peak } else { 1.0 }
+    }
+}
+
+/// The values of an axis's grid lines and the decimals their labels need.
+#[derive(Debug, PartialEq)]
+struct Ticks {
+    values: Vec<f64>,
+    decimals: usize,
+}
+
+/// Grid lines from 0 to at least `peak` (1 for an empty sprint) in a round step of 1, 2 or 5
+/// times a power of ten, at most five steps: every label distinct and exact.
+fn ticks(peak: f64) -> Ticks {
+    let peak = if peak > 0.0 { peak } else { 1.0 };
+    let rough = peak / 5.0;
+    let magnitude = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|&step| step >= rough * (1.0 - 1e-9))
+        .unwrap_or(10.0 * magnitude);
+    let steps = (peak / step - 1e-9).ceil().max(1.0) as usize;
+    // The decimals of the step itself: 0 for 1 and up, 1 for 0.5, 2 for 0.05. The nudge keeps
+    // a logarithm a hair below a whole number from costing a decimal.
+    let decimals = (-(step.log10() + 1e-9).floor()).max(0.0) as usize;
+    Ticks {
+        values: (0..=steps).map(|i| step * i as f64).collect(),
+        decimals,
+    }
+}
+
+/// `x` points, as few decimals as it needs: "1 point", "6 points", "2.5 points".
+fn points(x: f64) -> String {
+    let rounded = (x * 100.0).round() / 100.0;
+    if rounded.fract() == 0.0 {
+        return counted(rounded as u64, "point");
+    }
+    let number = format!("{rounded:.2}");
+    format!("{} points", number.trim_end_matches('0'))
 }
 
 fn escape(text: &str) -> String {
@@ -175,4 +275,50 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_distinct_and_cover_the_peak() {
+        let cases: [(f64, &[f64], usize); 9] = [
+            (0.0, &[0.0, 0.2, 0.4, 0.6, 0.8, 1.0], 1),
+            (0.3, &[0.0, 0.1, 0.2, 0.3], 1),
+            (1.0, &[0.0, 0.2, 0.4, 0.6, 0.8, 1.0], 1),
+            (6.0, &[0.0, 2.0, 4.0, 6.0], 0),
+            (10.0, &[0.0, 2.0, 4.0, 6.0, 8.0, 10.0], 0),
+            (12.25, &[0.0, 5.0, 10.0, 15.0], 0),
+            (51.0, &[0.0, 20.0, 40.0, 60.0], 0),
+            (100.0, &[0.0, 20.0, 40.0, 60.0, 80.0, 100.0], 0),
+            (3.0, &[0.0, 1.0, 2.0, 3.0], 0),
+        ];
+        for (peak, values, decimals) in cases {
+            let ticks = ticks(peak);
+            let rounded: Vec<f64> = ticks
+                .values
+                .iter()
+                .map(|v| (v * 1e9).round() / 1e9)
+                .collect();
+            assert_eq!(
+                (rounded.as_slice(), ticks.decimals),
+                (values, decimals),
+                "{peak}"
+            );
+        }
+    }
+
+    #[test]
+    fn points_agree_with_their_noun_and_drop_needless_decimals() {
+        let cases = [
+            (1.0, "1 point"),
+            (6.0, "6 points"),
+            (0.5, "0.5 points"),
+            (12.25, "12.25 points"),
+        ];
+        for (x, expected) in cases {
+            assert_eq!(points(x), expected);
+        }
+    }
 }

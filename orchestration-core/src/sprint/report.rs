@@ -6,11 +6,12 @@
 //! the times it joined and left, its estimates over time, and when it started and finished. The
 //! store builds them from its rows and the event log, so a report can be rebuilt at any time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::agent::percentile;
+use crate::agent::{AttemptEnd, percentile};
+use crate::text::counted;
 use crate::workflow::TaskState;
 
 use super::{Velocity, WorkWeek, guideline, working_days};
@@ -206,6 +207,9 @@ pub struct Flow {
 /// A sprint report at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SprintReport {
+    /// Whether the sprint had started by the report's moment. Before that there is no
+    /// commitment, so `totals.committed` and `ideal` are 0 and the scope is what is planned.
+    pub started: bool,
     /// Working days of the sprint.
     pub working_days: usize,
     /// Working days up to the report's moment, today included.
@@ -273,6 +277,7 @@ pub fn sprint_report(window: &Window, items: &[ScopeItem]) -> SprintReport {
         });
     }
     SprintReport {
+        started: window.started_at.is_some(),
         working_days: days.len(),
         elapsed_days: elapsed.len(),
         ideal,
@@ -467,7 +472,20 @@ pub fn accuracy(pairs: &[(f64, f64)]) -> Option<Accuracy> {
     })
 }
 
-/// What one agent delivered in the sprint.
+/// One finished attempt at a task of the sprint: who made it, when it ended and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SprintAttempt {
+    /// `workflow/key`.
+    pub task: String,
+    /// The agent that made it.
+    pub agent: String,
+    /// When it ended.
+    pub ended_at: DateTime<Utc>,
+    /// How it ended.
+    pub end: AttemptEnd,
+}
+
+/// What one agent did in the sprint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contribution {
     /// The agent.
@@ -476,12 +494,35 @@ pub struct Contribution {
     pub tasks: usize,
     /// Their points.
     pub points: f64,
-    /// Attempts beyond the first on those tasks.
+    /// Its failed attempts at the sprint's tasks that another attempt followed, counted as
+    /// `agent_performance` counts retries.
     pub retries: u32,
+    /// Its leases on the sprint's tasks that ran out without a report; apart from the
+    /// retries, as in `agent_performance`.
+    pub expired_leases: u32,
 }
 
-/// Per agent, the tasks in scope at `as_of` that it completed, most points first.
-pub fn contributions(items: &[ScopeItem], as_of: DateTime<Utc>) -> Vec<Contribution> {
+impl Contribution {
+    /// `agent`, before anything is counted.
+    fn nothing(agent: &str) -> Contribution {
+        Contribution {
+            agent: agent.to_owned(),
+            tasks: 0,
+            points: 0.0,
+            retries: 0,
+            expired_leases: 0,
+        }
+    }
+}
+
+/// Per agent, the tasks in scope at `as_of` that it completed, and the retries and expired
+/// leases of its `attempts` that ended by `as_of` while their task was in the sprint; most
+/// points first. An agent with retries or expired leases and nothing completed is listed too.
+pub fn contributions(
+    items: &[ScopeItem],
+    attempts: &[SprintAttempt],
+    as_of: DateTime<Utc>,
+) -> Vec<Contribution> {
     let mut by_agent: BTreeMap<&str, Contribution> = BTreeMap::new();
     for item in items
         .iter()
@@ -490,15 +531,32 @@ pub fn contributions(items: &[ScopeItem], as_of: DateTime<Utc>) -> Vec<Contribut
         let Some(agent) = item.done_by.as_deref() else {
             continue;
         };
-        let entry = by_agent.entry(agent).or_insert_with(|| Contribution {
-            agent: agent.to_owned(),
-            tasks: 0,
-            points: 0.0,
-            retries: 0,
-        });
-        entry.tasks += 1;
-        entry.points += item.estimate_at(as_of);
-        entry.retries += item.attempts.saturating_sub(1);
+        let contribution = by_agent
+            .entry(agent)
+            .or_insert_with(|| Contribution::nothing(agent));
+        contribution.tasks += 1;
+        contribution.points += item.estimate_at(as_of);
+    }
+    let mut stays: HashMap<&str, Vec<&ScopeItem>> = HashMap::new();
+    for item in items {
+        stays.entry(item.task.as_str()).or_default().push(item);
+    }
+    for attempt in attempts {
+        let in_sprint = attempt.ended_at <= as_of
+            && stays
+                .get(attempt.task.as_str())
+                .is_some_and(|s| s.iter().any(|i| i.in_scope_at(attempt.ended_at)));
+        if !in_sprint || !(attempt.end.is_retry() || attempt.end.is_expired_lease()) {
+            continue;
+        }
+        let contribution = by_agent
+            .entry(&attempt.agent)
+            .or_insert_with(|| Contribution::nothing(&attempt.agent));
+        if attempt.end.is_retry() {
+            contribution.retries += 1;
+        } else {
+            contribution.expired_leases += 1;
+        }
     }
     let mut list: Vec<Contribution> = by_agent.into_values().collect();
     list.sort_by(|a, b| {
@@ -521,8 +579,11 @@ pub struct Finding {
 /// What findings are drawn from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingsInput<'a> {
-    /// The sprint's totals.
+    /// The sprint's totals: the same numbers the retrospective reports, so that the findings
+    /// agree with them.
     pub totals: &'a Totals,
+    /// Whether the sprint started, so that there is a commitment to judge.
+    pub started: bool,
     /// Velocity of the sprints closed before this one.
     pub velocity: Option<Velocity>,
     /// The capacity planned at the start, in points.
@@ -535,13 +596,48 @@ pub struct FindingsInput<'a> {
     pub stuck: usize,
 }
 
+/// Say/do below this is a commitment not kept.
+const SAY_DO_FLOOR: f64 = 0.8;
+
+/// Scope creep or churn above this is a scope that did not hold.
+const SCOPE_CHANGE_LIMIT: f64 = 0.15;
+
 /// Findings with concrete actions, derived from the numbers; a sprint with nothing to change
 /// gets one finding that says so.
+///
+/// Every finding is computed from `input.totals` as it is reported: what was delivered of the
+/// commitment is `completed_committed` against `committed` (say/do), never the points done
+/// with added scope, and scope change is judged by the reported creep and churn.
 pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
     let t = input.totals;
     let mut out = Vec::new();
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
-    if let Some(v) = input.velocity
+    let committed = input.started && t.committed > 0.0;
+    if !input.started {
+        out.push(Finding {
+            observation: format!(
+                "the sprint has not started: nothing is committed yet ({:.1} points planned)",
+                t.scope
+            ),
+            action: "start it with sprint_planning start to freeze its commitment".into(),
+        });
+    } else if !committed {
+        out.push(Finding {
+            observation: if t.added > 0.0 {
+                format!(
+                    "nothing was committed at the start: all {:.1} points were added after it",
+                    t.added
+                )
+            } else {
+                "the sprint started with no tasks and none were added".into()
+            },
+            action: "plan the next sprint with sprint_planning create before starting it, so \
+                     say/do and scope change can be measured"
+                .into(),
+        });
+    }
+    if committed
+        && let Some(v) = input.velocity
         && v.mean > 0.0
         && t.committed > 1.1 * v.mean
     {
@@ -555,36 +651,56 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
             action: format!("plan at most {:.0} points next sprint", v.mean.floor()),
         });
     }
-    if let Some(say_do) = t.say_do
-        && say_do < 0.8
+    if committed
+        && let Some(say_do) = t.say_do
+        && say_do < SAY_DO_FLOOR
     {
         out.push(Finding {
             observation: format!(
-                "delivered {} of the commitment ({:.1} of {:.1} points)",
+                "delivered {} of the commitment ({:.1} of {:.1} committed points)",
                 pct(say_do),
                 t.completed_committed,
                 t.committed
             ),
             action: format!(
-                "commit to about {:.0} points, what was delivered, until say/do is above 80%",
-                t.completed.floor().max(1.0)
+                "commit to about {:.0} points, what was delivered of this commitment, until \
+                 say/do is above {}",
+                t.completed_committed.floor().max(1.0),
+                pct(SAY_DO_FLOOR)
             ),
         });
     }
-    if let Some(creep) = t.scope_creep
-        && creep > 0.15
-    {
-        out.push(Finding {
-            observation: format!(
-                "scope grew by {} after the start ({:.1} points added)",
-                pct(creep),
-                t.added
-            ),
-            action: format!(
-                "keep a buffer of {:.0}% of capacity for unplanned work, or add work only by removing as much",
-                (creep * 100.0).round()
-            ),
-        });
+    if committed && let (Some(creep), Some(churn)) = (t.scope_creep, t.churn) {
+        if creep > SCOPE_CHANGE_LIMIT {
+            let removed = if t.removed > 0.0 {
+                format!(", {:.1} removed: churn {}", t.removed, pct(churn))
+            } else {
+                String::new()
+            };
+            out.push(Finding {
+                observation: format!(
+                    "scope grew by {} after the start ({:.1} points added{removed})",
+                    pct(creep),
+                    t.added
+                ),
+                action: format!(
+                    "keep a buffer of {:.0}% of capacity for unplanned work, or add work only by removing as much",
+                    (creep * 100.0).round()
+                ),
+            });
+        } else if churn > SCOPE_CHANGE_LIMIT {
+            out.push(Finding {
+                observation: format!(
+                    "scope churned by {} after the start ({:.1} points added, {:.1} removed)",
+                    pct(churn),
+                    t.added,
+                    t.removed
+                ),
+                action: "plan only work that is ready, and settle the scope before the start \
+                         rather than after it"
+                    .into(),
+            });
+        }
     }
     if let Some(a) = input.accuracy {
         if a.ratio > 1.25 {
@@ -610,7 +726,8 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
             });
         }
     }
-    if let Some(rate) = t.rollover_rate
+    if input.started
+        && let Some(rate) = t.rollover_rate
         && rate > 0.2
     {
         out.push(Finding {
@@ -635,7 +752,7 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
         out.push(Finding {
             observation: format!(
                 "{} failed or could not run; the most common reason ({count}): {top}",
-                tasks(input.failures.len())
+                counted(input.failures.len() as u64, "task")
             ),
             action: "fix the cause, then run workflow_execute retry_failed on their workflows"
                 .into(),
@@ -645,12 +762,13 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
         out.push(Finding {
             observation: format!(
                 "{} in progress for longer than the p85 cycle time",
-                tasks(input.stuck)
+                counted(input.stuck as u64, "task")
             ),
             action: "check on their agents, and split or hand off work that is stuck".into(),
         });
     }
-    if let Some(capacity) = input.capacity
+    if committed
+        && let Some(capacity) = input.capacity
         && capacity > 0.0
         && t.committed > 1.1 * capacity
     {
@@ -664,22 +782,20 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
         });
     }
     if out.is_empty() {
+        // Only a started sprint with a commitment gets here, with say/do at the floor or
+        // above and creep and churn within the limit.
         out.push(Finding {
             observation: format!(
-                "delivered {:.1} of {:.1} committed points with little scope change",
-                t.completed, t.committed
+                "delivered {:.1} of {:.1} committed points (say/do {}), and the scope changed \
+                 little after the start (creep {}, churn {})",
+                t.completed_committed,
+                t.committed,
+                t.say_do.map_or_else(|| "-".into(), pct),
+                t.scope_creep.map_or_else(|| "-".into(), pct),
+                t.churn.map_or_else(|| "-".into(), pct),
             ),
             action: "keep the commitment near velocity".into(),
         });
     }
     out
-}
-
-/// "1 task", "2 tasks".
-fn tasks(n: usize) -> String {
-    if n == 1 {
-        "1 task".into()
-    } else {
-        format!("{n} tasks")
-    }
 }

@@ -284,3 +284,68 @@ fn the_text_chart_draws_remaining_against_ideal_and_scope_against_done() {
     assert!(picture.contains("S &lt;1&gt;"), "the title is escaped");
     assert_eq!(picture.matches("<polyline").count(), 4);
 }
+
+/// The findings' observations for `totals` (ratios filled in as the report fills them).
+#[track_caller]
+fn check_findings(mut totals: Totals, started: bool, expected: &[&str]) {
+    let of_commitment = |x: f64| (totals.committed > 0.0).then(|| x / totals.committed);
+    totals.say_do = of_commitment(totals.completed_committed);
+    totals.scope_creep = of_commitment(totals.added);
+    totals.churn = of_commitment(totals.added + totals.removed);
+    totals.not_completed = totals.scope - totals.completed;
+    totals.rollover_rate = (totals.scope > 0.0).then(|| totals.not_completed / totals.scope);
+    let findings = findings(&FindingsInput {
+        totals: &totals,
+        started,
+        velocity: None,
+        capacity: None,
+        accuracy: None,
+        failures: &[],
+        stuck: 0,
+    });
+    let observations: Vec<&str> = findings.iter().map(|f| f.observation.as_str()).collect();
+    assert_eq!(observations, expected);
+}
+
+#[test]
+fn findings_agree_with_the_totals_they_are_drawn_from() {
+    // The issue's sprint: 45 of 51 committed points done, 52 in all with 7 points added.
+    check_findings(
+        Totals {
+            committed: 51.0,
+            added: 7.0,
+            scope: 58.0,
+            completed: 52.0,
+            completed_committed: 45.0,
+            ..Totals::default()
+        },
+        true,
+        &[
+            "delivered 45.0 of 51.0 committed points (say/do 88%), and the scope changed little \
+           after the start (creep 14%, churn 14%)",
+        ],
+    );
+    check_findings(
+        Totals {
+            added: 4.0,
+            scope: 4.0,
+            completed: 4.0,
+            ..Totals::default()
+        },
+        true,
+        &["nothing was committed at the start: all 4.0 points were added after it"],
+    );
+    check_findings(
+        Totals::default(),
+        true,
+        &["the sprint started with no tasks and none were added"],
+    );
+    check_findings(
+        Totals {
+            scope: 6.0,
+            ..Totals::default()
+        },
+        false,
+        &["the sprint has not started: nothing is committed yet (6.0 points planned)"],
+    );
+}

@@ -85,16 +85,9 @@ impl Store {
                 if at < previous_from || from_state != "running" {
                     continue;
                 }
-                let expired =
-                    row.get_ref(5)?.as_str_or_null().ok().flatten() == Some("lease_expired");
-                let end = match to_state {
-                    "succeeded" => AttemptEnd::Succeeded,
-                    "waiting_retry" => AttemptEnd::Failed { retried: true },
-                    "failed" if expired => AttemptEnd::Expired,
-                    "failed" => AttemptEnd::Failed { retried: false },
-                    "ready" if expired => AttemptEnd::Expired,
-                    // Releases, cancellations and rebalancing are not the agent's doing.
-                    _ => continue,
+                let detail = row.get_ref(5)?.as_str_or_null().ok().flatten();
+                let Some(end) = attempt_end(to_state, detail) else {
+                    continue;
                 };
                 let estimate = estimates.get(slot).copied().unwrap_or_default();
                 let started_at = starts
@@ -122,4 +115,20 @@ impl Store {
             Ok(all)
         })
     }
+}
+
+/// How an attempt ended, from the state its task left `running` for and the event's detail;
+/// `None` for an end that is not the agent's doing. Agent performance and sprint
+/// contributions both read attempts through it, so they count retries and expired leases alike.
+pub(super) fn attempt_end(to_state: &str, detail: Option<&str>) -> Option<AttemptEnd> {
+    let expired = detail == Some("lease_expired");
+    Some(match to_state {
+        "succeeded" => AttemptEnd::Succeeded,
+        "waiting_retry" => AttemptEnd::Failed { retried: true },
+        "failed" if expired => AttemptEnd::Expired,
+        "failed" => AttemptEnd::Failed { retried: false },
+        "ready" if expired => AttemptEnd::Expired,
+        // Releases, cancellations and rebalancing are not the agent's doing.
+        _ => return None,
+    })
 }

@@ -10,14 +10,15 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::sprint::{
-    Accuracy, Capacity, ClosedSprint, Contribution, Finding, FindingsInput, Member, Plan,
-    ScopeItem, SprintReport, SprintStatus, Velocity, Window, WorkWeek, accuracy, capacity,
-    contributions, findings, forecast, learnt_focus_factor, plan, sprint_report, velocity,
-    working_days,
+    Accuracy, Capacity, ClosedSprint, Contribution, CutDependency, Finding, FindingsInput, Member,
+    Plan, ScopeItem, SprintAttempt, SprintReport, SprintStatus, Velocity, Window, WorkWeek,
+    accuracy, capacity, contributions, findings, forecast, learnt_focus_factor, plan,
+    plan_warnings, removal_warnings, sprint_report, velocity, working_days,
 };
 use crate::workflow::{TaskState, check_argument_name, limits};
 
 use super::event::{EventKind, NewEvent, append};
+use super::performance::attempt_end;
 use super::refs::{TaskRow, WorkflowRef, WorkflowRow};
 use super::task::check_length;
 use super::workflow::rerank;
@@ -118,6 +119,24 @@ impl SprintSpec {
         self.members.push(member);
         self
     }
+
+    /// The planning arguments this spec gives, by their parameter names. A start of a planned
+    /// sprint refuses them all: it commits what was saved, and any of them would plan again.
+    fn planning_arguments(&self) -> Vec<&'static str> {
+        [
+            ("start", self.start.is_some()),
+            ("end", self.end.is_some()),
+            ("work_days", self.week.is_some()),
+            ("members", !self.members.is_empty()),
+            ("focus_factor", self.focus_factor.is_some()),
+            ("workflows", !self.workflows.is_empty()),
+            ("commit", self.commit.is_some()),
+            ("goal", self.goal.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
 }
 
 /// Where the focus factor came from.
@@ -129,6 +148,8 @@ pub enum FocusSource {
     Learnt(usize),
     /// [`DEFAULT_FOCUS_FACTOR`], for lack of history.
     Default,
+    /// Fixed when the sprint was saved as planned: a start keeps it.
+    Saved,
 }
 
 /// A sprint as it is stored.
@@ -152,9 +173,9 @@ pub struct SprintSummary {
     pub members: Vec<MemberSpec>,
     /// The workflows planning chooses from; all when empty.
     pub workflows: Vec<String>,
-    /// The focus factor fixed at the start.
+    /// The focus factor computed when the sprint was saved as planned; the start keeps it.
     pub focus_factor: Option<f64>,
-    /// Capacity in points fixed at the start.
+    /// Capacity in points computed when the sprint was saved as planned; the start keeps it.
     pub capacity: Option<f64>,
     /// The commitment snapshot.
     pub committed: Option<f64>,
@@ -185,9 +206,11 @@ pub struct SprintPlan {
     pub velocity: Option<Velocity>,
     /// The commitment velocity recommends (the capacity without history).
     pub recommended: f64,
-    /// The points planning filled to.
+    /// The points planning filled to; for the start of a planned sprint, which plans nothing
+    /// again, the points it committed.
     pub target: f64,
-    /// Chosen tasks, allocation and what was left out.
+    /// Chosen tasks, allocation and what was left out. After a start, exactly the tasks
+    /// committed and their points, in the order they joined the sprint.
     pub plan: Plan,
     /// Over-commitment and other things to look at.
     pub warnings: Vec<String>,
@@ -208,6 +231,9 @@ pub struct ScopeEdit {
     pub points: f64,
     /// The sprint's scope in points afterwards.
     pub scope: f64,
+    /// What to look at: after a removal, each unfinished task still in the sprint that
+    /// depends directly on an unfinished task that left it.
+    pub warnings: Vec<String>,
 }
 
 /// A Monte Carlo forecast of when the sprint's remaining work is done.
@@ -425,8 +451,9 @@ impl Store {
         self.read(|tx, now| prepare(tx, spec, now, "be planned again"))
     }
 
-    /// Plans a sprint and saves it as planned, with its members and chosen tasks. Planning a
-    /// planned sprint again keeps its tasks and adds to them.
+    /// Plans a sprint and saves it as planned, with its members, chosen tasks, capacity and
+    /// focus factor: what its start will commit. Planning a planned sprint again keeps its
+    /// tasks and adds to them.
     pub fn create_sprint(&self, spec: &SprintSpec) -> Result<SprintPlan> {
         self.write(|tx, now| {
             let mut planned = prepare(tx, spec, now, "be planned again")?;
@@ -437,24 +464,64 @@ impl Store {
         })
     }
 
-    /// Plans and starts a sprint (a planned one keeps its tasks): the commitment is frozen,
-    /// and from now on scope changes are recorded as such.
+    /// Starts a sprint: the commitment is frozen, and from now on scope changes are recorded
+    /// as such.
+    ///
+    /// A sprint saved as planned starts with exactly what was saved: its tasks (as `add` and
+    /// `remove` changed them since) and the capacity and focus factor computed when it was
+    /// saved. Nothing is planned again, so `spec` names it and nothing else; any planning
+    /// argument is refused. A sprint that does not exist yet is planned from `spec`, saved and
+    /// started in one call.
     pub fn start_sprint(&self, spec: &SprintSpec) -> Result<SprintPlan> {
+        check_argument_name("name", "sprint name", &spec.name)?;
         self.write(|tx, now| {
-            let mut planned = prepare(tx, spec, now, "start")?;
-            let id = save(tx, now, spec, &planned)?;
-            tx.prepare_cached(
-                "UPDATE sprint_tasks SET in_commitment = 1, added_at = ?2, \
-                 estimate = (SELECT estimate FROM tasks WHERE id = sprint_tasks.task) \
-                 WHERE sprint = ?1 AND current = 1",
-            )?
-            .execute(params![id, millis(now)])?;
-            let committed: f64 = tx.query_row(
-                "SELECT coalesce(sum(estimate), 0) FROM sprint_tasks \
-                 WHERE sprint = ?1 AND current = 1",
-                [id],
-                |row| row.get(0),
-            )?;
+            let (id, mut started) = match SprintRow::find(tx, &spec.name)? {
+                Some(row) if row.status == SprintStatus::Planned => {
+                    let given = spec.planning_arguments();
+                    if !given.is_empty() {
+                        return Err(Error::InvalidArgument {
+                            field: given.join(", "),
+                            reason: format!(
+                                "sprint `{}` is planned, and start commits what was saved for it \
+                                 without planning again; start it with its name alone, re-plan it \
+                                 first with action=create, or change its tasks with add/remove",
+                                row.name
+                            ),
+                        });
+                    }
+                    freeze(tx, now, row.id)?;
+                    (row.id, saved_plan(tx, &row)?)
+                }
+                Some(row) => {
+                    return Err(Error::IllegalSprintAction {
+                        sprint: row.name,
+                        status: row.status,
+                        action: "start",
+                    });
+                }
+                None if spec.start.is_none() && spec.end.is_none() => {
+                    return Err(Error::InvalidArgument {
+                        field: "name".into(),
+                        reason: format!(
+                            "unknown sprint `{}`; to plan and start a new sprint in one call give \
+                             start, end and members, or save it first with action=create",
+                            spec.name
+                        ),
+                    });
+                }
+                None => {
+                    let mut planned = prepare(tx, spec, now, "start")?;
+                    let id = save(tx, now, spec, &planned)?;
+                    freeze(tx, now, id)?;
+                    // What was saved is what planning chose; reading it back makes the result
+                    // report exactly what was committed.
+                    let committed = committed_plan(tx, id)?;
+                    planned.plan.selected = committed.selected;
+                    planned.plan.points = committed.points;
+                    planned.plan.allocation = committed.allocation;
+                    (id, planned)
+                }
+            };
             tx.prepare_cached(
                 "UPDATE sprints SET status = 'active', started_at = ?2, focus_factor = ?3, \
                  raw_capacity = ?4, capacity = ?5, committed = ?6 WHERE id = ?1",
@@ -462,10 +529,10 @@ impl Store {
             .execute(params![
                 id,
                 millis(now),
-                planned.capacity.focus_factor,
-                planned.raw_capacity,
-                planned.capacity.points,
-                committed
+                started.capacity.focus_factor,
+                started.raw_capacity,
+                started.capacity.points,
+                started.plan.points
             ])?;
             append(
                 tx,
@@ -473,14 +540,14 @@ impl Store {
                 EventKind::SprintStatus,
                 NewEvent {
                     sprint: Some(id),
-                    value: Some(committed),
+                    value: Some(started.plan.points),
                     detail: Some(SprintStatus::Active.as_str()),
                     ..NewEvent::default()
                 },
             )?;
-            planned.sprint = summary(tx, &SprintRow::resolve(tx, &spec.name)?, id)?;
-            planned.saved = true;
-            Ok(planned)
+            started.sprint = summary(tx, &SprintRow::resolve(tx, &spec.name)?, id)?;
+            started.saved = true;
+            Ok(started)
         })
     }
 
@@ -526,12 +593,14 @@ impl Store {
     }
 
     /// Takes tasks out of a sprint that is not closed. After the start they count as removed
-    /// scope; before it they simply leave.
+    /// scope; before it they simply leave. The result warns of each unfinished task left in
+    /// the sprint that depends directly on an unfinished task taken out.
     pub fn remove_from_sprint(&self, sprint: &str, tasks: &[TaskRef]) -> Result<ScopeEdit> {
         check_scope_edit(tasks)?;
         self.write(|tx, now| {
             let row = open_sprint(tx, sprint, "lose tasks")?;
             let mut edit = ScopeEdit::new(&row.name);
+            let mut removed = Vec::with_capacity(tasks.len());
             for task in tasks {
                 let task = TaskRow::resolve(tx, task)?;
                 match current_sprint_of(tx, task.id)? {
@@ -572,7 +641,14 @@ impl Store {
                 )?;
                 edit.points += task.estimate;
                 edit.changed.push(task.display());
+                removed.push(task);
             }
+            // Looked up once all are out, so tasks removed together do not warn of each other.
+            let mut cut = Vec::new();
+            for task in &removed {
+                cut.extend(dependents_in_sprint(tx, row.id, task)?);
+            }
+            edit.warnings = removal_warnings(&cut);
             edit.scope = scope(tx, row.id)?;
             Ok(edit)
         })
@@ -713,6 +789,7 @@ impl ScopeEdit {
             unchanged: Vec::new(),
             points: 0.0,
             scope: 0.0,
+            warnings: Vec::new(),
         }
     }
 }
@@ -782,6 +859,29 @@ fn join(
             ..NewEvent::default()
         },
     )
+}
+
+/// The tasks in the sprint now that depend directly on `dependency`.
+fn dependents_in_sprint(
+    conn: &Connection,
+    sprint: i64,
+    dependency: &TaskRow,
+) -> Result<Vec<CutDependency>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.name || '/' || t.key, t.state FROM deps d JOIN tasks t ON t.id = d.task \
+         JOIN workflows w ON w.id = t.workflow \
+         JOIN sprint_tasks st ON st.task = t.id AND st.current = 1 AND st.sprint = ?2 \
+         WHERE d.dep = ?1 ORDER BY t.id",
+    )?;
+    let rows = stmt.query_map(params![dependency.id, sprint], |row| {
+        Ok(CutDependency {
+            dependent: row.get(0)?,
+            dependent_state: super::refs::parse_column(row, 1, |s| s.parse::<TaskState>().ok())?,
+            dependency: dependency.display(),
+            dependency_state: dependency.state,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Points in the sprint now.
@@ -917,38 +1017,7 @@ fn prepare(
 
     let history = closed_sprints(conn)?;
     let mut warnings = Vec::new();
-    let (focus_factor, focus) = match spec.focus_factor {
-        Some(f) if !(f.is_finite() && f > 0.0 && f <= 5.0) => {
-            return Err(Error::InvalidArgument {
-                field: "focus_factor".into(),
-                reason: format!("{f} is not a number above 0 and at most 5"),
-            });
-        }
-        Some(f) => (f, FocusSource::Given),
-        None => {
-            let closed: Vec<ClosedSprint> = history
-                .iter()
-                .filter_map(|s| {
-                    Some(ClosedSprint {
-                        completed: s.completed?,
-                        raw_capacity: s.raw_capacity?,
-                    })
-                })
-                .collect();
-            match learnt_focus_factor(&closed) {
-                Some(f) => (
-                    f,
-                    FocusSource::Learnt(closed.len().min(crate::sprint::FOCUS_WINDOW)),
-                ),
-                None => {
-                    warnings.push(format!(
-                        "no closed sprint to learn the focus factor from: {DEFAULT_FOCUS_FACTOR} assumed"
-                    ));
-                    (DEFAULT_FOCUS_FACTOR, FocusSource::Default)
-                }
-            }
-        }
-    };
+    let (focus_factor, focus) = focus_for(spec.focus_factor, &history, &mut warnings)?;
     let capacity = capacity(start, end, &week, &members, focus_factor);
     let raw_capacity = crate::sprint::capacity(start, end, &week, &members, 1.0).points;
     let completed: Vec<f64> = history.iter().filter_map(|s| s.completed).collect();
@@ -989,37 +1058,7 @@ fn prepare(
         &backlog.pinned,
     );
 
-    if capacity.points <= 0.0 {
-        warnings.push(format!(
-            "the forecast capacity is 0 points; the plan holds {:.1}",
-            planned.points
-        ));
-    } else if planned.points > capacity.points * 1.1 {
-        warnings.push(format!(
-            "the plan holds {:.1} points, {:.0}% of the forecast capacity of {:.1}",
-            planned.points,
-            planned.points / capacity.points * 100.0,
-            capacity.points
-        ));
-    } else if target > capacity.points * 1.1 {
-        warnings.push(format!(
-            "the commitment asked for ({target:.1} points) exceeds the forecast capacity of {:.1}",
-            capacity.points
-        ));
-    }
-    if let Some(v) = velocity
-        && planned.points > v.mean * 1.1
-    {
-        warnings.push(format!(
-            "the plan holds {:.1} points, more than the velocity of {:.1}",
-            planned.points, v.mean
-        ));
-    }
-    for member in &capacity.members {
-        if member.points <= 0.0 {
-            warnings.push(format!("`{}` has no capacity in this sprint", member.agent));
-        }
-    }
+    warnings.extend(plan_warnings(planned.points, target, &capacity, velocity));
     let sprint = SprintSummary {
         name: spec.name.clone(),
         goal: spec
@@ -1054,6 +1093,45 @@ fn prepare(
         warnings,
         saved: false,
     })
+}
+
+/// The focus factor to plan with: the one `given`, or the one learnt from the closed sprints
+/// in `history`, or [`DEFAULT_FOCUS_FACTOR`] (with a warning) for lack of them.
+fn focus_for(
+    given: Option<f64>,
+    history: &[SprintRow],
+    warnings: &mut Vec<String>,
+) -> Result<(f64, FocusSource)> {
+    match given {
+        Some(f) if !(f.is_finite() && f > 0.0 && f <= 5.0) => Err(Error::InvalidArgument {
+            field: "focus_factor".into(),
+            reason: format!("{f} is not a number above 0 and at most 5"),
+        }),
+        Some(f) => Ok((f, FocusSource::Given)),
+        None => {
+            let closed: Vec<ClosedSprint> = history
+                .iter()
+                .filter_map(|s| {
+                    Some(ClosedSprint {
+                        completed: s.completed?,
+                        raw_capacity: s.raw_capacity?,
+                    })
+                })
+                .collect();
+            Ok(match learnt_focus_factor(&closed) {
+                Some(f) => (
+                    f,
+                    FocusSource::Learnt(closed.len().min(crate::sprint::FOCUS_WINDOW)),
+                ),
+                None => {
+                    warnings.push(format!(
+                        "no closed sprint to learn the focus factor from: {DEFAULT_FOCUS_FACTOR} assumed"
+                    ));
+                    (DEFAULT_FOCUS_FACTOR, FocusSource::Default)
+                }
+            })
+        }
+    }
 }
 
 fn check_members(
@@ -1209,7 +1287,8 @@ fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<
     Ok(Backlog { candidates, pinned })
 }
 
-/// Saves a planned sprint: the row, its members and the chosen tasks. Returns its id.
+/// Saves a planned sprint: the row with the capacity and focus factor planning computed (a
+/// start keeps them), its members and the chosen tasks. Returns its id.
 fn save(
     tx: &Transaction<'_>,
     now: DateTime<Utc>,
@@ -1221,7 +1300,8 @@ fn save(
         Some(row) => {
             tx.prepare_cached(
                 "UPDATE sprints SET goal = ?2, start_date = ?3, end_date = ?4, work_week = ?5, \
-                 workflows = ?6 WHERE id = ?1",
+                 workflows = ?6, focus_factor = ?7, raw_capacity = ?8, capacity = ?9 \
+                 WHERE id = ?1",
             )?
             .execute(params![
                 row.id,
@@ -1229,14 +1309,18 @@ fn save(
                 s.start.to_string(),
                 s.end.to_string(),
                 s.week.bits(),
-                s.workflows.join(",")
+                s.workflows.join(","),
+                planned.capacity.focus_factor,
+                planned.raw_capacity,
+                planned.capacity.points
             ])?;
             row.id
         }
         None => {
             tx.prepare_cached(
                 "INSERT INTO sprints (name, goal, start_date, end_date, work_week, status, \
-                 created_at, workflows) VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?7)",
+                 created_at, workflows, focus_factor, raw_capacity, capacity) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 s.name,
@@ -1245,7 +1329,10 @@ fn save(
                 s.end.to_string(),
                 s.week.bits(),
                 millis(now),
-                s.workflows.join(",")
+                s.workflows.join(","),
+                planned.capacity.focus_factor,
+                planned.raw_capacity,
+                planned.capacity.points
             ])?;
             let id = tx.last_insert_rowid();
             append(
@@ -1297,6 +1384,99 @@ fn save(
         }
     }
     Ok(id)
+}
+
+/// Takes the commitment snapshot: every task in the sprint now is committed at its estimate
+/// now.
+fn freeze(tx: &Transaction<'_>, now: DateTime<Utc>, sprint: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE sprint_tasks SET in_commitment = 1, added_at = ?2, \
+         estimate = (SELECT estimate FROM tasks WHERE id = sprint_tasks.task) \
+         WHERE sprint = ?1 AND current = 1",
+    )?
+    .execute(params![sprint, millis(now)])?;
+    Ok(())
+}
+
+/// The tasks in the sprint now, in the order they joined, with their points and the members
+/// planning allocated them to.
+fn committed_plan(conn: &Connection, sprint: i64) -> Result<Plan> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.name || '/' || t.key, st.estimate, st.planned_for FROM sprint_tasks st \
+         JOIN tasks t ON t.id = st.task JOIN workflows w ON w.id = t.workflow \
+         WHERE st.sprint = ?1 AND st.current = 1 ORDER BY st.id",
+    )?;
+    let mut plan = Plan::default();
+    let mut rows = stmt.query([sprint])?;
+    while let Some(row) = rows.next()? {
+        let task: String = row.get(0)?;
+        let estimate: f64 = row.get(1)?;
+        if let Some(member) = row.get::<_, Option<String>>(2)? {
+            let entry = plan.allocation.entry(member).or_default();
+            entry.0.push(task.clone());
+            entry.1 += estimate;
+        }
+        plan.points += estimate;
+        plan.selected.push(task);
+    }
+    Ok(plan)
+}
+
+/// A planned sprint as it was saved, for its start: the tasks in it now (committed by
+/// [`freeze`] before this is called), and the capacity and focus factor computed when it was
+/// saved.
+fn saved_plan(conn: &Connection, row: &SprintRow) -> Result<SprintPlan> {
+    let mut members = Vec::new();
+    for spec in load_members(conn, row.id)? {
+        let profile = super::agent::load_profile(conn, &spec.agent)?;
+        members.push(Member {
+            points_per_day: profile.as_ref().map_or(0.0, |p| p.points_per_day),
+            skills: profile.map(|p| p.capabilities).unwrap_or_default(),
+            agent: spec.agent,
+            availability: spec.availability,
+            days_off: spec.days_off,
+        });
+    }
+    let history = closed_sprints(conn)?;
+    let mut warnings = Vec::new();
+    let (focus_factor, focus) = match row.focus_factor {
+        Some(f) => (f, FocusSource::Saved),
+        // A sprint saved before plans kept their focus factor learns it now, as planning would.
+        None => focus_for(None, &history, &mut warnings)?,
+    };
+    let mut capacity = capacity(row.start, row.end, &row.week, &members, focus_factor);
+    let mut raw_capacity =
+        crate::sprint::capacity(row.start, row.end, &row.week, &members, 1.0).points;
+    if let (Some(saved), Some(saved_raw)) = (row.capacity, row.raw_capacity) {
+        // Members' points per day may have changed since; the sprint keeps the capacity it
+        // was planned against, and says so.
+        if (saved - capacity.points).abs() > 1e-9 {
+            warnings.push(format!(
+                "members' points per day changed since the sprint was saved: it keeps the \
+                 capacity of {saved:.1} points planned then (their profiles now give {:.1}); \
+                 re-plan it with action=create to use them",
+                capacity.points
+            ));
+        }
+        capacity.points = saved;
+        raw_capacity = saved_raw;
+    }
+    let completed: Vec<f64> = history.iter().filter_map(|s| s.completed).collect();
+    let velocity = velocity(&completed);
+    let plan = committed_plan(conn, row.id)?;
+    warnings.extend(plan_warnings(plan.points, plan.points, &capacity, velocity));
+    Ok(SprintPlan {
+        sprint: summary(conn, row, row.id)?,
+        recommended: velocity.map_or(capacity.points, |v| v.mean),
+        target: plan.points,
+        capacity,
+        raw_capacity,
+        focus,
+        velocity,
+        plan,
+        warnings,
+        saved: false,
+    })
 }
 
 /// The closed sprints, oldest first.
@@ -1388,6 +1568,32 @@ fn stays(conn: &Connection, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
         }
     }
     Ok((ids, items))
+}
+
+/// Every finished attempt at a task that was ever in the sprint, from the event log, read as
+/// agent performance reads attempts.
+fn attempts(conn: &Connection, sprint: i64) -> Result<Vec<SprintAttempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.at, e.agent, w.name || '/' || t.key, e.to_state, e.detail FROM events e \
+         JOIN tasks t ON t.id = e.task JOIN workflows w ON w.id = t.workflow \
+         WHERE e.kind = 'task_state' AND e.from_state = 'running' AND e.agent IS NOT NULL \
+         AND e.task IN (SELECT task FROM sprint_tasks WHERE sprint = ?1) ORDER BY e.seq",
+    )?;
+    let mut attempts = Vec::new();
+    let mut rows = stmt.query([sprint])?;
+    while let Some(row) = rows.next()? {
+        let to_state = row.get_ref(3)?.as_str().unwrap_or_default();
+        let detail = row.get_ref(4)?.as_str_or_null().ok().flatten();
+        if let Some(end) = attempt_end(to_state, detail) {
+            attempts.push(SprintAttempt {
+                task: row.get(2)?,
+                agent: row.get(1)?,
+                ended_at: from_millis(row.get(0)?),
+                end,
+            });
+        }
+    }
+    Ok(attempts)
 }
 
 fn carry_over(
@@ -1547,13 +1753,14 @@ fn retrospective(
     let stuck = report.flow.aging.iter().filter(|a| a.over_p85).count();
     let findings = findings(&FindingsInput {
         totals: &report.totals,
+        started: row.started_at.is_some(),
         velocity,
         capacity: row.capacity,
         accuracy: accuracy.as_ref(),
         failures: &failures,
         stuck,
     });
-    let contributions = contributions(&items, as_of);
+    let contributions = contributions(&items, &attempts(tx, row.id)?, as_of);
 
     let mut moved_to = None;
     if options.close {

@@ -200,7 +200,7 @@ pub(crate) struct PlanOut {
     capacity: f64,
     raw_capacity: f64,
     focus_factor: f64,
-    /// given, learnt or default
+    /// given, learnt, default, or saved (a start keeps the plan's)
     focus_source: String,
     members: Vec<CapacityOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,6 +225,9 @@ pub(crate) struct EditOut {
     unchanged: Vec<String>,
     points: f64,
     scope: f64,
+    /// remove: tasks left in the sprint that depend on a removed one
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
     #[serde(skip_serializing_if = "Cut::is_empty")]
     truncated: Cut,
 }
@@ -401,6 +404,7 @@ pub(crate) struct ContributionOut {
     tasks: usize,
     points: f64,
     retries: u32,
+    expired_leases: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -556,6 +560,7 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
             FocusSource::Given => "given".into(),
             FocusSource::Learnt(n) => format!("learnt from {}", counted(n as u64, "sprint")),
             FocusSource::Default => "default".into(),
+            FocusSource::Saved => "saved".into(),
         },
         members: shown(
             &mut cut,
@@ -680,7 +685,7 @@ fn check_planning_fields(input: &PlanningIn) -> Result<(), ToolFailure> {
 
 #[tool_router(router = sprint_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Sprints: plan (dry run), create, start (freezes the commitment), add, remove, estimate. Capacity, velocity, tasks chosen, left out and why.
+    /// Sprints: plan (dry run), create, start (freezes the commitment; a created sprint starts as saved), add, remove, estimate.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -749,7 +754,7 @@ impl OrchestrationServer {
                     _ => store.remove_from_sprint(&name, &tasks),
                 })
                 .await?;
-                let summary = format!(
+                let mut summary = format!(
                     "{} {} ({:.1} points) {} sprint `{}`; its scope is {:.1} points",
                     if label == "add" { "added" } else { "removed" },
                     counted(edit.changed.len() as u64, "task"),
@@ -758,6 +763,10 @@ impl OrchestrationServer {
                     edit.sprint,
                     edit.scope
                 );
+                for warning in edit.warnings.iter().take(3) {
+                    summary.push_str("; warning: ");
+                    summary.push_str(warning);
+                }
                 let mut cut = Cut::default();
                 Ok(Structured::new(
                     summary,
@@ -767,6 +776,7 @@ impl OrchestrationServer {
                             unchanged: shown(&mut cut, "unchanged", edit.unchanged, full),
                             points: round2(edit.points),
                             scope: round2(edit.scope),
+                            warnings: cut.take("warnings", edit.warnings, SHOWN),
                             truncated: cut,
                         }),
                         ..Default::default()
@@ -979,7 +989,7 @@ impl OrchestrationServer {
         .await?;
         let t = &retro.report.totals;
         let mut summary = format!(
-            "sprint `{}`{}: {:.1} of {:.1} committed points done ({:.1} in all), say/do {}, scope creep {}, {} carried over{}",
+            "sprint `{}`{}: {:.1} of {:.1} committed points done ({:.1} in all), say/do {}, scope creep {}, churn {}, {} carried over{}",
             retro.sprint.name,
             if retro.closed { " closed" } else { "" },
             t.completed_committed,
@@ -987,6 +997,7 @@ impl OrchestrationServer {
             t.completed,
             pct(t.say_do),
             pct(t.scope_creep),
+            pct(t.churn),
             retro.carry_over.len(),
             retro
                 .moved_to
@@ -1026,6 +1037,7 @@ impl OrchestrationServer {
                         tasks: c.tasks,
                         points: round2(c.points),
                         retries: c.retries,
+                        expired_leases: c.expired_leases,
                     }),
                     true,
                 ),

@@ -342,3 +342,343 @@ fn the_command_line_draws_a_burndown_as_text_and_svg() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown sprint `nope`"));
 }
+
+/// The number of events in the log: a rejected call must not grow it.
+fn events(h: &Harness) -> usize {
+    h.store.events_since(0, usize::MAX >> 1).unwrap().len()
+}
+
+/// Bug 2: `start` of a sprint saved with `create` commits what was saved (with explicit
+/// add/remove), not a new plan with new workflows and a relearnt focus factor.
+#[tokio::test]
+async fn start_commits_what_create_saved_and_plans_nothing_again() {
+    let h = harness().await;
+    team(&h).await;
+    let saved = h
+        .call(
+            "sprint_planning",
+            with(s1(), json!({"action": "create", "commit": 3})),
+        )
+        .await
+        .ok();
+    assert_eq!(saved.at("/plan/selected"), &json!(["proj/a"]));
+    assert_eq!(saved.at("/sprint/capacity"), &json!(12.25));
+    // A workflow created after planning, with work that would fit.
+    h.call(
+        "workflow_create",
+        json!({"name": "late", "tasks": [{"key": "z", "title": "Z", "estimate": 1, "priority": 99}]}),
+    )
+    .await
+    .ok();
+    h.call(
+        "sprint_planning",
+        json!({"action": "add", "name": "s1", "tasks": ["proj/g"]}),
+    )
+    .await
+    .ok();
+
+    let started = h
+        .call("sprint_planning", json!({"action": "start", "name": "s1"}))
+        .await
+        .ok();
+    assert!(
+        started.text.starts_with(
+            "sprint `s1` (started): 2 tasks, 5.0 points of 12.2 capacity (10 working days, focus 0.50); 0 left out"
+        ),
+        "{}",
+        started.text
+    );
+    assert_eq!(started.at("/plan/selected"), &json!(["proj/a", "proj/g"]));
+    assert_eq!(started.at("/plan/truncated"), &serde_json::Value::Null);
+    assert_eq!(started.at("/plan/points"), &json!(5.0));
+    assert_eq!(started.at("/plan/focus_source"), &json!("saved"));
+    assert_eq!(started.at("/sprint/committed"), &json!(5.0));
+    assert_eq!(started.at("/sprint/capacity"), &json!(12.25));
+    assert_eq!(started.at("/sprint/tasks"), &json!(2));
+    let analytics = h.call("sprint_analytics", json!({"name": "s1"})).await.ok();
+    assert_eq!(analytics.at("/totals/committed"), &json!(5.0));
+}
+
+/// Bug 2 (refusals) and bug 7: a start that would plan again is refused and says how to
+/// re-plan; a start of an unknown sprint by name alone says the sprint is unknown and how to
+/// create it. Neither writes anything.
+#[tokio::test]
+async fn start_refuses_to_plan_again_and_names_an_unknown_sprint() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "create"})))
+        .await
+        .ok();
+    let cases = [
+        (
+            json!({"action": "start", "name": "s1", "commit": 40}),
+            "invalid commit: sprint `s1` is planned, and start commits what was saved for it without planning again; start it with its name alone, re-plan it first with action=create, or change its tasks with add/remove",
+        ),
+        (
+            with(s1(), json!({"action": "start", "goal": "ship"})),
+            "invalid start, end, members, focus_factor, commit, goal: sprint `s1` is planned",
+        ),
+        (
+            json!({"action": "start", "name": "s1", "work_days": ["mon", "tue"]}),
+            "invalid work_days: sprint `s1` is planned",
+        ),
+        (
+            json!({"action": "start", "name": "nope"}),
+            "invalid name: unknown sprint `nope`; to plan and start a new sprint in one call give start, end and members, or save it first with action=create",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let before = events(&h);
+        let text = h.call("sprint_planning", arguments.clone()).await.err();
+        assert!(text.contains(expected), "{arguments}: {text}");
+        assert_eq!(events(&h), before, "{arguments} wrote something");
+    }
+    let s1 = h.call("sprint_analytics", json!({"name": "s1"})).await.ok();
+    assert_eq!(s1.at("/sprint/status"), &json!("planned"));
+    let all = h.call("sprint_analytics", json!({})).await.ok();
+    assert_eq!(all.at("/sprints").as_array().unwrap().len(), 1);
+}
+
+/// Bug 15: removing a task that another task of the sprint depends on says so, in the
+/// warnings and in the summary.
+#[tokio::test]
+async fn removing_a_task_others_in_the_sprint_depend_on_warns_of_them() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "start"})))
+        .await
+        .ok();
+    let warning = "`proj/b` is still in the sprint and depends on `proj/a`, which left it: `proj/b` cannot start until it finishes; remove it too, or add `proj/a` back";
+    let removed = h
+        .call(
+            "sprint_planning",
+            json!({"action": "remove", "name": "s1", "tasks": ["proj/a"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        removed.text.lines().next().unwrap(),
+        format!(
+            "removed 1 task (3.0 points) from sprint `s1`; its scope is 7.0 points; warning: {warning}"
+        )
+    );
+    assert_eq!(removed.at("/edit/warnings"), &json!([warning]));
+
+    // A removal that cuts no dependency has no warnings.
+    let quiet = h
+        .call(
+            "sprint_planning",
+            json!({"action": "remove", "name": "s1", "tasks": ["proj/b", "proj/c"]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        quiet.text.lines().next().unwrap(),
+        "removed 2 tasks (7.0 points) from sprint `s1`; its scope is 0.0 points"
+    );
+    assert_eq!(quiet.at("/edit/warnings"), &Value::Null);
+
+    // A task not in the sprint is an error that changes nothing.
+    let before = events(&h);
+    let text = h
+        .call(
+            "sprint_planning",
+            json!({"action": "remove", "name": "s1", "tasks": ["proj/a"]}),
+        )
+        .await
+        .err();
+    assert!(
+        text.contains("invalid tasks: task `proj/a` is not in sprint `s1`"),
+        "{text}"
+    );
+    assert_eq!(events(&h), before);
+}
+
+/// Bug 5: the retrospective's findings use the numbers of its headline (what was delivered of
+/// the commitment, say/do, creep and churn), and its contributions count an expired lease
+/// apart from retries, as agent_performance does.
+#[tokio::test]
+async fn the_retrospective_agrees_with_itself_and_with_agent_performance() {
+    let h = harness().await;
+    team(&h).await;
+    h.call("sprint_planning", with(s1(), json!({"action": "start"})))
+        .await
+        .ok();
+    // One point added after the start: creep and churn of 10%.
+    h.clock.advance(chrono::Duration::minutes(1));
+    h.call(
+        "sprint_planning",
+        json!({"action": "estimate", "tasks": ["proj/g"], "estimate": 1}),
+    )
+    .await
+    .ok();
+    h.call(
+        "sprint_planning",
+        json!({"action": "add", "name": "s1", "tasks": ["proj/g"]}),
+    )
+    .await
+    .ok();
+    // ana's first attempt at `a` fails and is retried.
+    let claim = h
+        .call("task_claim", json!({"agent": "ana", "task": "proj/a"}))
+        .await
+        .ok();
+    let token = claim.at("/token").as_u64().unwrap();
+    h.call(
+        "task_update",
+        json!({"task": "proj/a", "agent": "ana", "token": token, "action": "fail", "error": "flaky", "retryable": true}),
+    )
+    .await
+    .ok();
+    h.clock.advance(chrono::Duration::hours(1));
+    complete(&h, "ana", "proj/a", 3.0).await;
+    complete(&h, "ana", "proj/b", 5.0).await;
+    complete(&h, "ana", "proj/g", 1.0).await;
+    // bo's lease on `c` runs out.
+    h.call(
+        "task_claim",
+        json!({"agent": "bo", "task": "proj/c", "lease_seconds": 60}),
+    )
+    .await
+    .ok();
+    h.clock.advance(chrono::Duration::minutes(2));
+    // A claim (ana has no work she can do) expires the lease.
+    let none = h.call("task_claim", json!({"agent": "ana"})).await.ok();
+    assert_eq!(none.at("/claimed"), &json!(false));
+
+    let retro = h
+        .call("sprint_retrospective", json!({"name": "s1"}))
+        .await
+        .ok();
+    assert_eq!(
+        retro.at("/findings"),
+        &json!([{
+            "observation": "delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little after the start (creep 10%, churn 10%)",
+            "action": "keep the commitment near velocity"
+        }])
+    );
+    assert_eq!(
+        retro.at("/contributions"),
+        &json!([
+            {"agent": "ana", "tasks": 3, "points": 9.0, "retries": 1, "expired_leases": 0},
+            {"agent": "bo", "tasks": 0, "points": 0.0, "retries": 0, "expired_leases": 1}
+        ])
+    );
+    // The headline shows the numbers the findings are drawn from.
+    let mut lines = retro.text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "sprint `s1`: 8.0 of 10.0 committed points done (9.0 in all), say/do 80%, scope creep 10%, churn 10%, 1 carried over"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "- delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little after the start (creep 10%, churn 10%): keep the commitment near velocity"
+    );
+    let performance = h
+        .call("agent_performance", json!({"detail": "full"}))
+        .await
+        .ok();
+    for (agent, retries, expired) in [("ana", 1, 0), ("bo", 0, 1)] {
+        let row = performance
+            .at("/agents")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == agent)
+            .unwrap_or_else(|| panic!("{agent}: {}", performance.text));
+        assert_eq!(
+            (&row["retries"], &row["expired_leases"]),
+            (&json!(retries), &json!(expired)),
+            "{agent}: {row}"
+        );
+    }
+}
+
+/// The value axis of an SVG chart, bottom first, and the points of its scope line.
+fn svg_axis(svg: &str) -> (Vec<String>, Vec<String>) {
+    let ticks = svg
+        .split(r##"text-anchor="end" fill="#555">"##)
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap().to_owned())
+        .collect();
+    let scope = svg
+        .split(r#"class="scope""#)
+        .nth(1)
+        .and_then(|rest| rest.split(r#"points=""#).nth(1))
+        .and_then(|points| points.split('"').next())
+        .unwrap_or_default()
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    (ticks, scope)
+}
+
+/// Bug 12: the charts of a planned sprint scale to its planned scope, with a label that agrees
+/// with its number, distinct ticks and a scope line; an empty sprint says it is empty.
+#[tokio::test]
+async fn a_planned_sprint_is_charted_against_its_planned_scope() {
+    let h = harness().await;
+    team(&h).await;
+    h.call(
+        "sprint_planning",
+        json!({"action": "estimate", "tasks": ["proj/g"], "estimate": 1}),
+    )
+    .await
+    .ok();
+    // Planned for the fortnight after this one: no day of it has begun.
+    let saved = h
+        .call(
+            "sprint_planning",
+            with(
+                s1(),
+                json!({"action": "create", "commit": 6, "start": "2026-03-16", "end": "2026-03-27", "members": [{"agent": "ana"}, {"agent": "bo"}]}),
+            ),
+        )
+        .await
+        .ok();
+    assert_eq!(saved.at("/plan/points"), &json!(6.0));
+
+    let analytics = h.call("sprint_analytics", json!({"name": "s1"})).await.ok();
+    let lines: Vec<&str> = analytics.text.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("burndown"))
+        .unwrap_or_else(|| panic!("{}", analytics.text));
+    assert_eq!(
+        lines[header],
+        "burndown (● remaining, · ideal), 6 points at the top; not started: the ideal is that of the scope planned"
+    );
+    // Remaining starts at the top with the 6 points planned; the scope holds across the
+    // sprint's 10 working days and the start.
+    assert!(lines[header + 1].starts_with("│●"), "{}", analytics.text);
+    let burnup = lines.iter().position(|l| l.starts_with("burnup")).unwrap();
+    assert_eq!(lines[burnup + 1], format!("│{}", "─".repeat(11)));
+
+    let report = h
+        .store
+        .sprint_analytics("s1", &orchestration_core::AnalyticsOptions::default())
+        .unwrap()
+        .report;
+    let (ticks, scope) = svg_axis(&orchestration_core::svg("s1", &report));
+    assert_eq!(ticks, ["0", "2", "4", "6"]);
+    // x = 56 at the start, y = 40 at the top tick: the scope line starts at 6 points.
+    assert_eq!((scope[0].as_str(), scope.len()), ("56.0,40.0", 11));
+
+    h.call(
+        "sprint_planning",
+        json!({"action": "create", "name": "empty", "start": "2026-04-06", "end": "2026-04-17", "members": [{"agent": "bo"}], "commit": 0}),
+    )
+    .await
+    .ok();
+    let empty = h
+        .call("sprint_analytics", json!({"name": "empty"}))
+        .await
+        .ok();
+    assert!(
+        empty
+            .text
+            .contains("\nburndown (● remaining, · ideal), no points in the sprint; not started"),
+        "{}",
+        empty.text
+    );
+}

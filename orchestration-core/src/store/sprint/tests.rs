@@ -357,7 +357,7 @@ fn analytics_follow_scope_changes_mid_sprint() {
         .collect();
     assert_eq!(
         findings,
-        ["scope grew by 20% after the start (2.0 points added)"]
+        ["scope grew by 20% after the start (2.0 points added, 2.0 removed: churn 40%)"]
     );
     assert!(!retro.closed);
     assert_eq!(retro.sprint.status, SprintStatus::Active);
@@ -381,7 +381,8 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     assert_eq!(retro.sprint.completed, Some(8.0));
     let carried: Vec<&str> = retro.carry_over.iter().map(|c| c.task.as_str()).collect();
     assert_eq!(carried, ["proj/c"]);
-    // say/do 8 of 10 is not below 80%, and 20% rolled over is not above 20%.
+    // say/do 8 of 10 is not below 80%, 20% rolled over is not above 20%, and the scope did
+    // not change.
     let findings: Vec<(&str, &str)> = retro
         .findings
         .iter()
@@ -390,7 +391,8 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     assert_eq!(
         findings,
         [(
-            "delivered 8.0 of 10.0 committed points with little scope change",
+            "delivered 8.0 of 10.0 committed points (say/do 80%), and the scope changed little \
+             after the start (creep 0%, churn 0%)",
             "keep the commitment near velocity"
         )]
     );
@@ -685,4 +687,634 @@ fn work_in_progress_past_the_p85_cycle_time_is_flagged_and_found() {
         "{:?}",
         retro.findings
     );
+}
+
+/// A start by name alone, for a sprint saved as planned.
+fn start_of(name: &str) -> SprintSpec {
+    SprintSpec {
+        name: name.into(),
+        ..SprintSpec::default()
+    }
+}
+
+#[test]
+fn a_planned_sprint_starts_with_exactly_what_was_saved() {
+    let team = team();
+    // With a commitment of 3 points, planning saves `a` alone.
+    let mut spec = s1();
+    spec.commit = Some(3.0);
+    let saved = team.store.create_sprint(&spec).unwrap();
+    assert_eq!(saved.plan.selected, ["proj/a"]);
+    assert_eq!(
+        (saved.sprint.focus_factor, saved.sprint.capacity),
+        (Some(0.5), Some(12.25)),
+        "the plan's capacity is saved with it"
+    );
+    // Work that appears after planning is not pulled in; tasks added by hand are.
+    team.store
+        .create_workflow(
+            WorkflowSpec::new("late", crate::Mode::Dag)
+                .task(TaskSpec::new("z", "do z").estimate(1.0).priority(99)),
+            &CreateOptions {
+                start: true,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    team.store
+        .add_to_sprint("s1", &[TaskRef::key("extra", "g")])
+        .unwrap();
+    // A faster ana does not change the capacity the sprint was planned against.
+    team.store
+        .upsert_agent(
+            "ana",
+            &AgentUpdate {
+                points_per_day: Some(3.0),
+                ..AgentUpdate::default()
+            },
+        )
+        .unwrap();
+
+    let started = team.store.start_sprint(&start_of("s1")).unwrap();
+    assert_eq!(
+        started.warnings,
+        [
+            "members' points per day changed since the sprint was saved: it keeps the capacity \
+             of 12.2 points planned then (their profiles now give 17.2); re-plan it with \
+             action=create to use them"
+        ]
+    );
+    let allocated: Vec<(String, Vec<String>)> = started
+        .plan
+        .allocation
+        .iter()
+        .map(|(agent, (tasks, _))| (agent.clone(), tasks.clone()))
+        .collect();
+    assert_eq!(
+        (
+            started.plan.selected.clone(),
+            started.plan.points,
+            started.sprint.committed,
+            started.sprint.tasks,
+            allocated,
+            started.plan.left_out.len(),
+        ),
+        (
+            vec!["proj/a".to_owned(), "extra/g".to_owned()],
+            5.0,
+            Some(5.0),
+            2,
+            vec![("ana".to_owned(), vec!["proj/a".to_owned()])],
+            0,
+        )
+    );
+    assert_eq!(
+        (
+            started.capacity.points,
+            started.raw_capacity,
+            started.capacity.focus_factor,
+            started.focus,
+            started.sprint.capacity,
+        ),
+        (12.25, 24.5, 0.5, FocusSource::Saved, Some(12.25))
+    );
+    let analytics = team
+        .store
+        .sprint_analytics("s1", &AnalyticsOptions::default())
+        .unwrap();
+    assert_eq!(analytics.report.totals.committed, 5.0);
+}
+
+#[test]
+fn a_start_keeps_the_focus_factor_saved_with_the_plan() {
+    let team = team();
+    team.store.start_sprint(&s1()).unwrap();
+    // Saved before any sprint closed: the default focus factor, 0.7.
+    let mut next = SprintSpec::new("s2", date(3, 16), date(3, 27)).member(MemberSpec::new("ana"));
+    next.workflows = vec!["extra".into()];
+    let saved = team.store.create_sprint(&next).unwrap();
+    assert_eq!(saved.focus, FocusSource::Default);
+    // s1 closes with 8 points done: planning now would learn 8 / 24.5.
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    team.work("ana", "b", at(3, 3, 10, 0), at(3, 5, 15, 0), 5.0);
+    team.set(at(3, 13, 18, 0));
+    team.store
+        .sprint_retrospective("s1", &closing(None))
+        .unwrap();
+    let fresh = SprintSpec::new("s3", date(3, 30), date(4, 10)).member(MemberSpec::new("ana"));
+    assert_eq!(
+        team.store.plan_sprint(&fresh).unwrap().focus,
+        FocusSource::Learnt(1)
+    );
+
+    let started = team.store.start_sprint(&start_of("s2")).unwrap();
+    assert_eq!(started.focus, FocusSource::Saved);
+    assert!(close_to(started.capacity.focus_factor, 0.7));
+    assert!(close_to(started.capacity.points, 14.0));
+    assert!(close_to(started.sprint.capacity.unwrap(), 14.0));
+    assert_eq!(started.plan.selected, ["extra/g"]);
+}
+
+#[test]
+fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_says_so() {
+    let team = team();
+    team.store.create_sprint(&s1()).unwrap();
+    let refused = |given: &str| {
+        format!(
+            "invalid {given}: sprint `s1` is planned, and start commits what was saved for it \
+             without planning again; start it with its name alone, re-plan it first with \
+             action=create, or change its tasks with add/remove"
+        )
+    };
+    let cases: Vec<(&str, SprintSpec, String)> = vec![
+        (
+            "the whole spec again",
+            s1(),
+            refused("start, end, members, focus_factor, workflows"),
+        ),
+        (
+            "a commitment",
+            SprintSpec {
+                commit: Some(40.0),
+                ..start_of("s1")
+            },
+            refused("commit"),
+        ),
+        (
+            "a goal",
+            SprintSpec {
+                goal: Some("ship".into()),
+                ..start_of("s1")
+            },
+            refused("goal"),
+        ),
+        (
+            "working days",
+            SprintSpec {
+                week: Some(crate::WorkWeek::default()),
+                ..start_of("s1")
+            },
+            refused("work_days"),
+        ),
+        (
+            "an unknown sprint by name alone",
+            start_of("nope"),
+            "invalid name: unknown sprint `nope`; to plan and start a new sprint in one call \
+             give start, end and members, or save it first with action=create"
+                .into(),
+        ),
+    ];
+    for (what, spec, message) in cases {
+        let before = team.events();
+        let err = team.store.start_sprint(&spec).expect_err(what);
+        assert_eq!(err.to_string(), message, "{what}");
+        assert_eq!(team.events(), before, "{what} wrote something");
+        let s1 = team.store.sprint("s1").unwrap();
+        assert_eq!((s1.status, s1.tasks), (SprintStatus::Planned, 3), "{what}");
+    }
+    assert!(team.store.sprint("nope").is_err());
+}
+
+/// The team with one more workflow, `chain`: `r` depends on `p` and `q`, and `s` on `r`; and a
+/// sprint `c` holding all four, planned, or started once `done` are finished.
+fn chain_sprint(started: bool, done: &[&str]) -> Team {
+    let team = team();
+    let t = |key: &str| TaskSpec::new(key, format!("do {key}")).estimate(1.0);
+    team.store
+        .create_workflow(
+            WorkflowSpec::new("chain", crate::Mode::Dag)
+                .task(t("p"))
+                .task(t("q"))
+                .task(t("r").after(["p", "q"]))
+                .task(t("s").after(["r"])),
+            &CreateOptions {
+                start: true,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    let mut spec = SprintSpec::new("c", date(3, 2), date(3, 13)).member(MemberSpec::new("ana"));
+    spec.workflows = vec!["chain".into()];
+    spec.focus_factor = Some(1.0);
+    let plan = if started {
+        team.store.start_sprint(&spec)
+    } else {
+        team.store.create_sprint(&spec)
+    };
+    assert_eq!(
+        plan.unwrap().plan.selected,
+        ["chain/p", "chain/q", "chain/r", "chain/s"]
+    );
+    for key in done {
+        let claim = team
+            .store
+            .claim(&crate::ClaimRequest::new("ana").task(TaskRef::key("chain", *key)))
+            .unwrap()
+            .claimed()
+            .unwrap();
+        team.store
+            .report(
+                &TaskRef::Id(claim.task.id),
+                "ana",
+                claim.token,
+                &Report::Complete {
+                    result: None,
+                    actual: None,
+                },
+                None,
+            )
+            .unwrap();
+    }
+    team
+}
+
+/// Removes `removed` from the chain sprint (started or not, with `done` finished first) and
+/// checks the warnings.
+#[track_caller]
+fn check_removal(started: bool, done: &[&str], removed: &[&str], expected: &[&str]) {
+    let team = chain_sprint(started, done);
+    let refs: Vec<TaskRef> = removed.iter().map(|k| TaskRef::key("chain", *k)).collect();
+    let edit = team.store.remove_from_sprint("c", &refs).unwrap();
+    assert_eq!(edit.changed.len(), removed.len(), "{removed:?}");
+    assert_eq!(
+        edit.warnings, expected,
+        "started {started}, done {done:?}, removed {removed:?}"
+    );
+}
+
+#[test]
+fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
+    check_removal(
+        false,
+        &[],
+        &["p"],
+        &[
+            "`chain/r` is still in the sprint and depends on `chain/p`, which left it: \
+           `chain/r` cannot start until it finishes; remove it too, or add `chain/p` back",
+        ],
+    );
+    check_removal(
+        false,
+        &[],
+        &["p", "q"],
+        &[
+            "`chain/r` is still in the sprint and depends on `chain/p` and `chain/q`, which left \
+           it: `chain/r` cannot start until they finish; remove it too, or add `chain/p` and \
+           `chain/q` back",
+        ],
+    );
+    // Only direct dependents: `s` depends on `r`, not on `p`.
+    check_removal(
+        true,
+        &[],
+        &["r"],
+        &[
+            "`chain/s` is still in the sprint and depends on `chain/r`, which left it: \
+           `chain/s` cannot start until it finishes; remove it too, or add `chain/r` back",
+        ],
+    );
+    // Tasks removed together do not warn of each other.
+    check_removal(true, &[], &["r", "s"], &[]);
+    check_removal(false, &[], &["p", "q", "r", "s"], &[]);
+    check_removal(false, &[], &["s"], &[]);
+    // A finished dependency blocks nothing.
+    check_removal(true, &["p"], &["p"], &[]);
+}
+
+/// s1 with a focus factor of 1: `f` (13), `a` (3), `b` (5) and `c` (2), 23 points, fit.
+fn s1_full() -> SprintSpec {
+    let mut spec = s1();
+    spec.focus_factor = Some(1.0);
+    spec
+}
+
+/// The numbers of a retrospective's headline: completed of the commitment, committed,
+/// completed in all, scope creep and churn.
+type Headline = (f64, f64, f64, f64, f64);
+
+/// The findings of s1 started in full, as (observation, action), after `add` joined and
+/// `remove` left it on Tuesday and `done` were completed, with the headline they must agree
+/// with.
+fn findings_after(
+    add: &[(&str, &str)],
+    remove: &[(&str, &str)],
+    done: &[&str],
+) -> (Vec<(String, String)>, Headline) {
+    let team = team();
+    let started = team.store.start_sprint(&s1_full()).unwrap();
+    assert_eq!(started.sprint.committed, Some(23.0));
+    team.set(at(3, 3, 9, 0));
+    let refs = |tasks: &[(&str, &str)]| -> Vec<TaskRef> {
+        tasks.iter().map(|(w, k)| TaskRef::key(*w, *k)).collect()
+    };
+    if !add.is_empty() {
+        team.store.add_to_sprint("s1", &refs(add)).unwrap();
+    }
+    if !remove.is_empty() {
+        team.store.remove_from_sprint("s1", &refs(remove)).unwrap();
+    }
+    for (i, key) in done.iter().enumerate() {
+        let workflow = if *key == "g" { "extra" } else { "proj" };
+        team.set(at(3, 4, 9 + i as u32, 0));
+        let claim = team
+            .store
+            .claim(&crate::ClaimRequest::new("ana").task(TaskRef::key(workflow, *key)))
+            .unwrap()
+            .claimed()
+            .unwrap();
+        // Effort as estimated, so that accuracy finds nothing.
+        let estimate = claim.task.estimate;
+        team.complete(&claim, "ana", at(3, 4, 9 + i as u32, 10), estimate);
+    }
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let t = &retro.report.totals;
+    (
+        retro
+            .findings
+            .into_iter()
+            .map(|f| (f.observation, f.action))
+            .collect(),
+        (
+            t.completed_committed,
+            t.committed,
+            t.completed,
+            t.scope_creep.unwrap(),
+            t.churn.unwrap(),
+        ),
+    )
+}
+
+#[test]
+fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported() {
+    // 2 points added and done, `c` (2) not: 21 of the 23 committed points were delivered,
+    // though 23 were done in all. Creep and churn are 2 / 23.
+    let (findings, totals) = findings_after(&[("extra", "g")], &[], &["f", "a", "b", "g"]);
+    assert_eq!(totals, (21.0, 23.0, 23.0, 2.0 / 23.0, 2.0 / 23.0));
+    assert_eq!(
+        findings,
+        [(
+            "delivered 21.0 of 23.0 committed points (say/do 91%), and the scope changed \
+             little after the start (creep 9%, churn 9%)"
+                .to_owned(),
+            "keep the commitment near velocity".to_owned()
+        )]
+    );
+    // 2 points added and 2 removed: creep 9% is within bounds, churn 17% is not.
+    let (findings, totals) =
+        findings_after(&[("extra", "g")], &[("proj", "c")], &["f", "a", "b", "g"]);
+    assert_eq!(totals, (21.0, 23.0, 23.0, 2.0 / 23.0, 4.0 / 23.0));
+    assert_eq!(
+        findings,
+        [(
+            "scope churned by 17% after the start (2.0 points added, 2.0 removed)".to_owned(),
+            "plan only work that is ready, and settle the scope before the start rather than \
+             after it"
+                .to_owned()
+        )]
+    );
+    // Only `f` done: say/do is 13 of 23, and the action is to commit to what was delivered of
+    // the commitment, not to the 15 points done with added scope.
+    let (findings, totals) = findings_after(&[("extra", "g")], &[], &["f", "g"]);
+    assert_eq!(totals, (13.0, 23.0, 15.0, 2.0 / 23.0, 2.0 / 23.0));
+    assert_eq!(
+        findings,
+        [
+            (
+                "delivered 57% of the commitment (13.0 of 23.0 committed points)".to_owned(),
+                "commit to about 13 points, what was delivered of this commitment, until say/do \
+                 is above 80%"
+                    .to_owned()
+            ),
+            (
+                "40% of the scope was not finished (10.0 points carried over)".to_owned(),
+                "carry the unfinished tasks over first and commit to less new work".to_owned()
+            )
+        ]
+    );
+}
+
+#[test]
+fn a_retrospective_of_a_sprint_not_started_says_nothing_is_committed() {
+    let team = team();
+    team.store.create_sprint(&s1_full()).unwrap();
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let findings: Vec<&str> = retro
+        .findings
+        .iter()
+        .map(|f| f.observation.as_str())
+        .collect();
+    assert_eq!(
+        findings,
+        ["the sprint has not started: nothing is committed yet (23.0 points planned)"]
+    );
+}
+
+#[test]
+fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_does() {
+    let team = team();
+    team.store.start_sprint(&s1_full()).unwrap();
+    let f = TaskRef::key("proj", "f");
+    // bo's lease on `f` runs out; ana's first attempt fails and is retried; her second one
+    // completes it.
+    team.set(at(3, 2, 10, 0));
+    team.store
+        .claim(
+            &crate::ClaimRequest::new("bo")
+                .task(f.clone())
+                .lease(chrono::Duration::hours(1)),
+        )
+        .unwrap()
+        .claimed()
+        .unwrap();
+    team.set(at(3, 2, 12, 0));
+    assert_eq!(team.store.tick().unwrap().expired, 1);
+    let claim = team
+        .store
+        .claim(
+            &crate::ClaimRequest::new("ana")
+                .task(f.clone())
+                .lease(chrono::Duration::days(1)),
+        )
+        .unwrap()
+        .claimed()
+        .unwrap();
+    team.set(at(3, 2, 13, 0));
+    team.store
+        .report(
+            &TaskRef::Id(claim.task.id),
+            "ana",
+            claim.token,
+            &Report::Fail {
+                error: "flaky".into(),
+                retryable: true,
+            },
+            None,
+        )
+        .unwrap();
+    team.set(at(3, 3, 9, 0));
+    team.store.tick().unwrap();
+    let claim = team
+        .store
+        .claim(
+            &crate::ClaimRequest::new("ana")
+                .task(f)
+                .lease(chrono::Duration::days(1)),
+        )
+        .unwrap()
+        .claimed()
+        .unwrap();
+    assert_eq!(claim.task.attempt, 3);
+    team.complete(&claim, "ana", at(3, 3, 15, 0), 13.0);
+
+    let retro = team
+        .store
+        .sprint_retrospective("s1", &RetrospectiveOptions::default())
+        .unwrap();
+    let contributions: Vec<(String, usize, f64, u32, u32)> = retro
+        .contributions
+        .iter()
+        .map(|c| {
+            (
+                c.agent.clone(),
+                c.tasks,
+                c.points,
+                c.retries,
+                c.expired_leases,
+            )
+        })
+        .collect();
+    assert_eq!(
+        contributions,
+        [("ana".into(), 1, 13.0, 1, 0), ("bo".into(), 0, 0.0, 0, 1)]
+    );
+    let performance: Vec<(String, u32, u32)> = team
+        .store
+        .agent_performance(at(3, 1, 0, 0), at(3, 4, 0, 0), None)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.agent, p.metrics.retries, p.metrics.expired_leases))
+        .collect();
+    let mut performance = performance;
+    performance.sort();
+    assert_eq!(performance, [("ana".into(), 1, 0), ("bo".into(), 0, 1)]);
+}
+
+/// An SVG chart's value axis, bottom first, and the points of its scope line.
+fn svg_axis(svg: &str) -> (Vec<String>, Vec<String>) {
+    let ticks = svg
+        .split(r##"text-anchor="end" fill="#555">"##)
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap().to_owned())
+        .collect();
+    let scope = svg
+        .split(r#"class="scope""#)
+        .nth(1)
+        .and_then(|rest| rest.split(r#"points=""#).nth(1))
+        .and_then(|points| points.split('"').next())
+        .unwrap_or_default()
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    (ticks, scope)
+}
+
+/// The first line of the text chart of `sprint`, the SVG's value axis, and where its scope line
+/// starts and how many points it has, as of now.
+#[track_caller]
+fn check_chart(team: &Team, sprint: &str, header: &str, ticks: &[&str], scope: (&str, usize)) {
+    let report = team
+        .store
+        .sprint_analytics(sprint, &AnalyticsOptions::default())
+        .unwrap()
+        .report;
+    let text = crate::text_chart(&report, 3);
+    assert_eq!(text.lines().next().unwrap(), header, "{text}");
+    let (axis, line) = svg_axis(&crate::svg(sprint, &report));
+    let axis: Vec<&str> = axis.iter().map(String::as_str).collect();
+    assert_eq!(
+        (axis.as_slice(), (line[0].as_str(), line.len())),
+        (ticks, scope)
+    );
+}
+
+#[test]
+fn charts_scale_to_the_planned_scope_before_the_start_and_to_the_commitment_after() {
+    const PLANNED: &str = "; not started: the ideal is that of the scope planned";
+    // The value axis of a 10-point chart, whose top line is at y = 40.
+    let tens = ["0", "2", "4", "6", "8", "10"];
+    let team = team();
+    team.store.create_sprint(&s1()).unwrap();
+    check_chart(
+        &team,
+        "s1",
+        &format!("burndown (● remaining, · ideal), 10 points at the top{PLANNED}"),
+        &tens,
+        ("56.0,40.0", 11),
+    );
+    // The whole text chart of the planned sprint: remaining at the 10 points planned, the
+    // ideal burning them down over the ten working days, and the scope held across them.
+    let report = team
+        .store
+        .sprint_analytics("s1", &AnalyticsOptions::default())
+        .unwrap()
+        .report;
+    assert_eq!(
+        crate::text_chart(&report, 3),
+        format!(
+            "burndown (● remaining, · ideal), 10 points at the top{PLANNED}\n\
+             │●●·\n\
+             │   ·····\n\
+             │        ···\n\
+             └───────────\n\
+             burnup (─ scope, █ completed)\n\
+             │───────────\n\
+             │\n\
+             │\n\
+             └───────────"
+        )
+    );
+
+    // A sprint with nothing in it, and one of half a point.
+    let mut empty = SprintSpec::new("empty", date(4, 6), date(4, 17)).member(MemberSpec::new("bo"));
+    empty.workflows = vec!["extra".into()];
+    empty.commit = Some(0.0);
+    team.store.create_sprint(&empty).unwrap();
+    check_chart(
+        &team,
+        "empty",
+        &format!("burndown (● remaining, · ideal), no points in the sprint{PLANNED}"),
+        &["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"],
+        ("56.0,312.0", 11),
+    );
+    team.store
+        .reestimate(&TaskRef::key("extra", "g"), 0.5)
+        .unwrap();
+    team.store
+        .add_to_sprint("empty", &[TaskRef::key("extra", "g")])
+        .unwrap();
+    check_chart(
+        &team,
+        "empty",
+        &format!("burndown (● remaining, · ideal), 0.5 points at the top{PLANNED}"),
+        &["0.0", "0.1", "0.2", "0.3", "0.4", "0.5"],
+        ("56.0,40.0", 11),
+    );
+
+    // Started, then closed: the commitment of 10 points is the scale, and the scope line
+    // follows the days gone by.
+    team.store.start_sprint(&start_of("s1")).unwrap();
+    team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
+    let started = "burndown (● remaining, · ideal), 10 points at the top";
+    check_chart(&team, "s1", started, &tens, ("56.0,40.0", 2));
+    team.set(at(3, 13, 18, 0));
+    team.store
+        .sprint_retrospective("s1", &closing(None))
+        .unwrap();
+    check_chart(&team, "s1", started, &tens, ("56.0,40.0", 11));
 }
