@@ -65,7 +65,7 @@ pub use crate::store::{
     SprintSpec, SprintSummary, Store, TaskAttempt, TaskBrief, TaskDetail, TaskRef, TaskView, Tick,
     Wait, WorkflowRef, WorkflowReport, WorkflowSummary,
 };
-pub use crate::text::{counted, rfc3339, text_weight};
+pub use crate::text::{counted, points, rfc3339, text_weight};
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
     RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,

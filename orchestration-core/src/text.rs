@@ -21,6 +21,16 @@ pub fn counted(n: impl Into<u64>, noun: &str) -> String {
     format!("{n} {}", plural(noun))
 }
 
+/// `x` points, with as few decimals as it needs: `1 point`, `6 points`, `2.5 points`.
+pub fn points(x: f64) -> String {
+    let rounded = (x * 100.0).round() / 100.0;
+    if rounded.fract() == 0.0 && rounded >= 0.0 {
+        return counted(rounded as u64, "point");
+    }
+    let number = format!("{rounded:.2}");
+    format!("{} points", number.trim_end_matches('0'))
+}
+
 /// `n` and `noun` with the verb "to be" agreeing: `1 task is`, `2 tasks are`.
 pub(crate) fn counted_are(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
@@ -158,6 +168,20 @@ mod tests {
             either(&["a".into(), "b".into(), "c".into()]),
             "`a`, `b` or `c`"
         );
+    }
+
+    #[test]
+    fn points_agree_with_their_noun_and_drop_needless_decimals() {
+        let cases = [
+            (1.0, "1 point"),
+            (6.0, "6 points"),
+            (0.5, "0.5 points"),
+            (12.25, "12.25 points"),
+            (0.0, "0 points"),
+        ];
+        for (x, expected) in cases {
+            assert_eq!(points(x), expected);
+        }
     }
 
     #[test]

@@ -383,6 +383,17 @@ pub(crate) fn page<T: Clone + Serialize>(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<(Vec<T>, Option<String>), crate::error::ToolFailure> {
+    page_within(items, limit, cursor, PAGE_BYTES)
+}
+
+/// A page as [`page`] makes it, of at most `max_bytes`: for a list that shares its result
+/// with other parts.
+pub(crate) fn page_within<T: Clone + Serialize>(
+    items: &[T],
+    limit: Option<u32>,
+    cursor: Option<&str>,
+    max_bytes: usize,
+) -> Result<(Vec<T>, Option<String>), crate::error::ToolFailure> {
     let limit = limit.map_or(SHOWN_FULL, |l| l as usize);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(crate::error::ToolFailure::invalid(
@@ -408,10 +419,10 @@ pub(crate) fn page<T: Clone + Serialize>(
     let mut slice = Vec::new();
     let mut bytes = 0;
     for item in items.iter().skip(start).take(limit) {
-        let size = serde_json::to_vec(item).map_or(PAGE_BYTES, |b| b.len() + 1);
+        let size = serde_json::to_vec(item).map_or(max_bytes, |b| b.len() + 1);
         // One item always fits, however large: each item is bounded on its own, and a page
         // must move the cursor forward.
-        if !slice.is_empty() && bytes + size > PAGE_BYTES {
+        if !slice.is_empty() && bytes + size > max_bytes {
             break;
         }
         bytes += size;

@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::text::counted;
+use crate::text::points;
 
 use super::guideline;
 use super::report::{BurnPoint, SprintReport};
@@ -260,16 +260,6 @@ fn ticks(peak: f64) -> Ticks {
     }
 }
 
-/// `x` points, as few decimals as it needs: "1 point", "6 points", "2.5 points".
-fn points(x: f64) -> String {
-    let rounded = (x * 100.0).round() / 100.0;
-    if rounded.fract() == 0.0 {
-        return counted(rounded as u64, "point");
-    }
-    let number = format!("{rounded:.2}");
-    format!("{} points", number.trim_end_matches('0'))
-}
-
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -306,19 +296,6 @@ mod tests {
                 (values, decimals),
                 "{peak}"
             );
-        }
-    }
-
-    #[test]
-    fn points_agree_with_their_noun_and_drop_needless_decimals() {
-        let cases = [
-            (1.0, "1 point"),
-            (6.0, "6 points"),
-            (0.5, "0.5 points"),
-            (12.25, "12.25 points"),
-        ];
-        for (x, expected) in cases {
-            assert_eq!(points(x), expected);
         }
     }
 }

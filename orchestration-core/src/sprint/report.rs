@@ -648,7 +648,10 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
                 t.committed,
                 v.mean
             ),
-            action: format!("plan at most {:.0} points next sprint", v.mean.floor()),
+            action: format!(
+                "plan at most {} next sprint",
+                crate::text::points(v.mean.floor())
+            ),
         });
     }
     if committed
@@ -663,9 +666,9 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
                 t.committed
             ),
             action: format!(
-                "commit to about {:.0} points, what was delivered of this commitment, until \
-                 say/do is above {}",
-                t.completed_committed.floor().max(1.0),
+                "commit to about {}, what was delivered of this commitment, until say/do is \
+                 above {}",
+                crate::text::points(t.completed_committed.floor().max(1.0)),
                 pct(SAY_DO_FLOOR)
             ),
         });
@@ -778,7 +781,10 @@ pub fn findings(input: &FindingsInput<'_>) -> Vec<Finding> {
                 pct(t.committed / capacity),
                 capacity
             ),
-            action: format!("commit to at most {:.0} points", capacity.floor()),
+            action: format!(
+                "commit to at most {}",
+                crate::text::points(capacity.floor())
+            ),
         });
     }
     if out.is_empty() {

@@ -1541,8 +1541,12 @@ fn stays(conn: &Connection, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
             actual: row.get(11)?,
             attempts: row.get(12)?,
             problem: problem.or_else(|| {
-                (state == TaskState::Pending && unmet > 0)
-                    .then(|| format!("waiting on {unmet} unfinished dependencies"))
+                (state == TaskState::Pending && unmet > 0).then(|| {
+                    format!(
+                        "waiting on {}",
+                        crate::text::counted(unmet.max(0) as u64, "unfinished dependency")
+                    )
+                })
             }),
         });
     }

@@ -106,7 +106,10 @@ pub(crate) struct SprintOut {
     working_days: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     goal: Option<String>,
+    /// In planning's answers; elsewhere their count
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     members: Vec<MemberOut>,
+    member_count: usize,
     /// Backlog; empty for all
     #[serde(skip_serializing_if = "Vec::is_empty")]
     workflows: Vec<String>,
@@ -126,6 +129,24 @@ pub(crate) struct SprintOut {
 }
 
 impl SprintOut {
+    /// The sprint with its members and backlog, for planning's answers.
+    fn with_members(s: &SprintSummary, cut: &mut Cut) -> SprintOut {
+        SprintOut {
+            members: cut.take(
+                "sprint.members",
+                s.members.iter().map(|m| MemberOut {
+                    agent: m.agent.clone(),
+                    availability: m.availability,
+                    days_off: m.days_off.iter().map(|d| d.to_string()).collect(),
+                }),
+                SHOWN_FULL,
+            ),
+            workflows: cut.take("sprint.workflows", s.workflows.iter().cloned(), SHOWN),
+            ..SprintOut::from_summary(s)
+        }
+    }
+
+    /// The sprint's headline: dates, status, numbers; members only counted.
     fn from_summary(s: &SprintSummary) -> SprintOut {
         SprintOut {
             name: s.name.clone(),
@@ -133,17 +154,13 @@ impl SprintOut {
             start: s.start.to_string(),
             end: s.end.to_string(),
             working_days: s.working_days,
-            goal: s.goal.clone(),
-            members: s
-                .members
-                .iter()
-                .map(|m| MemberOut {
-                    agent: m.agent.clone(),
-                    availability: m.availability,
-                    days_off: m.days_off.iter().map(|d| d.to_string()).collect(),
-                })
-                .collect(),
-            workflows: s.workflows.clone(),
+            goal: s
+                .goal
+                .as_deref()
+                .map(|g| crate::output::clip_json(g, 500).0),
+            members: Vec::new(),
+            member_count: s.members.len(),
+            workflows: Vec::new(),
             tasks: s.tasks,
             committed: s.committed.map(round2),
             completed: s.completed.map(round2),
@@ -214,8 +231,6 @@ pub(crate) struct PlanOut {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
     saved: bool,
-    #[serde(skip_serializing_if = "Cut::is_empty")]
-    truncated: Cut,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -228,8 +243,6 @@ pub(crate) struct EditOut {
     /// remove: tasks left in the sprint that depend on a removed one
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
-    #[serde(skip_serializing_if = "Cut::is_empty")]
-    truncated: Cut,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -241,6 +254,8 @@ pub(crate) struct EstimateOut {
 
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct PlanningOut {
+    #[serde(skip_serializing_if = "Cut::is_empty")]
+    truncated: Cut,
     #[serde(skip_serializing_if = "Option::is_none")]
     sprint: Option<SprintOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -265,14 +280,31 @@ pub(crate) struct AnalyticsIn {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct DayOut {
-    date: String,
-    scope: f64,
-    completed: f64,
-    in_progress: f64,
-    remaining: f64,
-    ideal: f64,
+/// The burndown and burnup, one column per series and one row per working day: the same
+/// numbers as a list of days, in half the bytes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct DaysOut {
+    date: Vec<String>,
+    scope: Vec<f64>,
+    completed: Vec<f64>,
+    in_progress: Vec<f64>,
+    remaining: Vec<f64>,
+    ideal: Vec<f64>,
+}
+
+impl DaysOut {
+    fn from_points(days: &[&orchestration_core::BurnPoint]) -> DaysOut {
+        let mut out = DaysOut::default();
+        for d in days {
+            out.date.push(d.date.to_string());
+            out.scope.push(round2(d.scope));
+            out.completed.push(round2(d.completed));
+            out.in_progress.push(round2(d.in_progress));
+            out.remaining.push(round2(d.remaining));
+            out.ideal.push(round2(d.ideal));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -351,9 +383,9 @@ pub(crate) struct AnalyticsOut {
     /// Without `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     sprints: Option<Vec<SprintOut>>,
-    /// Burndown/burnup per working day
+    /// Burndown and burnup by working day, in columns
     #[serde(skip_serializing_if = "Option::is_none")]
-    days: Option<Vec<DayOut>>,
+    days: Option<DaysOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     totals: Option<TotalsOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -457,14 +489,15 @@ fn tasks(refs: Option<Vec<String>>, action: &str) -> Result<Vec<TaskRef>, ToolFa
         .collect()
 }
 
-/// The first few items of a list at `detail=summary`, more at `full`; a cut list is noted.
+/// The first few items of a list at `detail=summary` (a sprint's answers hold many lists),
+/// more at `full`; a cut list is noted.
 fn shown<T>(
     cut: &mut Cut,
     field: &'static str,
     items: impl IntoIterator<Item = T>,
     full: bool,
 ) -> Vec<T> {
-    cut.take(field, items, if full { SHOWN_FULL } else { SHOWN })
+    cut.take(field, items, if full { SHOWN_FULL } else { SHOWN / 2 })
 }
 
 /// At most [`DAYS_SHOWN`] days, evenly spaced, the first and the last always among them.
@@ -528,11 +561,10 @@ fn spec(input: &mut PlanningIn, name: String) -> Result<SprintSpec, ToolFailure>
     })
 }
 
-fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
-    let mut cut = Cut::default();
+fn plan_out(plan: &SprintPlan, full: bool, cut: &mut Cut) -> PlanOut {
     let allocation = shown(
-        &mut cut,
-        "allocation",
+        cut,
+        "plan.allocation",
         plan.plan.allocation.iter().map(|(agent, (tasks, points))| {
             let shown_tasks: Vec<String> = tasks
                 .iter()
@@ -563,8 +595,8 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
             FocusSource::Saved => "saved".into(),
         },
         members: shown(
-            &mut cut,
-            "members",
+            cut,
+            "plan.members",
             plan.capacity.members.iter().map(|m| CapacityOut {
                 agent: m.agent.clone(),
                 working_days: m.working_days,
@@ -578,24 +610,23 @@ fn plan_out(plan: &SprintPlan, full: bool) -> PlanOut {
         target: round2(plan.target),
         points: round2(plan.plan.points),
         selected: shown(
-            &mut cut,
-            "selected",
+            cut,
+            "plan.selected",
             plan.plan.selected.iter().cloned(),
             full,
         ),
         allocation,
         left_out: shown(
-            &mut cut,
-            "left_out",
+            cut,
+            "plan.left_out",
             plan.plan.left_out.iter().map(|(task, reason)| LeftOutOut {
                 task: task.clone(),
                 reason: reason.clone(),
             }),
             full,
         ),
-        warnings: cut.take("warnings", plan.warnings.iter().cloned(), SHOWN),
+        warnings: cut.take("plan.warnings", plan.warnings.iter().cloned(), SHOWN),
         saved: plan.saved,
-        truncated: cut,
     }
 }
 
@@ -619,17 +650,16 @@ fn totals_out(report: &SprintReport) -> TotalsOut {
 }
 
 fn carry_out(cut: &mut Cut, carry: &[orchestration_core::CarryOver], full: bool) -> Vec<CarryOut> {
-    shown(
-        cut,
-        "carry_over",
-        carry.iter().map(|c| CarryOut {
-            task: c.task.clone(),
-            points: round2(c.points),
-            state: c.state.to_string(),
-            times_carried: c.times_carried,
-        }),
-        full,
-    )
+    shown(cut, "carry_over", carry.iter().map(carry_one), full)
+}
+
+fn carry_one(c: &orchestration_core::CarryOver) -> CarryOut {
+    CarryOut {
+        task: c.task.clone(),
+        points: round2(c.points),
+        state: c.state.to_string(),
+        times_carried: c.times_carried,
+    }
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -732,11 +762,13 @@ impl OrchestrationServer {
                     summary.push_str("; warning: ");
                     summary.push_str(warning);
                 }
+                let mut truncated = Cut::default();
                 Ok(Structured::new(
                     summary,
                     PlanningOut {
-                        sprint: Some(SprintOut::from_summary(&plan.sprint)),
-                        plan: Some(plan_out(&plan, full)),
+                        sprint: Some(SprintOut::with_members(&plan.sprint, &mut truncated)),
+                        plan: Some(plan_out(&plan, full, &mut truncated)),
+                        truncated,
                         ..Default::default()
                     },
                 ))
@@ -772,13 +804,13 @@ impl OrchestrationServer {
                     summary,
                     PlanningOut {
                         edit: Some(EditOut {
-                            changed: shown(&mut cut, "changed", edit.changed, full),
-                            unchanged: shown(&mut cut, "unchanged", edit.unchanged, full),
+                            changed: shown(&mut cut, "edit.changed", edit.changed, full),
+                            unchanged: shown(&mut cut, "edit.unchanged", edit.unchanged, full),
                             points: round2(edit.points),
                             scope: round2(edit.scope),
-                            warnings: cut.take("warnings", edit.warnings, SHOWN),
-                            truncated: cut,
+                            warnings: cut.take("edit.warnings", edit.warnings, SHOWN),
                         }),
+                        truncated: cut,
                         ..Default::default()
                     },
                 ))
@@ -797,7 +829,11 @@ impl OrchestrationServer {
                 let old =
                     blocking(self.store(), move |store| store.reestimate(&task, estimate)).await?;
                 Ok(Structured::new(
-                    format!("`{task_name}` re-estimated from {old} to {estimate} points"),
+                    format!(
+                        "`{task_name}` re-estimated from {} to {}",
+                        orchestration_core::points(old),
+                        orchestration_core::points(estimate)
+                    ),
                     PlanningOut {
                         estimate: Some(EstimateOut {
                             task: task_name,
@@ -898,19 +934,8 @@ impl OrchestrationServer {
             full,
         );
         changes.reverse();
-        let days: Vec<DayOut> = r
-            .days
-            .iter()
-            .map(|d| DayOut {
-                date: d.date.to_string(),
-                scope: round2(d.scope),
-                completed: round2(d.completed),
-                in_progress: round2(d.in_progress),
-                remaining: round2(d.remaining),
-                ideal: round2(d.ideal),
-            })
-            .collect();
-        let days = sampled(&mut cut, &days);
+        let points: Vec<&orchestration_core::BurnPoint> = r.days.iter().collect();
+        let days = DaysOut::from_points(&sampled(&mut cut, &points));
         let carry_over = carry_out(&mut cut, &a.carry_over, full);
         let aging = shown(
             &mut cut,
@@ -1005,12 +1030,11 @@ impl OrchestrationServer {
                 .map(|n| format!(" into `{n}`"))
                 .unwrap_or_default()
         );
-        for finding in retro.findings.iter().take(SHOWN / 2) {
+        // The findings are what a retrospective is for; the chart is sprint_analytics'.
+        for finding in retro.findings.iter().take(3) {
             summary.push_str(&format!("\n- {}: {}", finding.observation, finding.action));
         }
         let mut cut = Cut::default();
-        summary.push('\n');
-        summary.push_str(&text_chart(&retro.report, CHART_HEIGHT));
         Ok(Structured::new(
             summary,
             RetrospectiveOut {

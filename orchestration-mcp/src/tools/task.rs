@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::Parameters;
 use crate::auth::check_acting_as;
 use crate::error::ToolFailure;
-use crate::output::{Cut, SHOWN, Structured, clip_json, output_schema};
+use crate::output::{Cut, MAX_JSON_BYTES, SHOWN, Structured, clip_json, output_schema};
 use crate::server::OrchestrationServer;
 use crate::tools::{blocking, need, task_arg, task_name, time, unused};
 
@@ -476,10 +476,18 @@ impl OrchestrationServer {
         };
         let mut truncated = Cut::default();
         let task = TaskOut::full(&claim.task, &mut truncated);
+        // The results get what the caller asked for, but never more than the result budget
+        // leaves once the task itself and the rest of the answer are counted: a claim must
+        // reach the agent whole, since it cannot be taken back.
+        let rest = serde_json::to_vec(&task).map_or(MAX_JSON_BYTES, |b| b.len());
+        let per_dependency = 120;
+        let room = MAX_JSON_BYTES
+            .saturating_sub(rest + 1_024)
+            .saturating_sub(per_dependency * claim.dependencies.len().min(DEPENDENCIES_SHOWN));
         let dependencies = dependencies_out(
             &claim.task.workflow_name,
             claim.dependencies,
-            budget as usize,
+            (budget as usize).min(room),
             &mut truncated,
         );
         let cut = dependencies

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::Parameters;
 use crate::error::ToolFailure;
-use crate::output::{Cut, SHOWN, SHOWN_FULL, Structured, output_schema, page};
+use crate::output::{
+    Cut, MAX_JSON_BYTES, PAGE_BYTES, SHOWN, SHOWN_FULL, Structured, output_schema, page,
+    page_within,
+};
 use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
 use crate::tools::{blocking, task_arg, task_name, time, unused};
@@ -606,20 +609,6 @@ impl OrchestrationServer {
         // A later page of the tasks carries the tasks alone: the headline and the lists came
         // with the first.
         let later_page = input.cursor.is_some();
-        if full {
-            let mut dependencies = Cut::default();
-            let all: Vec<TaskOut> = report
-                .tasks
-                .iter()
-                .map(|t| TaskOut::with_dependencies(t, &mut dependencies))
-                .collect();
-            let (items, next) = page(&all, input.limit, input.cursor.as_deref())?;
-            if items.len() < all.len() {
-                truncated.note("tasks", all.len());
-            }
-            out.tasks = Some(items);
-            out.next_cursor = next;
-        }
         if !later_page {
             let shown = if full { SHOWN_FULL } else { SHOWN / 2 };
             let (progress, stalled_reason) = match &report.progress {
@@ -657,6 +646,23 @@ impl OrchestrationServer {
                 .diagram
                 .unwrap_or(false)
                 .then(|| report.to_mermaid(DIAGRAM_NODES));
+        }
+        if full {
+            let mut dependencies = Cut::default();
+            let all: Vec<TaskOut> = report
+                .tasks
+                .iter()
+                .map(|t| TaskOut::with_dependencies(t, &mut dependencies))
+                .collect();
+            // The page gets what the first page's lists leave of the result budget.
+            let rest = serde_json::to_vec(&out).map_or(MAX_JSON_BYTES, |b| b.len());
+            let room = MAX_JSON_BYTES.saturating_sub(rest + 1_024).min(PAGE_BYTES);
+            let (items, next) = page_within(&all, input.limit, input.cursor.as_deref(), room)?;
+            if items.len() < all.len() {
+                truncated.note("tasks", all.len());
+            }
+            out.tasks = Some(items);
+            out.next_cursor = next;
         }
         out.truncated = truncated;
         Ok(Structured::new(status_line(&report), out))

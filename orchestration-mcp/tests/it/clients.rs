@@ -61,6 +61,28 @@ fn the_python_sdk_drives_the_server_over_stdio() {
     assert!(stdout.contains("python sdk: all checks passed"), "{stdout}");
 }
 
+/// Three agents, each with its own server process on one database, work a feature workflow
+/// through the SDK and make the mistakes agents make: every answer stays within the result
+/// budget, and none shows the bugs of the agent's-seat issue (see the script's checks).
+#[test]
+fn three_agents_in_three_processes_get_bounded_truthful_answers() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let output = Command::new(&python)
+        .arg(script("agent_seat.py"))
+        .arg(env!("CARGO_BIN_EXE_orchestration-mcp"))
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the agent's-seat checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("agent seat: all checks passed"), "{stdout}");
+}
+
 /// An agent's whole session over HTTP: the SDK sends the token as `bearer` in lower case, and
 /// ends the session with a DELETE, which must get a status it accepts (it logs "Session
 /// termination failed" for anything but 200 or 204). The session is then gone for good.

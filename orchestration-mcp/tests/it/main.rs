@@ -11,6 +11,7 @@ mod http;
 mod http_client;
 mod http_load;
 mod processes;
+mod seat;
 mod side_by_side;
 mod sprint;
 mod support;

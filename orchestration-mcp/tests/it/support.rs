@@ -23,6 +23,8 @@ pub(crate) struct Reply {
     pub(crate) is_error: bool,
     pub(crate) text: String,
     pub(crate) structured: Value,
+    /// The size of the whole result as it goes on the wire, in bytes.
+    pub(crate) bytes: usize,
 }
 
 impl Reply {
@@ -77,6 +79,7 @@ impl Harness {
             .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
             .await
             .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
+        let bytes = serde_json::to_vec(&result).unwrap().len();
         let text = result
             .content
             .iter()
@@ -87,6 +90,7 @@ impl Harness {
             is_error: result.is_error.unwrap_or(false),
             text,
             structured: result.structured_content.unwrap_or(Value::Null),
+            bytes,
         }
     }
 
