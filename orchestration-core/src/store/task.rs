@@ -155,6 +155,24 @@ pub enum IdleReason {
     NoneReady,
 }
 
+impl IdleReason {
+    /// Whether others' work can end this idleness, so that waiting for it makes sense: a task
+    /// becoming ready, a workflow resuming, a lease lapsing. An agent at its WIP limit frees a
+    /// slot only by its own reports, an inactive agent only when set active, and a workflow
+    /// that succeeded or was cancelled never runs again.
+    pub fn others_can_end(&self) -> bool {
+        match self {
+            IdleReason::AgentInactive(_) | IdleReason::AtWipLimit { .. } => false,
+            IdleReason::WorkflowNotRunning { status, .. } => !matches!(
+                status,
+                WorkflowStatus::Succeeded | WorkflowStatus::Cancelled
+            ),
+            IdleReason::TaskNotReady { state, .. } => !state.is_terminal(),
+            IdleReason::Unqualified { .. } | IdleReason::NoneReady => true,
+        }
+    }
+}
+
 impl fmt::Display for IdleReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

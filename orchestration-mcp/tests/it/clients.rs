@@ -129,3 +129,25 @@ fn the_python_sdk_ends_an_http_session_without_a_warning() {
         .unwrap();
     assert_eq!(response.status, 404, "{}{}", response.head, response.body);
 }
+
+/// Waiting instead of polling across two server processes: a claim and an inbox read wake
+/// within a second of the other process's change, a wait for nothing ends at its deadline, and
+/// a cancelled wait claims nothing afterwards (see the script).
+#[test]
+fn waiting_calls_wake_on_changes_from_another_process() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let output = Command::new(&python)
+        .arg(script("waiting.py"))
+        .arg(env!("CARGO_BIN_EXE_orchestration-mcp"))
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the waiting checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("waiting: all checks passed"), "{stdout}");
+}
