@@ -12,6 +12,8 @@ use orchestration_core::{Error, Lock, Store, counted, rfc3339, write_blockers};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::tools::held_line;
+
 /// The environment variable that names the agent a Claude Code session works as.
 pub const AGENT_ENV: &str = "ORCHESTRATION_AGENT";
 
@@ -227,14 +229,7 @@ fn session_start(context: &HookContext) -> HookAnswer {
             counted(held.len() as u64, "task")
         ));
         for h in &held {
-            let lease = h
-                .lease_expires_at
-                .map(|at| format!(", lease ends {}", rfc3339(at)))
-                .unwrap_or_default();
-            text.push_str(&format!(
-                "\n- `{}/{}` ({}), token {}{lease}",
-                h.task.workflow_name, h.task.key, h.task.title, h.token
-            ));
+            text.push_str(&format!("\n- {}", held_line(h)));
         }
     }
     if !messages.is_empty() {

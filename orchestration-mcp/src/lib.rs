@@ -12,6 +12,7 @@ mod error;
 pub mod hook;
 mod http;
 mod output;
+mod prompts;
 mod server;
 mod tools;
 mod wait;

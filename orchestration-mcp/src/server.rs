@@ -4,12 +4,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use orchestration_core::Store;
-use rmcp::ServerHandler;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::tool_handler;
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, PaginatedRequestParams, Reference,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
+use crate::error::to_mcp;
 use crate::output::portable;
+use crate::prompts::{self, PromptError};
+use crate::tools::blocking;
 
 /// What the server tells an agent about how to work with it.
 pub const INSTRUCTIONS: &str = "Coordinates agents on shared workflows (DAGs of tasks). \
@@ -107,11 +114,79 @@ impl OrchestrationServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrchestrationServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_completions()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 "orchestration",
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        // Five prompts fit in one page.
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let arguments = request.arguments.unwrap_or_default();
+        let name = request.name;
+        let store = Arc::clone(&self.store);
+        let prompt = tokio::task::spawn_blocking(move || prompts::get(&store, &name, &arguments))
+            .await
+            .map_err(|_| {
+                ErrorData::internal_error("the prompt failed; see the server log", None)
+            })?;
+        match prompt {
+            Ok(prompt) => Ok(GetPromptResponse::Complete(prompt)),
+            Err(PromptError::Unknown(message) | PromptError::Argument(message)) => {
+                Err(ErrorData::invalid_params(message, None))
+            }
+            Err(PromptError::Store(error)) => Err(to_mcp(error).into_error_data()),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let kind = match &request.r#ref {
+            Reference::Prompt(prompt) => {
+                prompts::argument_kind(&prompt.name, &request.argument.name)
+            }
+            // Resource templates, and kinds of reference newer than this build.
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            return Ok(CompleteResult::default());
+        };
+        let prefix = request.argument.value;
+        let mut names = blocking(&self.store, move |store| {
+            prompts::names(store, kind, &prefix)
+        })
+        .await
+        .map_err(crate::error::ToolFailure::into_error_data)?;
+        let total = names.len();
+        names.truncate(CompletionInfo::MAX_VALUES);
+        let completion = CompletionInfo::with_pagination(
+            names,
+            u32::try_from(total).ok(),
+            total > CompletionInfo::MAX_VALUES,
+        )
+        .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(completion))
     }
 }

@@ -413,3 +413,40 @@ pub(crate) fn eight_threads_with_their_own_connections_run_each_task_exactly_onc
         WorkflowStatus::Succeeded
     );
 }
+
+/// An agent that lost its context finds its tasks again, and learns which leases lapsed: a
+/// report on those is refused, so it should claim again rather than carry on.
+pub(crate) fn held_tasks_say_which_leases_lapsed(db: &dyn Backend) {
+    let h = harness(db);
+    h.create(
+        "held",
+        FailurePolicy::default(),
+        vec![task("a", &[]), task("b", &[])],
+    );
+    let first = h.claim("w").unwrap();
+    h.clock.advance(Duration::minutes(10));
+    let second = h.claim("w").unwrap();
+    let lapsed = |store: &Store| -> Vec<(String, bool)> {
+        store
+            .held_tasks("w")
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.task.key, t.lapsed))
+            .collect()
+    };
+    assert_eq!(lapsed(&h.store), [("a".into(), false), ("b".into(), false)]);
+    // The first lease (15 minutes) ends before the second.
+    h.clock.advance(Duration::minutes(6));
+    assert_eq!(lapsed(&h.store), [("a".into(), true), ("b".into(), false)]);
+    assert!(
+        h.report(
+            &first,
+            "w",
+            Report::Progress {
+                note: "late".into()
+            }
+        )
+        .is_err()
+    );
+    h.complete(&second, "w");
+}

@@ -532,7 +532,7 @@ impl Store {
     /// token its reports must carry: what an agent that lost its context needs to go on.
     pub fn held_tasks(&self, agent: &str) -> Result<Vec<HeldTask>> {
         check_argument_name("agent", "agent name", agent)?;
-        self.read(|tx, _| {
+        self.read(|tx, now| {
             registered(tx, agent)?;
             let ids: Vec<i64> = tx
                 .prepare_cached(
@@ -547,6 +547,7 @@ impl Store {
                     Ok(HeldTask {
                         token: row.token,
                         lease_expires_at: row.deadline,
+                        lapsed: row.deadline.is_some_and(|end| end <= now),
                         task: view(tx, &row)?,
                     })
                 })
@@ -564,6 +565,9 @@ pub struct HeldTask {
     pub token: LeaseToken,
     /// When the lease runs out unless a heartbeat extends it.
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Whether that time has passed: a report is then refused, and the task goes back in line
+    /// at the next claim or tick.
+    pub lapsed: bool,
 }
 
 /// Everything recorded about one task.

@@ -294,6 +294,9 @@ pub(crate) struct HeldOut {
     token: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     lease_expires_at: Option<String>,
+    /// The lease's end has passed: a report is refused, so drop the task and claim again
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lapsed: bool,
     attempt: u32,
 }
 
@@ -761,6 +764,7 @@ fn held_out(held: Vec<HeldTask>) -> Structured<GetOut> {
             state: h.task.state.to_string(),
             token: h.token.0,
             lease_expires_at: h.lease_expires_at.map(time),
+            lapsed: h.lapsed,
             attempt: h.task.attempt,
         }),
         crate::output::SHOWN_FULL,
@@ -772,7 +776,10 @@ fn held_out(held: Vec<HeldTask>) -> Structured<GetOut> {
             counted(held.len() as u64, "task"),
             items
                 .iter()
-                .map(|h| format!("`{}` (token {})", h.task, h.token))
+                .map(|h| match h.lapsed {
+                    true => format!("`{}` (token {}, lease lapsed: drop it)", h.task, h.token),
+                    false => format!("`{}` (token {})", h.task, h.token),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
