@@ -13,6 +13,7 @@ pub mod hook;
 mod http;
 mod output;
 mod prompts;
+mod resources;
 mod server;
 mod tools;
 mod wait;

@@ -115,23 +115,31 @@ pub(crate) fn argument_kind(prompt: &str, argument: &str) -> Option<NameKind> {
 }
 
 /// The kinds of names the store holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NameKind {
     Agent,
     Workflow,
     Sprint,
+    /// The keys of this workflow's tasks.
+    Task(String),
 }
 
 /// The names of `kind` that start with `prefix` (ignoring case), sorted.
 pub(crate) fn names(
     store: &Store,
-    kind: NameKind,
+    kind: &NameKind,
     prefix: &str,
 ) -> orchestration_core::Result<Vec<String>> {
     let all: Vec<String> = match kind {
         NameKind::Agent => store.agents()?.into_iter().map(|a| a.name).collect(),
         NameKind::Workflow => store.workflows()?.into_iter().map(|w| w.name).collect(),
         NameKind::Sprint => store.sprints()?.into_iter().map(|s| s.name).collect(),
+        NameKind::Task(workflow) => store
+            .workflow_report(&workflow.as_str().into())?
+            .tasks
+            .into_iter()
+            .map(|t| t.key)
+            .collect(),
     };
     let prefix = prefix.to_lowercase();
     let mut matching: Vec<String> = all

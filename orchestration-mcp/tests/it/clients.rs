@@ -134,3 +134,11 @@ fn waiting_calls_wake_on_changes_from_another_process() {
 fn prompts_and_completions_through_the_python_sdk() {
     run_script("prompts.py", "prompts: all checks passed");
 }
+
+/// Resources listed in pages, read as Markdown and JSON, refused with what exists for a URI
+/// that names nothing, and updates of a subscribed resource changed by another process within
+/// a second, none after unsubscribing (see the script).
+#[test]
+fn resources_and_subscriptions_through_the_python_sdk() {
+    run_script("resources.py", "resources: all checks passed");
+}
