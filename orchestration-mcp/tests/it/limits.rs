@@ -56,24 +56,36 @@ impl Latencies {
     }
 }
 
-/// A well-behaved client calling a cheap tool on its session until `stop`; its latencies.
-fn keep_calling(
-    port: u16,
-    token: Option<String>,
+/// A well-behaved client in its own thread, calling a cheap tool on its session every 20 ms
+/// until told to finish.
+struct Bystander {
     stop: Arc<AtomicBool>,
-    pause: Duration,
-) -> std::thread::JoinHandle<Result<Latencies, String>> {
-    std::thread::spawn(move || {
-        let mut session = Session::open(port, token.as_deref())?;
-        let mut latencies = Latencies::default();
-        while !stop.load(Ordering::Relaxed) {
-            let start = Instant::now();
-            session.call("agent_profile", json!({"action": "list"}))?;
-            latencies.record(start);
-            std::thread::sleep(pause);
-        }
-        Ok(latencies)
-    })
+    thread: std::thread::JoinHandle<Result<Latencies, String>>,
+}
+
+impl Bystander {
+    fn start(port: u16) -> Bystander {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut session = Session::open(port, None)?;
+            let mut latencies = Latencies::default();
+            while !stopped.load(Ordering::Relaxed) {
+                let start = Instant::now();
+                session.call("agent_profile", json!({"action": "list"}))?;
+                latencies.record(start);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(latencies)
+        });
+        Bystander { stop, thread }
+    }
+
+    /// Its latencies, or the first error it saw.
+    fn finish(self) -> Result<Latencies, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 /// Sums a `key=N` field over the server's log lines that contain `message`.
@@ -137,13 +149,7 @@ fn abandoned_sessions_expire_and_give_their_memory_back() {
     std::thread::sleep(Duration::from_secs(4));
     let before = resident_bytes(pid);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = keep_calling(
-        server.port,
-        None,
-        Arc::clone(&stop),
-        Duration::from_millis(20),
-    );
+    let client = Bystander::start(server.port);
     let started = Instant::now();
     let threads = 4;
     let attackers: Vec<_> = (0..threads)
@@ -185,10 +191,8 @@ fn abandoned_sessions_expire_and_give_their_memory_back() {
         after = resident_bytes(pid);
         after < before + 50 * 1024 * 1024
     });
-    stop.store(true, Ordering::Relaxed);
     let latencies = client
-        .join()
-        .unwrap()
+        .finish()
         .expect("the well-behaved client, calling all along, kept its session");
     eprintln!(
         "{ABANDONED} abandoned sessions in {attack_secs:.1} s: resident memory {:.1} MB before, \
@@ -640,21 +644,14 @@ fn a_client_that_stops_reading_is_cut_off_without_growing_memory() {
         sent += 1;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let client = keep_calling(
-        server.port,
-        None,
-        Arc::clone(&stop),
-        Duration::from_millis(20),
-    );
+    let client = Bystander::start(server.port);
     // Long enough for the server's buffers to fill and its write timeout (2 s) to run out.
     let mut during = 0;
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(500));
         during = during.max(resident_bytes(pid));
     }
-    stop.store(true, Ordering::Relaxed);
-    let latencies = client.join().unwrap().unwrap();
+    let latencies = client.finish().unwrap();
 
     // What the kernel's buffers held still arrives; then the connection ends.
     reader
