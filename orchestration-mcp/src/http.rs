@@ -59,7 +59,8 @@ pub struct HttpOptions {
     pub max_request_bytes: usize,
     /// How long idle sessions live, and how many may be open.
     pub sessions: SessionLimits,
-    /// Connection timeouts and caps.
+    /// Connection timeouts and caps; by default [`DEFAULT_MAX_CONNECTIONS`], which the
+    /// binary lowers to what the open-file limit leaves room for ([`connection_room`]).
     pub connections: ConnectionLimits,
     /// Requests per caller; `None` for no limit.
     pub rate_limit: Option<RateLimit>,
