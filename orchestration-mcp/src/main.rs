@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use anyhow::{Context, Result, bail};
 use axum::serve::ListenerExt;
@@ -15,10 +15,20 @@ use orchestration_mcp::{AgentTokens, HttpOptions, OrchestrationServer, Toolset, 
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
+/// What `--version` prints: the server's version and the database schema version it reads and
+/// writes, since a database written by a newer schema is refused by an older server.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (database schema {})",
+        env!("CARGO_PKG_VERSION"),
+        orchestration_core::SCHEMA_VERSION
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orchestration-mcp",
-    version,
+    version = VERSION.as_str(),
     about = "MCP server for coordinating AI agents"
 )]
 struct Cli {
