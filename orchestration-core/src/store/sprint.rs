@@ -24,9 +24,6 @@ use super::task::check_length;
 use super::workflow::rerank;
 use super::{Store, TaskRef, millis};
 
-#[cfg(test)]
-mod tests;
-
 /// The focus factor assumed before any sprint has closed: Kniberg's usual starting point.
 pub const DEFAULT_FOCUS_FACTOR: f64 = 0.7;
 
