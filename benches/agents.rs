@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use orchestration::{
+use orchestration_core::{
     AgentProfile, AgentStatus, Candidate, ClaimRequest, Clock, CreateOptions, Mode, Needs, Record,
     Report, Store, TaskRef, TaskSpec, Weights, WorkflowSpec, assign, rank,
 };

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use orchestration::{
+use orchestration_core::{
     ClaimRequest, CreateOptions, Dag, Mode, Report, Store, TaskRef, TaskSpec, WorkflowSpec,
 };
 

@@ -7,7 +7,7 @@
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use orchestration::{
+use orchestration_core::{
     AgentUpdate, AnalyticsOptions, ClaimRequest, Clock, CreateOptions, MemberSpec, Mode, Report,
     SprintSpec, Store, TaskRef, TaskSpec, WorkflowSpec, forecast,
 };

@@ -55,6 +55,7 @@ pub use crate::sprint::{
     Window, WorkWeek, accuracy, capacity, contributions, end_of_day, findings, forecast, guideline,
     learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
 };
+pub use crate::store::SCHEMA_VERSION;
 pub use crate::store::{
     AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimOutcome,
     ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE,

@@ -65,7 +65,9 @@ const MIGRATIONS: [&str; 5] = [
     include_str!("store/schema_4.sql"),
     include_str!("store/schema_5.sql"),
 ];
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The database schema version this build writes and reads (`PRAGMA user_version`): a database
+/// of an older version is migrated when opened, one of a newer version is refused.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A handle on one orchestration database. Cheap to share behind an `Arc`: methods take `&self`;
 /// writes serialise on one connection, and reads of a file database use a second one, so a long

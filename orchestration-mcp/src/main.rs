@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -25,10 +25,20 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// What `--version` prints: the server's version and the database schema version it reads and
+/// writes, since a database written by a newer schema is refused by an older server.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (database schema {})",
+        env!("CARGO_PKG_VERSION"),
+        orchestration_core::SCHEMA_VERSION
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orchestration-mcp",
-    version,
+    version = VERSION.as_str(),
     about = "MCP server for coordinating AI agents"
 )]
 struct Cli {

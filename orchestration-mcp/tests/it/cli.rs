@@ -1,6 +1,7 @@
 //! The command line, run as a real process: the database flags mean the same before and after
 //! any subcommand and in the environment, a missing database is named with where its path came
-//! from, and a serving flag where it would be ignored is refused.
+//! from, a serving flag where it would be ignored is refused, and `--version` names the
+//! database schema.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -246,5 +247,24 @@ fn a_read_only_database_without_its_schema_says_it_must_be_opened_for_writing_on
         std::fs::metadata(&empty).unwrap().len(),
         0,
         "nothing written"
+    );
+}
+
+#[test]
+fn the_version_names_the_server_and_the_database_schema_and_opens_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), None, &["--version".into()]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "orchestration-mcp {} (database schema {})\n",
+            env!("CARGO_PKG_VERSION"),
+            orchestration_core::SCHEMA_VERSION
+        )
+    );
+    assert!(
+        !dir.path().join(".orchestration").exists(),
+        "no database created"
     );
 }

@@ -1,6 +1,6 @@
 //! Integration tests of the MCP server: every tool through an in-process client, the
 //! `tools/list` snapshot, the built binary driven by real clients over stdio and HTTP, its
-//! command line, and servers side by side.
+//! command line, servers side by side, and the versions the Python and npm packages carry.
 
 mod cli;
 mod clients;
@@ -12,6 +12,7 @@ mod http;
 mod http_client;
 mod http_load;
 mod limits;
+mod packaging;
 mod processes;
 mod seat;
 mod side_by_side;

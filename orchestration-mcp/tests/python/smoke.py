@@ -1,6 +1,9 @@
 """Drives the orchestration MCP server over stdio with the official Python SDK.
 
-Usage: python smoke.py PATH_TO_orchestration-mcp
+Usage: python smoke.py COMMAND [ARG ...]
+
+COMMAND is the server's binary, or a launcher with its arguments (`npx orchestration-mcp`,
+`uvx --from WHEEL orchestration-mcp`); `--db FILE` is appended to it.
 
 The SDK validates every structuredContent against the tool's outputSchema, so a call that
 succeeds here also proves that our schemas describe our results. Exits non-zero on the first
@@ -39,8 +42,8 @@ def check(condition, message):
         raise AssertionError(message)
 
 
-async def legacy_session(binary: str, db: str) -> None:
-    params = StdioServerParameters(command=binary, args=["--db", db])
+async def legacy_session(command: list[str], db: str) -> None:
+    params = StdioServerParameters(command=command[0], args=[*command[1:], "--db", db])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as client:
             init = await client.initialize()
@@ -149,9 +152,9 @@ async def legacy_session(binary: str, db: str) -> None:
             check(bad.is_error and "invalid type" in bad.content[0].text, f"bad arguments: {bad.content}")
 
 
-async def modern_client(binary: str, db: str) -> None:
+async def modern_client(command: list[str], db: str) -> None:
     """The SDK's high-level client negotiates the 2026-07-28 protocol (no handshake)."""
-    params = StdioServerParameters(command=binary, args=["--db", db])
+    params = StdioServerParameters(command=command[0], args=[*command[1:], "--db", db])
     async with Client(params, mode="auto") as client:
         check(client.protocol_version == "2026-07-28", f"negotiated {client.protocol_version}")
         names = {tool.name for tool in (await client.list_tools()).tools}
@@ -162,12 +165,13 @@ async def modern_client(binary: str, db: str) -> None:
 
 
 def main() -> None:
-    binary = sys.argv[1]
+    command = sys.argv[1:]
+    check(command, "usage: smoke.py COMMAND [ARG ...]")
     with tempfile.TemporaryDirectory() as directory:
         db = str(Path(directory) / "smoke.db")
-        asyncio.run(legacy_session(binary, db))
+        asyncio.run(legacy_session(command, db))
         # The same database, seen by a second process through the newer protocol.
-        asyncio.run(modern_client(binary, db))
+        asyncio.run(modern_client(command, db))
     print("python sdk: all checks passed")
 
 

@@ -1,15 +1,16 @@
 //! A host program that serves orchestration's tools and one of its own from one MCP server.
 //!
 //! `OrchestrationServer::tool_router` is public: the host adds a `project_info` tool to it and
-//! serves the result over stdio. `cargo run --example host_merge -- --demo` instead connects an
-//! in-process client and calls both kinds of tools, printing what comes back.
+//! serves the result over stdio. `cargo run -p orchestration-mcp --example host_merge -- --demo`
+//! instead connects an in-process client and calls both kinds of tools, printing what comes
+//! back.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use orchestration::mcp::OrchestrationServer;
-use orchestration::{CreateOptions, Mode, Store, TaskSpec, WorkflowSpec};
+use orchestration_core::{CreateOptions, Mode, Store, TaskSpec, WorkflowSpec};
+use orchestration_mcp::OrchestrationServer;
 use rmcp::ServiceExt;
 use rmcp::handler::server::router::tool::ToolRoute;
 use rmcp::handler::server::tool::ToolCallContext;

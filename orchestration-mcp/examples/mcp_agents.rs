@@ -5,7 +5,7 @@
 //! project. A coordinator (a fourth client) creates the workflow and prints its status as the
 //! agents register, claim, heartbeat, report progress and complete.
 //!
-//! Run it with `cargo run --example mcp_agents` (it builds the server binary if needed).
+//! Run it with `cargo run -p orchestration-mcp --example mcp_agents` (it builds the server binary if needed).
 
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
