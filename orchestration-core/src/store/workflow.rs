@@ -201,102 +201,12 @@ impl Store {
             let exists: bool = tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM deps WHERE task = ?1 AND dep = ?2)")?
                 .query_row([row.id, dependency.id], |r| r.get(0))?;
-            let invalid = |reason: String| Error::InvalidArgument {
-                field: "depends_on".into(),
-                reason,
-            };
             match edit {
                 DependencyEdit::Add => {
-                    if dependency.id == row.id {
-                        return Err(invalid(format!(
-                            "task `{}` cannot depend on itself",
-                            row.display()
-                        )));
-                    }
-                    if exists {
-                        return Err(invalid(format!(
-                            "task `{}` already depends on `{}`",
-                            row.display(),
-                            dependency.display()
-                        )));
-                    }
-                    let mut graph = Graph::load(tx, row.workflow)?;
-                    let (from, to) = (graph.index[&dependency.id], graph.index[&row.id]);
-                    if let Err(cycle) = graph.dag.add_edge(from, to) {
-                        return Err(Error::Cycle(crate::workflow::spec_cycle_keys(
-                            &cycle.0,
-                            |v| graph.tasks[v as usize].key.clone(),
-                        )));
-                    }
-                    tx.prepare_cached("INSERT INTO deps (task, dep) VALUES (?1, ?2)")?
-                        .execute([row.id, dependency.id])?;
-                    tx.prepare_cached("UPDATE tasks SET is_leaf = 0 WHERE id = ?1")?
-                        .execute([dependency.id])?;
-                    match upstream_effect(workflow.on_failure, dependency.state) {
-                        Some(UpstreamEffect::Satisfied) => {}
-                        Some(UpstreamEffect::Blocked) => {
-                            apply(
-                                tx,
-                                now,
-                                &mut row,
-                                TaskEvent::UpstreamFailed,
-                                Change {
-                                    reason: Some(FailureReason::Upstream),
-                                    ..Change::default()
-                                },
-                            )?;
-                            settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
-                        }
-                        None => {
-                            tx.prepare_cached("UPDATE tasks SET unmet = unmet + 1 WHERE id = ?1")?
-                                .execute([row.id])?;
-                            if row.state == TaskState::Ready {
-                                apply(
-                                    tx,
-                                    now,
-                                    &mut row,
-                                    TaskEvent::DependencyAdded,
-                                    Change::default(),
-                                )?;
-                            }
-                        }
-                    }
+                    add_dependency(tx, now, &mut workflow, &mut row, &dependency, exists)?
                 }
                 DependencyEdit::Remove => {
-                    if !exists {
-                        return Err(invalid(format!(
-                            "task `{}` does not depend on `{}`",
-                            row.display(),
-                            dependency.display()
-                        )));
-                    }
-                    tx.prepare_cached("DELETE FROM deps WHERE task = ?1 AND dep = ?2")?
-                        .execute([row.id, dependency.id])?;
-                    tx.prepare_cached(
-                        "UPDATE tasks SET is_leaf = NOT EXISTS (SELECT 1 FROM deps WHERE dep = ?1) \
-                         WHERE id = ?1",
-                    )?
-                    .execute([dependency.id])?;
-                    if upstream_effect(workflow.on_failure, dependency.state).is_none() {
-                        let unmet: u32 = tx
-                            .prepare_cached(
-                                "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet",
-                            )?
-                            .query_row([row.id], |r| r.get(0))?;
-                        let started = matches!(
-                            workflow.status,
-                            WorkflowStatus::Running | WorkflowStatus::Paused
-                        );
-                        if unmet == 0 && row.state == TaskState::Pending && started {
-                            apply(
-                                tx,
-                                now,
-                                &mut row,
-                                TaskEvent::DependenciesMet,
-                                Change::default(),
-                            )?;
-                        }
-                    }
+                    remove_dependency(tx, now, &workflow, &mut row, &dependency, exists)?
                 }
             }
             let kind = match edit {
@@ -354,6 +264,104 @@ impl Store {
             rows.iter().map(|row| summary(tx, row)).collect()
         })
     }
+}
+
+/// The error for a dependency edit that makes no sense.
+fn invalid_dependency(reason: String) -> Error {
+    Error::InvalidArgument {
+        field: "depends_on".into(),
+        reason,
+    }
+}
+
+/// Makes `row` depend on `dependency` unless that would close a cycle, and moves `row` as the
+/// dependency's state says: blocked by a failed one, back to pending behind an unfinished one.
+fn add_dependency(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    workflow: &mut WorkflowRow,
+    row: &mut TaskRow,
+    dependency: &TaskRow,
+    exists: bool,
+) -> Result<()> {
+    if dependency.id == row.id {
+        return Err(invalid_dependency(format!(
+            "task `{}` cannot depend on itself",
+            row.display()
+        )));
+    }
+    if exists {
+        return Err(invalid_dependency(format!(
+            "task `{}` already depends on `{}`",
+            row.display(),
+            dependency.display()
+        )));
+    }
+    let mut graph = Graph::load(tx, row.workflow)?;
+    let (from, to) = (graph.index[&dependency.id], graph.index[&row.id]);
+    if let Err(cycle) = graph.dag.add_edge(from, to) {
+        return Err(Error::Cycle(crate::workflow::spec_cycle_keys(
+            &cycle.0,
+            |v| graph.tasks[v as usize].key.clone(),
+        )));
+    }
+    tx.prepare_cached("INSERT INTO deps (task, dep) VALUES (?1, ?2)")?
+        .execute([row.id, dependency.id])?;
+    tx.prepare_cached("UPDATE tasks SET is_leaf = 0 WHERE id = ?1")?
+        .execute([dependency.id])?;
+    match upstream_effect(workflow.on_failure, dependency.state) {
+        Some(UpstreamEffect::Satisfied) => {}
+        Some(UpstreamEffect::Blocked) => {
+            let change = Change {
+                reason: Some(FailureReason::Upstream),
+                ..Change::default()
+            };
+            apply(tx, now, row, TaskEvent::UpstreamFailed, change)?;
+            settle(tx, now, workflow, vec![(row.id, row.state)])?;
+        }
+        None => {
+            tx.prepare_cached("UPDATE tasks SET unmet = unmet + 1 WHERE id = ?1")?
+                .execute([row.id])?;
+            if row.state == TaskState::Ready {
+                apply(tx, now, row, TaskEvent::DependencyAdded, Change::default())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops the dependency of `row` on `dependency`; `row` becomes ready when it was the last
+/// unfinished one of a started workflow.
+fn remove_dependency(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    workflow: &WorkflowRow,
+    row: &mut TaskRow,
+    dependency: &TaskRow,
+    exists: bool,
+) -> Result<()> {
+    if !exists {
+        return Err(invalid_dependency(format!(
+            "task `{}` does not depend on `{}`",
+            row.display(),
+            dependency.display()
+        )));
+    }
+    tx.prepare_cached("DELETE FROM deps WHERE task = ?1 AND dep = ?2")?
+        .execute([row.id, dependency.id])?;
+    tx.prepare_cached(
+        "UPDATE tasks SET is_leaf = NOT EXISTS (SELECT 1 FROM deps WHERE dep = ?1) WHERE id = ?1",
+    )?
+    .execute([dependency.id])?;
+    if upstream_effect(workflow.on_failure, dependency.state).is_none() {
+        let unmet: u32 = tx
+            .prepare_cached("UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet")?
+            .query_row([row.id], |r| r.get(0))?;
+        if unmet == 0 && row.state == TaskState::Pending && workflow.is_started() {
+            apply(tx, now, row, TaskEvent::DependenciesMet, Change::default())?;
+        }
+    }
+    Ok(())
 }
 
 /// The spec's fingerprint for idempotency: FNV-1a over its debug form, which lists every field

@@ -135,115 +135,25 @@ pub(crate) fn report(
     agents: Option<&[BTreeMap<String, u8>]>,
     now: DateTime<Utc>,
 ) -> WorkflowReport {
-    let key = |v: u32| tasks[v as usize].key.clone();
-    let depends_on = |v: u32| {
-        dag.predecessors(v)
-            .iter()
-            .map(|&p| key(p))
-            .collect::<Vec<_>>()
+    let graph = Graph {
+        workflow,
+        tasks,
+        dag,
     };
-
-    let mut ready: Vec<(usize, TaskBrief)> = Vec::new();
-    let mut leased = Vec::new();
-    let mut blocked = Vec::new();
-    for (v, task) in tasks.iter().enumerate() {
-        let brief = |reason: Option<String>| TaskBrief {
-            key: task.key.clone(),
-            title: task.title.clone(),
-            state: task.state,
-            estimate: task.estimate,
-            priority: task.priority,
-            reason,
-        };
-        match task.state {
-            TaskState::Ready => ready.push((v, brief(None))),
-            TaskState::Assigned | TaskState::Running => leased.push(LeasedTask {
-                key: task.key.clone(),
-                state: task.state,
-                agent: task.agent.clone().unwrap_or_default(),
-                lease_expires_at: task.deadline,
-                lease_expired: task.deadline.is_some_and(|d| d <= now),
-                attempt: task.attempt,
-                note: task.note.clone(),
-            }),
-            TaskState::Pending => {
-                let waiting: Vec<String> = dag
-                    .predecessors(v as u32)
-                    .iter()
-                    .filter(|&&p| !tasks[p as usize].state.is_terminal())
-                    .map(|&p| format!("{}/{}", workflow.name, key(p)))
-                    .collect();
-                let reason = if waiting.is_empty() {
-                    "waiting for the workflow to start".to_owned()
-                } else {
-                    format!("waiting on {}", listed(&waiting, 5))
-                };
-                blocked.push(brief(Some(reason)));
-            }
-            TaskState::WaitingRetry => {
-                let at = task.deadline.map(crate::text::rfc3339).unwrap_or_default();
-                let error = task.error.clone().unwrap_or_default();
-                blocked.push(brief(Some(format!(
-                    "attempt {} of {} failed ({error}); retry at {at}",
-                    task.attempt, task.max_attempts
-                ))));
-            }
-            TaskState::Failed => {
-                let reason = task.reason.map_or("error", FailureReason::as_str);
-                let error = task.error.clone().unwrap_or_default();
-                blocked.push(brief(Some(format!("failed ({reason}): {error}"))));
-            }
-            TaskState::UpstreamFailed => {
-                let failed: Vec<String> = dag
-                    .predecessors(v as u32)
-                    .iter()
-                    .filter(|&&p| tasks[p as usize].state.is_failure())
-                    .map(|&p| format!("{}/{}", workflow.name, key(p)))
-                    .collect();
-                blocked.push(brief(Some(format!(
-                    "dependency failed: {}",
-                    listed(&failed, 5)
-                ))));
-            }
-            TaskState::Succeeded | TaskState::Skipped | TaskState::Cancelled => {}
-        }
-    }
-    ready.sort_by(|(a, _), (b, _)| tasks[*a].claim_rank().cmp(&tasks[*b].claim_rank()));
-    let ready: Vec<TaskBrief> = ready.into_iter().map(|(_, brief)| brief).collect();
-
-    // The remaining critical path weighs finished tasks as zero.
-    let durations: Vec<f64> = tasks
-        .iter()
-        .map(|t| {
-            if t.state.is_terminal() {
-                0.0
-            } else {
-                t.estimate
-            }
-        })
-        .collect();
-    let schedule = dag.schedule(&durations);
-    let remaining_critical_path = CriticalPath {
-        keys: schedule
-            .critical_path
-            .iter()
-            .filter(|&&v| !tasks[v as usize].state.is_terminal())
-            .map(|&v| key(v))
-            .collect(),
-        length: schedule.makespan,
-    };
-    let forecast_finish = forecast(tasks, now, schedule.makespan);
-
+    let Sorted {
+        ready,
+        leased,
+        blocked,
+    } = graph.sort(now);
+    let remaining_critical_path = graph.remaining_critical_path();
+    let forecast_finish = forecast(tasks, now, remaining_critical_path.length);
     let progress = progress(workflow, &summary, &ready, tasks, skills, agents);
     let views = tasks
         .iter()
         .enumerate()
         .map(|(v, t)| {
-            view_with(
-                t,
-                skills.get(&t.id).cloned().unwrap_or_default(),
-                depends_on(v as u32),
-            )
+            let skills = skills.get(&t.id).cloned().unwrap_or_default();
+            view_with(t, skills, graph.keys(dag.predecessors(v as u32)))
         })
         .collect();
     let edges = tasks
@@ -252,8 +162,7 @@ pub(crate) fn report(
         .flat_map(|(v, t)| {
             dag.predecessors(v as u32)
                 .iter()
-                .map(|&p| (key(p), t.key.clone()))
-                .collect::<Vec<_>>()
+                .map(|&p| (graph.key(p), t.key.clone()))
         })
         .collect();
     WorkflowReport {
@@ -267,6 +176,145 @@ pub(crate) fn report(
         tasks: views,
         edges,
         stages: dag.levels().to_vec(),
+    }
+}
+
+/// A workflow's tasks over its graph: node `v` is `tasks[v]`.
+struct Graph<'a> {
+    workflow: &'a WorkflowRecord,
+    tasks: &'a [TaskRecord],
+    dag: &'a Dag,
+}
+
+/// The unfinished tasks of a report by what they wait for.
+struct Sorted {
+    /// In claim order.
+    ready: Vec<TaskBrief>,
+    leased: Vec<LeasedTask>,
+    /// With the reason each waits.
+    blocked: Vec<TaskBrief>,
+}
+
+impl Graph<'_> {
+    fn key(&self, v: u32) -> String {
+        self.tasks[v as usize].key.clone()
+    }
+
+    fn keys(&self, nodes: &[u32]) -> Vec<String> {
+        nodes.iter().map(|&v| self.key(v)).collect()
+    }
+
+    /// `workflow/key` of the direct dependencies of `v` in a state `pick` accepts, for messages.
+    fn dependencies(&self, v: u32, pick: impl Fn(TaskState) -> bool) -> Vec<String> {
+        self.dag
+            .predecessors(v)
+            .iter()
+            .filter(|&&p| pick(self.tasks[p as usize].state))
+            .map(|&p| format!("{}/{}", self.workflow.name, self.key(p)))
+            .collect()
+    }
+
+    /// Ready tasks in claim order, leased tasks, and blocked tasks with their reasons.
+    fn sort(&self, now: DateTime<Utc>) -> Sorted {
+        let mut ready: Vec<&TaskRecord> = Vec::new();
+        let mut leased = Vec::new();
+        let mut blocked = Vec::new();
+        for (v, task) in self.tasks.iter().enumerate() {
+            match task.state {
+                TaskState::Ready => ready.push(task),
+                TaskState::Assigned | TaskState::Running => leased.push(LeasedTask {
+                    key: task.key.clone(),
+                    state: task.state,
+                    agent: task.agent.clone().unwrap_or_default(),
+                    lease_expires_at: task.deadline,
+                    lease_expired: task.deadline.is_some_and(|d| d <= now),
+                    attempt: task.attempt,
+                    note: task.note.clone(),
+                }),
+                _ => {
+                    if let Some(reason) = self.blocked_reason(v as u32) {
+                        blocked.push(brief(task, Some(reason)));
+                    }
+                }
+            }
+        }
+        ready.sort_by(|a, b| a.claim_rank().cmp(&b.claim_rank()));
+        Sorted {
+            ready: ready.into_iter().map(|task| brief(task, None)).collect(),
+            leased,
+            blocked,
+        }
+    }
+
+    /// Why the task at `v` is not moving, when it is pending, waiting to retry or failed.
+    fn blocked_reason(&self, v: u32) -> Option<String> {
+        let task = &self.tasks[v as usize];
+        let error = || task.error.clone().unwrap_or_default();
+        Some(match task.state {
+            TaskState::Pending => {
+                let waiting = self.dependencies(v, |s| !s.is_terminal());
+                if waiting.is_empty() {
+                    "waiting for the workflow to start".to_owned()
+                } else {
+                    format!("waiting on {}", listed(&waiting, 5))
+                }
+            }
+            TaskState::WaitingRetry => {
+                let at = task.deadline.map(crate::text::rfc3339).unwrap_or_default();
+                format!(
+                    "attempt {} of {} failed ({}); retry at {at}",
+                    task.attempt,
+                    task.max_attempts,
+                    error()
+                )
+            }
+            TaskState::Failed => {
+                let reason = task.reason.map_or("error", FailureReason::as_str);
+                format!("failed ({reason}): {}", error())
+            }
+            TaskState::UpstreamFailed => {
+                let failed = self.dependencies(v, TaskState::is_failure);
+                format!("dependency failed: {}", listed(&failed, 5))
+            }
+            _ => return None,
+        })
+    }
+
+    /// The longest chain of unfinished work: finished tasks weigh nothing.
+    fn remaining_critical_path(&self) -> CriticalPath {
+        let durations: Vec<f64> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                if t.state.is_terminal() {
+                    0.0
+                } else {
+                    t.estimate
+                }
+            })
+            .collect();
+        let schedule = self.dag.schedule(&durations);
+        CriticalPath {
+            keys: schedule
+                .critical_path
+                .iter()
+                .filter(|&&v| !self.tasks[v as usize].state.is_terminal())
+                .map(|&v| self.key(v))
+                .collect(),
+            length: schedule.makespan,
+        }
+    }
+}
+
+/// A task in a report's lists.
+fn brief(task: &TaskRecord, reason: Option<String>) -> TaskBrief {
+    TaskBrief {
+        key: task.key.clone(),
+        title: task.title.clone(),
+        state: task.state,
+        estimate: task.estimate,
+        priority: task.priority,
+        reason,
     }
 }
 
