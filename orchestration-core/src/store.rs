@@ -13,6 +13,8 @@ mod performance;
 mod refs;
 mod sprint;
 mod sql;
+mod sqlite;
+mod storage;
 mod task;
 mod transition;
 mod view;

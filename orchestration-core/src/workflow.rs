@@ -33,7 +33,7 @@ pub use state::{
 };
 pub(crate) use state::{UpstreamEffect, outcome, upstream_effect};
 pub(crate) use step::{
-    CANCELLED_BY_FAIL_FAST, Change, Propagation, on_lease_expired, propagation, step,
+    AttemptEnded, CANCELLED_BY_FAIL_FAST, Change, Propagation, on_lease_expired, propagation, step,
 };
 pub use view::TaskView;
 pub(crate) use view::view_with;
