@@ -101,6 +101,17 @@ pub fn conflicts(agent: &str, resource: &Resource, mode: LockMode, held: &Lock) 
         && !(mode == LockMode::Shared && held.mode == LockMode::Shared)
 }
 
+/// The locks that stop `agent` from writing `name`: exclusive locks of other agents covering it.
+/// Shared locks are for readers and stop nothing here. Without an identity, every exclusive
+/// lock covering `name` counts, since none of them can be the writer's own.
+pub fn write_blockers<'a>(agent: Option<&str>, name: &str, held: &'a [Lock]) -> Vec<&'a Lock> {
+    let resource = Resource::Exact(name.to_owned());
+    held.iter()
+        .filter(|l| l.mode == LockMode::Exclusive && Some(l.owner.as_str()) != agent)
+        .filter(|l| l.resource.overlaps(&resource))
+        .collect()
+}
+
 /// If `agent` waited for `holders`, would the wait-for graph (`waits`: waiter → agents it waits
 /// for) close a cycle? Returns the cycle, starting and ending with `agent`.
 pub fn deadlock(

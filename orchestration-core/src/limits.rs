@@ -37,6 +37,9 @@ pub const MAX_LEASE_SECONDS: i64 = 86_400;
 pub const MAX_CAPABILITIES: usize = 100;
 /// Messages acknowledged in one call.
 pub const MAX_ACK_IDS: usize = 500;
+/// The longest a call may wait for work or messages, in seconds. Clients commonly give up
+/// on a request after a minute unless progress arrives, and waiting calls send progress.
+pub const MAX_WAIT_SECONDS: u32 = 300;
 
 /// Characters in an idempotency key.
 pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;

@@ -31,6 +31,15 @@ impl IntoCallToolResult for ToolFailure {
 }
 
 impl ToolFailure {
+    /// The failure as the JSON-RPC error of a request that is not a tool call (a prompt, a
+    /// resource, a completion): what the caller got wrong becomes invalid params.
+    pub(crate) fn into_error_data(self) -> ErrorData {
+        match self {
+            ToolFailure::Tool(message) => ErrorData::invalid_params(message, None),
+            ToolFailure::Protocol(error) => error,
+        }
+    }
+
     /// A bad argument that the adapter itself caught.
     pub(crate) fn invalid(field: &str, reason: impl std::fmt::Display) -> ToolFailure {
         ToolFailure::Tool(format!("invalid {field}: {reason}"))

@@ -9,10 +9,14 @@
 mod args;
 mod auth;
 mod error;
+pub mod hook;
 mod http;
 mod output;
+mod prompts;
+mod resources;
 mod server;
 mod tools;
+mod wait;
 
 pub use crate::auth::{AgentTokens, AuthenticatedAgent};
 pub use crate::http::{HttpOptions, MAX_REQUEST_BYTES, http_app};

@@ -54,6 +54,18 @@ enum Command {
     /// Look at sprints from the command line.
     #[command(subcommand)]
     Sprint(SprintCommand),
+    /// Answer one Claude Code hook event (JSON on stdin): deny edits of files another agent
+    /// locked, add held tasks and messages at session start, flag held tasks at stop.
+    Hook(HookArgs),
+}
+
+/// The flags of `hook`. The agent is named by ORCHESTRATION_AGENT.
+#[derive(Debug, Args)]
+struct HookArgs {
+    /// The project's root: file paths are made relative to it before they meet lock names, and
+    /// a relative --db is found from it. Claude Code sets CLAUDE_PROJECT_DIR for hooks.
+    #[arg(long, env = "CLAUDE_PROJECT_DIR", value_name = "DIR")]
+    root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +128,7 @@ fn main() -> Result<()> {
             match command {
                 Command::Serve(args) => args,
                 Command::Sprint(command) => return sprint(command, &database),
+                Command::Hook(args) => return hook(args, &database),
             }
         }
     };
@@ -275,6 +288,39 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Answers one hook event. Whatever goes wrong, the answer lets the call go ahead and says
+/// why: a hook that fails closed would stop every edit when the database is away.
+fn hook(args: HookArgs, database: &Database) -> Result<()> {
+    use orchestration_mcp::hook::{self, HookContext};
+    use std::io::{Read, Write};
+
+    let mut input = String::new();
+    let read = std::io::stdin()
+        .take(hook::MAX_EVENT_BYTES as u64)
+        .read_to_string(&mut input);
+    let db = match &args.root {
+        Some(root) if database.path.is_relative() => root.join(&database.path),
+        _ => database.path.clone(),
+    };
+    let context = HookContext {
+        agent: std::env::var(hook::AGENT_ENV)
+            .ok()
+            .filter(|name| !name.trim().is_empty()),
+        root: args.root,
+        db,
+    };
+    let answer = match read {
+        Ok(_) => hook::answer(&input, &context),
+        Err(e) => hook::answer(&format!("not an event: {e}"), &context),
+    };
+    if let Some(json) = &answer.stdout {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{json}").context("writing the hook's answer")?;
+        stdout.flush().context("writing the hook's answer")?;
+    }
+    std::process::exit(i32::from(answer.exit_code))
 }
 
 async fn serve_stdio(server: OrchestrationServer) -> Result<()> {

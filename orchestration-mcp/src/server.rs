@@ -4,12 +4,22 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use orchestration_core::Store;
-use rmcp::ServerHandler;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::tool_handler;
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
+use crate::error::to_mcp;
 use crate::output::portable;
+use crate::prompts::{self, NameKind, PromptError};
+use crate::resources::{self, Subscriptions};
+use crate::tools::blocking;
 
 /// What the server tells an agent about how to work with it.
 pub const INSTRUCTIONS: &str = "Coordinates agents on shared workflows (DAGs of tasks). \
@@ -66,6 +76,8 @@ pub struct OrchestrationServer {
     /// The tools this server offers, built once. Public so that a host program can add tools of
     /// its own (`tool_router.add_route(..)`) or remove some before serving.
     pub tool_router: ToolRouter<OrchestrationServer>,
+    /// The resources this session subscribed to; a clone starts with none.
+    subscriptions: Subscriptions,
 }
 
 impl OrchestrationServer {
@@ -95,7 +107,11 @@ impl OrchestrationServer {
         for route in tool_router.map.values_mut() {
             route.attr.input_schema = portable(&route.attr.input_schema);
         }
-        OrchestrationServer { store, tool_router }
+        OrchestrationServer {
+            store,
+            tool_router,
+            subscriptions: Subscriptions::default(),
+        }
     }
 
     /// The store behind the tools.
@@ -107,11 +123,148 @@ impl OrchestrationServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrchestrationServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_completions()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
                 "orchestration",
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        // Five prompts fit in one page.
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let arguments = request.arguments.unwrap_or_default();
+        let name = request.name;
+        let store = Arc::clone(&self.store);
+        let prompt = tokio::task::spawn_blocking(move || prompts::get(&store, &name, &arguments))
+            .await
+            .map_err(|_| {
+                ErrorData::internal_error("the prompt failed; see the server log", None)
+            })?;
+        match prompt {
+            Ok(prompt) => Ok(GetPromptResponse::Complete(prompt)),
+            Err(PromptError::Unknown(message) | PromptError::Argument(message)) => {
+                Err(ErrorData::invalid_params(message, None))
+            }
+            Err(PromptError::Store(error)) => Err(to_mcp(error).into_error_data()),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let argument = request.argument.name.as_str();
+        let kind = match &request.r#ref {
+            Reference::Prompt(prompt) => prompts::argument_kind(&prompt.name, argument),
+            Reference::Resource(template) => match (template.uri.as_str(), argument) {
+                (_, "workflow") | ("orchestration://workflow/{name}", "name") => {
+                    Some(NameKind::Workflow)
+                }
+                ("orchestration://sprint/{name}", "name") => Some(NameKind::Sprint),
+                ("orchestration://agent/{name}/inbox", "name") => Some(NameKind::Agent),
+                ("orchestration://task/{workflow}/{key}", "key") => request
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.arguments.as_ref())
+                    .and_then(|a| a.get("workflow"))
+                    .map(|workflow| NameKind::Task(workflow.clone())),
+                _ => None,
+            },
+            // Kinds of reference newer than this build.
+            _ => None,
+        };
+        let Some(kind) = kind else {
+            return Ok(CompleteResult::default());
+        };
+        let prefix = request.argument.value;
+        let mut names = blocking(&self.store, move |store| {
+            prompts::names(store, &kind, &prefix)
+        })
+        .await
+        .map_err(crate::error::ToolFailure::into_error_data)?;
+        let total = names.len();
+        names.truncate(CompletionInfo::MAX_VALUES);
+        let completion = CompletionInfo::with_pagination(
+            names,
+            u32::try_from(total).ok(),
+            total > CompletionInfo::MAX_VALUES,
+        )
+        .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(completion))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let all = blocking(&self.store, resources::all)
+            .await
+            .map_err(crate::error::ToolFailure::into_error_data)?;
+        let cursor = request.and_then(|r| r.cursor);
+        let (page, next) = resources::page(all, cursor.as_deref())?;
+        let mut result = ListResourcesResult::with_all_items(page);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let contents = resources::read(self, &request.uri, context).await?;
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            vec![contents],
+        )))
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .subscribe(&self.store, &request.uri, context.peer)
+            .await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&request.uri)
     }
 }

@@ -43,6 +43,25 @@ pub(crate) fn task_name(workflow: &str, key: &str) -> String {
     format!("{workflow}/{key}")
 }
 
+/// One held task as a line for people and models: name, title, token and the lease's end, or
+/// that it lapsed and what that means.
+pub(crate) fn held_line(held: &orchestration_core::HeldTask) -> String {
+    let lease = match (held.lease_expires_at, held.lapsed) {
+        (Some(at), true) => format!(
+            ", lease lapsed at {}: a report is refused now, so drop it and claim again",
+            time(at)
+        ),
+        (Some(at), false) => format!(", lease ends {}", time(at)),
+        (None, _) => String::new(),
+    };
+    format!(
+        "`{}` ({}), token {}{lease}",
+        task_name(&held.task.workflow_name, &held.task.key),
+        held.task.title,
+        held.token
+    )
+}
+
 /// A field an action needs, or an error naming it.
 pub(crate) fn need<T>(value: Option<T>, field: &str, action: &str) -> Result<T, ToolFailure> {
     value.ok_or_else(|| ToolFailure::invalid(field, format!("{action} needs `{field}`")))

@@ -70,3 +70,36 @@ fn a_wait_that_closes_a_cycle_is_named() {
     assert_eq!(deadlock("eve", &["bo".to_owned()].into(), &waits), None);
     assert_eq!(deadlock("ana", &BTreeSet::new(), &waits), None);
 }
+
+#[test]
+fn only_exclusive_locks_of_others_block_a_write() {
+    use LockMode::{Exclusive as X, Shared as S};
+    use Resource::{Exact as E, Prefix as P};
+    // (writer, held lock owner, its resource and mode, the file written, blocked?)
+    let cases = [
+        (Some("me"), "bo", E("src/a.rs".into()), X, "src/a.rs", true),
+        (Some("me"), "me", E("src/a.rs".into()), X, "src/a.rs", false),
+        (Some("me"), "bo", E("src/a.rs".into()), S, "src/a.rs", false),
+        (Some("me"), "bo", P("src/".into()), X, "src/core/b.rs", true),
+        (Some("me"), "bo", P("src/".into()), X, "docs/b.md", false),
+        (
+            Some("me"),
+            "bo",
+            E("src/a.rs".into()),
+            X,
+            "src/a.rs.bak",
+            false,
+        ),
+        (None, "bo", E("src/a.rs".into()), X, "src/a.rs", true),
+        (None, "bo", E("src/a.rs".into()), S, "src/a.rs", false),
+    ];
+    for (writer, owner, resource, mode, file, blocked) in cases {
+        let held = [lock(owner, resource, mode)];
+        assert_eq!(
+            !write_blockers(writer, file, &held).is_empty(),
+            blocked,
+            "{writer:?} writing {file} under {owner}'s {mode} {}",
+            held[0].resource
+        );
+    }
+}

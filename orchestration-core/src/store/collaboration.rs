@@ -236,7 +236,9 @@ impl Store {
         ack: bool,
     ) -> Result<(Vec<Message>, usize)> {
         check_argument_name("agent", "agent name", agent)?;
-        self.write(|tx, now| {
+        // A look without acknowledging changes nothing, so it reads: it works on a read-only
+        // handle and does not queue behind writers.
+        let take = |tx: &Transaction<'_>, now| {
             registered(tx, agent)?;
             let mut stmt = tx.prepare_cached(
                 "SELECT m.id, m.at, m.sender, w.name, m.body FROM messages m \
@@ -279,7 +281,12 @@ impl Store {
                 (unread as usize).saturating_sub(messages.len())
             };
             Ok((messages, left))
-        })
+        };
+        if ack {
+            self.write(take)
+        } else {
+            self.read(take)
+        }
     }
 
     /// Acknowledges messages of `agent`'s inbox; an id that is not there (someone else's, or

@@ -160,6 +160,16 @@ pub(crate) fn append(
 }
 
 impl Store {
+    /// The position of the newest event, 0 while the log is empty. Whoever remembers it can
+    /// tell, by asking again, whether anything changed since, whichever process changed it.
+    pub fn last_event_seq(&self) -> Result<i64> {
+        self.read(|tx, _| {
+            Ok(tx
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
     /// Events after `after_seq` (0 for the start of the log), oldest first, at most `limit`.
     pub fn events_since(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
         self.read(|tx, _| {

@@ -27,9 +27,6 @@ use super::task::check_length;
 use super::workflow::rerank;
 use super::{Store, TaskRef, millis};
 
-#[cfg(test)]
-mod tests;
-
 /// Monte Carlo trials when the caller does not say.
 pub const DEFAULT_TRIALS: u32 = 10_000;
 

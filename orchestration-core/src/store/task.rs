@@ -157,6 +157,24 @@ pub enum IdleReason {
     NoneReady,
 }
 
+impl IdleReason {
+    /// Whether others' work can end this idleness, so that waiting for it makes sense: a task
+    /// becoming ready, a workflow resuming, a lease lapsing. An agent at its WIP limit frees a
+    /// slot only by its own reports, an inactive agent only when set active, and a workflow
+    /// that succeeded or was cancelled never runs again.
+    pub fn others_can_end(&self) -> bool {
+        match self {
+            IdleReason::AgentInactive(_) | IdleReason::AtWipLimit { .. } => false,
+            IdleReason::WorkflowNotRunning { status, .. } => !matches!(
+                status,
+                WorkflowStatus::Succeeded | WorkflowStatus::Cancelled
+            ),
+            IdleReason::TaskNotReady { state, .. } => !state.is_terminal(),
+            IdleReason::Unqualified { .. } | IdleReason::NoneReady => true,
+        }
+    }
+}
+
 impl fmt::Display for IdleReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -452,7 +470,7 @@ impl Store {
     /// token its reports must carry: what an agent that lost its context needs to go on.
     pub fn held_tasks(&self, agent: &str) -> Result<Vec<HeldTask>> {
         check_argument_name("agent", "agent name", agent)?;
-        self.read(|tx, _| {
+        self.read(|tx, now| {
             registered(tx, agent)?;
             let ids: Vec<i64> = tx
                 .prepare_cached(query!(
@@ -467,6 +485,7 @@ impl Store {
                     Ok(HeldTask {
                         token: row.token,
                         lease_expires_at: row.deadline,
+                        lapsed: row.deadline.is_some_and(|end| end <= now),
                         task: view(tx, &row)?,
                     })
                 })
@@ -484,6 +503,9 @@ pub struct HeldTask {
     pub token: LeaseToken,
     /// When the lease runs out unless a heartbeat extends it.
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Whether that time has passed: a report is then refused, and the task goes back in line
+    /// at the next claim or tick.
+    pub lapsed: bool,
 }
 
 /// Everything recorded about one task.

@@ -691,7 +691,7 @@ fn metrics_out(m: &Metrics) -> MetricsOut {
 
 #[tool_router(router = performance_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Agents ranked over a window: completions, success rates, retries, expired leases, cycle times, estimate bias, trend.
+    /// Agents ranked over a window: completions, success, retries, expired leases, cycle times, estimate bias, trend.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = output_schema()

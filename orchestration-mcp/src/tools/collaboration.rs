@@ -2,8 +2,7 @@
 
 use chrono::Duration;
 use orchestration_core::{
-    LeaseToken, Lock, LockMode, LockOutcome, Message, Recipients, Resource, Wait, WorkflowRef,
-    counted,
+    LeaseToken, Lock, LockMode, LockOutcome, Message, Recipients, Resource, WorkflowRef, counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -17,6 +16,7 @@ use crate::output::{Cut, SHOWN, SHOWN_FULL, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::task::TaskOut;
 use crate::tools::{blocking, need, task_arg, time, unused};
+use crate::wait::Wait;
 
 /// The bodies an inbox read hands out at most, by text weight: with the longest message it
 /// still fits the result budget.
@@ -92,6 +92,9 @@ pub(crate) struct CollaborationIn {
     #[schemars(range(min = 1, max = 500))]
     limit: Option<u32>,
     cursor: Option<String>,
+    // inbox only; named plainly enough to go without a description (tools/list's byte budget).
+    #[schemars(range(max = 300))]
+    wait_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,8 +172,8 @@ impl From<Message> for MessageOut {
     }
 }
 
-impl From<Wait> for WaitOut {
-    fn from(w: Wait) -> Self {
+impl From<orchestration_core::Wait> for WaitOut {
+    fn from(w: orchestration_core::Wait) -> Self {
         WaitOut {
             waiter: w.waiter,
             resource: w.resource.to_string(),
@@ -192,7 +195,7 @@ fn lock_out(lock: &Lock) -> LockOut {
 
 #[tool_router(router = collaboration_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Handoffs with context, messages (inbox, ack), resource locks with deadlock detection, a team for a workflow.
+    /// Handoffs with context, messages (inbox: ack, wait), locks with deadlock detection, a workflow's team.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -212,7 +215,7 @@ impl OrchestrationServer {
         let summary = match input.action {
             CollaborationActionIn::Handoff => self.handoff_action(input, &mut out).await?,
             CollaborationActionIn::Message => self.message_action(input, &mut out).await?,
-            CollaborationActionIn::Inbox => self.inbox_action(input, &mut out).await?,
+            CollaborationActionIn::Inbox => self.inbox_action(input, &mut out, &context).await?,
             CollaborationActionIn::Ack => self.ack_action(input, &mut out).await?,
             CollaborationActionIn::Lock => self.lock_action(input, &mut out).await?,
             CollaborationActionIn::Unlock => self.unlock_action(input).await?,
@@ -298,15 +301,31 @@ impl OrchestrationServer {
         &self,
         input: CollaborationIn,
         out: &mut CollaborationOut,
+        context: &RequestContext<RoleServer>,
     ) -> Result<String, ToolFailure> {
         let action = input.action.name();
         let agent = need(input.agent, "agent", action)?;
         let limit = input.limit.unwrap_or(20);
         let ack = input.ack.unwrap_or(false);
-        let (messages, unread) = blocking(self.store(), move |store| {
-            store.inbox(&agent, limit as usize, INBOX_BYTES, ack)
-        })
-        .await?;
+        let mut wait = match input.wait_seconds {
+            Some(seconds) if seconds > 0 => {
+                Some(Wait::start(self.store(), "wait_seconds", seconds, context).await?)
+            }
+            _ => None,
+        };
+        let (messages, unread) = loop {
+            let agent = agent.clone();
+            let inbox = blocking(self.store(), move |store| {
+                store.inbox(&agent, limit as usize, INBOX_BYTES, ack)
+            })
+            .await?;
+            let Some(wait) = wait.as_mut().filter(|_| inbox.0.is_empty()) else {
+                break inbox;
+            };
+            if !wait.changed(None, "no message yet").await? {
+                break inbox;
+            }
+        };
         let summary = format!(
             "{}{}; {} unread after these",
             counted(messages.len() as u64, "message"),
@@ -482,11 +501,12 @@ fn check_fields(input: &CollaborationIn) -> Result<(), ToolFailure> {
         ("ttl_seconds", input.ttl_seconds.is_some()),
         ("limit", input.limit.is_some()),
         ("cursor", input.cursor.is_some()),
+        ("wait_seconds", input.wait_seconds.is_some()),
     ];
     let allowed: &[&str] = match input.action {
         CollaborationActionIn::Handoff => &["agent", "task", "token", "to", "note"],
         CollaborationActionIn::Message => &["agent", "to", "note", "workflow", "broadcast"],
-        CollaborationActionIn::Inbox => &["agent", "ack", "limit"],
+        CollaborationActionIn::Inbox => &["agent", "ack", "limit", "wait_seconds"],
         CollaborationActionIn::Ack => &["agent", "ids"],
         CollaborationActionIn::Lock => &["agent", "resource", "prefix", "mode", "ttl_seconds"],
         CollaborationActionIn::Unlock => &["agent", "resource", "prefix"],

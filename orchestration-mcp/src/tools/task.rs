@@ -17,7 +17,8 @@ use crate::auth::check_acting_as;
 use crate::error::ToolFailure;
 use crate::output::{Cut, MAX_JSON_BYTES, SHOWN, Structured, clip_json, output_schema};
 use crate::server::OrchestrationServer;
-use crate::tools::{blocking, need, task_arg, task_name, time, unused};
+use crate::tools::{blocking, need, round, task_arg, task_name, time, unused};
+use crate::wait::Wait;
 
 /// The most a task's description weighs in a result; `task_get` reads the rest.
 const DESCRIPTION_BYTES: usize = 12 * 1024;
@@ -164,6 +165,9 @@ pub(crate) struct ClaimIn {
     /// For dependency results
     #[schemars(range(max = 16000), extend("default" = 8000))]
     max_result_bytes: Option<u32>,
+    // Named plainly enough to go without a description: tools/list has a byte budget.
+    #[schemars(range(max = 300))]
+    wait_seconds: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -189,6 +193,9 @@ pub(crate) struct ClaimOut {
     /// When a waiting retry becomes ready
     #[serde(skip_serializing_if = "Option::is_none")]
     next_retry_at: Option<String>,
+    /// How long the call waited, when it was asked to
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waited_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     task: Option<TaskOut>,
     /// Pass to every task_update on this lease
@@ -287,6 +294,9 @@ pub(crate) struct HeldOut {
     token: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     lease_expires_at: Option<String>,
+    /// The lease's end has passed: a report is refused, so drop the task and claim again
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lapsed: bool,
     attempt: u32,
 }
 
@@ -454,11 +464,37 @@ impl OrchestrationServer {
             .map(|task| task_arg("task", task, input.workflow.as_deref()))
             .transpose()?;
         request.lease = lease(input.lease_seconds);
-        let outcome = blocking(self.store(), move |store| store.claim(&request)).await?;
+        let mut wait = match input.wait_seconds {
+            Some(seconds) if seconds > 0 => {
+                Some(Wait::start(self.store(), "wait_seconds", seconds, &context).await?)
+            }
+            _ => None,
+        };
+        // Each look is its own short transaction; between looks the call holds nothing.
+        let outcome = loop {
+            let request = request.clone();
+            let outcome = blocking(self.store(), move |store| store.claim(&request)).await?;
+            let (ClaimOutcome::Idle(idle), Some(wait)) = (&outcome, wait.as_mut()) else {
+                break outcome;
+            };
+            if !idle.reason.others_can_end()
+                || !wait
+                    .changed(idle.next_retry_at, &idle.reason.to_string())
+                    .await?
+            {
+                break outcome;
+            }
+        };
         let claim = match outcome {
             ClaimOutcome::Claimed(claim) => claim,
             ClaimOutcome::Idle(idle) => {
-                let mut summary = format!("nothing claimed: {}", idle.reason);
+                let waited = wait.as_ref().map(|w| round(w.waited().as_secs_f64(), 2));
+                let mut summary = match waited {
+                    Some(seconds) => {
+                        format!("nothing claimed after waiting {seconds} s: {}", idle.reason)
+                    }
+                    None => format!("nothing claimed: {}", idle.reason),
+                };
                 if let Some(at) = idle.next_retry_at {
                     summary.push_str(&format!("; a retry is due at {}", time(at)));
                 }
@@ -469,6 +505,7 @@ impl OrchestrationServer {
                         reason: Some(idle_code(&idle.reason).into()),
                         detail: Some(idle.reason.to_string()),
                         next_retry_at: idle.next_retry_at.map(time),
+                        waited_seconds: waited,
                         ..ClaimOut::default()
                     },
                 ));
@@ -727,6 +764,7 @@ fn held_out(held: Vec<HeldTask>) -> Structured<GetOut> {
             state: h.task.state.to_string(),
             token: h.token.0,
             lease_expires_at: h.lease_expires_at.map(time),
+            lapsed: h.lapsed,
             attempt: h.task.attempt,
         }),
         crate::output::SHOWN_FULL,
@@ -738,7 +776,10 @@ fn held_out(held: Vec<HeldTask>) -> Structured<GetOut> {
             counted(held.len() as u64, "task"),
             items
                 .iter()
-                .map(|h| format!("`{}` (token {})", h.task, h.token))
+                .map(|h| match h.lapsed {
+                    true => format!("`{}` (token {}, lease lapsed: drop it)", h.task, h.token),
+                    false => format!("`{}` (token {})", h.task, h.token),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

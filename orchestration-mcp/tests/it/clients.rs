@@ -41,14 +41,12 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[test]
-fn the_python_sdk_drives_the_server_over_stdio() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let script = script("smoke.py");
+/// Runs the script `name` against the built binary and checks that it ends with `passed`, its
+/// last line on success. Returns what it printed.
+fn run_script(name: &str, passed: &str) -> Option<String> {
+    let python = python_or_skip()?;
     let output = Command::new(&python)
-        .arg(&script)
+        .arg(script(name))
         .arg(env!("CARGO_BIN_EXE_orchestration-mcp"))
         .output()
         .expect("python runs");
@@ -56,9 +54,15 @@ fn the_python_sdk_drives_the_server_over_stdio() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the Python SDK checks failed:\n{stdout}\n{stderr}"
+        "the checks of {name} failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("python sdk: all checks passed"), "{stdout}");
+    assert!(stdout.contains(passed), "{stdout}");
+    Some(stdout.into_owned())
+}
+
+#[test]
+fn the_python_sdk_drives_the_server_over_stdio() {
+    run_script("smoke.py", "python sdk: all checks passed");
 }
 
 /// Three agents, each with its own server process on one database, work a feature workflow
@@ -66,21 +70,7 @@ fn the_python_sdk_drives_the_server_over_stdio() {
 /// budget, and none shows the bugs of the agent's-seat issue (see the script's checks).
 #[test]
 fn three_agents_in_three_processes_get_bounded_truthful_answers() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
-    let output = Command::new(&python)
-        .arg(script("agent_seat.py"))
-        .arg(env!("CARGO_BIN_EXE_orchestration-mcp"))
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the agent's-seat checks failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("agent seat: all checks passed"), "{stdout}");
+    run_script("agent_seat.py", "agent seat: all checks passed");
 }
 
 /// An agent's whole session over HTTP: the SDK sends the token as `bearer` in lower case, and
@@ -128,4 +118,27 @@ fn the_python_sdk_ends_an_http_session_without_a_warning() {
         )
         .unwrap();
     assert_eq!(response.status, 404, "{}{}", response.head, response.body);
+}
+
+/// Waiting instead of polling across two server processes: a claim and an inbox read wake
+/// within a second of the other process's change, a wait for nothing ends at its deadline, and
+/// a cancelled wait claims nothing afterwards (see the script).
+#[test]
+fn waiting_calls_wake_on_changes_from_another_process() {
+    run_script("waiting.py", "waiting: all checks passed");
+}
+
+/// Prompts as slash commands reach them: listed, filled in from the store, their arguments
+/// completed from its names, and a wrong call refused with what to pass (see the script).
+#[test]
+fn prompts_and_completions_through_the_python_sdk() {
+    run_script("prompts.py", "prompts: all checks passed");
+}
+
+/// Resources listed in pages, read as Markdown and JSON, refused with what exists for a URI
+/// that names nothing, and updates of a subscribed resource changed by another process within
+/// a second, none after unsubscribing (see the script).
+#[test]
+fn resources_and_subscriptions_through_the_python_sdk() {
+    run_script("resources.py", "resources: all checks passed");
 }

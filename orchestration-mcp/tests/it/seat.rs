@@ -968,3 +968,22 @@ fn record(sizes: &mut BTreeMap<String, usize>, tool: &str, reply: &Reply) {
     let size = sizes.entry(tool.to_owned()).or_default();
     *size = (*size).max(reply.bytes);
 }
+
+/// An agent back from a long pause learns that a lease lapsed, rather than reporting on it and
+/// being refused.
+#[tokio::test]
+async fn held_tasks_say_when_a_lease_lapsed() {
+    let h = harness().await;
+    h.workflow("w", &[("a", &[])]).await;
+    let (_, token) = h.claim("ana").await;
+    h.clock.advance(chrono::Duration::minutes(20));
+    let held = h.call("task_get", json!({"agent": "ana"})).await.ok();
+    assert_eq!(held.at("/held/0/lapsed"), &json!(true), "{}", held.text);
+    assert!(
+        held.text.starts_with(&format!(
+            "you hold 1 task: `w/a` (token {token}, lease lapsed: drop it)\n"
+        )),
+        "{}",
+        held.text
+    );
+}

@@ -4,12 +4,9 @@
 //! kind of bad input.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use orchestration_core::*;
 
-use crate::{
-    AgentUpdate, AnalyticsOptions, Claim, Clock, CreateOptions, Error, FocusSource, ManualClock,
-    MemberSpec, Report, RetrospectiveOptions, ScopeChangeKind, SprintSpec, SprintStatus, Store,
-    TaskRef, TaskSpec, WorkflowSpec,
-};
+use crate::Backend;
 
 struct Team {
     store: Store,
@@ -32,9 +29,9 @@ fn close_to(a: f64, b: f64) -> bool {
 
 /// Two agents: `ana` (rust 3, 2 points a day) and `bo` (rust 1, docs 3, 1 point a day); the
 /// workflow `proj` and, for mid-sprint additions, `extra`.
-fn team() -> Team {
+fn team(db: &dyn Backend) -> Team {
     let (clock, handle) = Clock::manual(at(3, 2, 9, 0));
-    let store = Store::open_in_memory().unwrap().with_clock(clock);
+    let store = db.open().with_clock(clock);
     let agent = |skills: &[(&str, u8)], ppd: f64| AgentUpdate {
         capabilities: Some(skills.iter().map(|(s, l)| (s.to_string(), *l)).collect()),
         points_per_day: Some(ppd),
@@ -57,7 +54,7 @@ fn team() -> Team {
     };
     store
         .create_workflow(
-            WorkflowSpec::new("proj", crate::Mode::Dag)
+            WorkflowSpec::new("proj", orchestration_core::Mode::Dag)
                 .task(t("a", 3.0, 50).skill("rust", 2))
                 .task(t("b", 5.0, 60).skill("rust", 2).after(["a"]))
                 .task(t("c", 2.0, 40).skill("docs", 1))
@@ -69,7 +66,7 @@ fn team() -> Team {
         .unwrap();
     store
         .create_workflow(
-            WorkflowSpec::new("extra", crate::Mode::Dag).task(t("g", 2.0, 10)),
+            WorkflowSpec::new("extra", orchestration_core::Mode::Dag).task(t("g", 2.0, 10)),
             &start,
         )
         .unwrap();
@@ -136,7 +133,7 @@ impl Team {
         let claim = self
             .store
             .claim(
-                &crate::ClaimRequest::new(agent)
+                &orchestration_core::ClaimRequest::new(agent)
                     .task(TaskRef::key("proj", key))
                     .lease(chrono::Duration::days(1)),
             )
@@ -174,9 +171,10 @@ impl Team {
     }
 }
 
-#[test]
-fn a_plan_counts_capacity_keeps_dependencies_and_says_what_it_left_out() {
-    let team = team();
+pub(crate) fn a_plan_counts_capacity_keeps_dependencies_and_says_what_it_left_out(
+    db: &dyn Backend,
+) {
+    let team = team(db);
     let before = team.events();
     let plan = team.store.plan_sprint(&s1()).unwrap();
     assert_eq!(team.events(), before, "a dry run writes nothing");
@@ -236,9 +234,8 @@ fn a_plan_counts_capacity_keeps_dependencies_and_says_what_it_left_out() {
 /// | Wed 4 | b re-estimated 5 → 8; bo does c | 15 | 5 | 10 |
 /// | Thu 5 | g removed | 13 | 5 | 8 |
 /// | Fri 6 | ana finishes b | 13 | 13 | 0 |
-#[test]
-fn analytics_follow_scope_changes_mid_sprint() {
-    let team = team();
+pub(crate) fn analytics_follow_scope_changes_mid_sprint(db: &dyn Backend) {
+    let team = team(db);
     let started = team.store.start_sprint(&s1()).unwrap();
     assert_eq!(started.sprint.status, SprintStatus::Active);
     assert_eq!(started.sprint.committed, Some(10.0));
@@ -363,9 +360,8 @@ fn analytics_follow_scope_changes_mid_sprint() {
     assert_eq!(retro.sprint.status, SprintStatus::Active);
 }
 
-#[test]
-fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
-    let team = team();
+pub(crate) fn closing_fixes_velocity_and_the_next_plan_learns_from_it(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
     team.work("ana", "b", at(3, 3, 10, 0), at(3, 5, 15, 0), 5.0);
@@ -428,9 +424,8 @@ fn closing_fixes_velocity_and_the_next_plan_learns_from_it() {
     );
 }
 
-#[test]
-fn unfinished_work_moves_into_the_named_next_sprint() {
-    let team = team();
+pub(crate) fn unfinished_work_moves_into_the_named_next_sprint(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     let mut next = SprintSpec::new("s2", date(3, 16), date(3, 27)).member(MemberSpec::new("ana"));
     next.workflows = vec!["extra".into()];
@@ -467,9 +462,8 @@ fn unfinished_work_moves_into_the_named_next_sprint() {
     assert!(times.contains(&("extra/g".into(), 0)), "{times:?}");
 }
 
-#[test]
-fn forecasts_are_reproducible_for_a_seed() {
-    let team = team();
+pub(crate) fn forecasts_are_reproducible_for_a_seed(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
     team.set(at(3, 4, 9, 0));
@@ -494,9 +488,8 @@ fn forecasts_are_reproducible_for_a_seed() {
     assert!(forecast.p50 >= date(3, 4));
 }
 
-#[test]
-fn bad_input_gets_a_specific_error_and_writes_nothing() {
-    let team = team();
+pub(crate) fn bad_input_gets_a_specific_error_and_writes_nothing(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     let mut other = SprintSpec::new("other", date(4, 1), date(4, 10)).member(MemberSpec::new("bo"));
     other.focus_factor = Some(1.0);
@@ -504,7 +497,7 @@ fn bad_input_gets_a_specific_error_and_writes_nothing() {
 
     type Case = (
         &'static str,
-        Box<dyn Fn(&Store) -> crate::Result<()>>,
+        Box<dyn Fn(&Store) -> orchestration_core::Result<()>>,
         &'static str,
     );
     let spec = |f: fn(&mut SprintSpec)| {
@@ -621,13 +614,15 @@ fn bad_input_gets_a_specific_error_and_writes_nothing() {
     assert_eq!(sprints, ["s1", "other"]);
 }
 
-#[test]
-fn workload_shows_each_members_sprint_allocation_against_capacity() {
-    let team = team();
+pub(crate) fn workload_shows_each_members_sprint_allocation_against_capacity(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
     let _c = team.claim("bo", "c", at(3, 3, 10, 0));
-    let workload = team.store.workload(&crate::Weights::default()).unwrap();
+    let workload = team
+        .store
+        .workload(&orchestration_core::Weights::default())
+        .unwrap();
     let loads: Vec<(String, String, f64, f64, f64, f64)> = workload
         .agents
         .iter()
@@ -652,9 +647,8 @@ fn workload_shows_each_members_sprint_allocation_against_capacity() {
     );
 }
 
-#[test]
-fn work_in_progress_past_the_p85_cycle_time_is_flagged_and_found() {
-    let team = team();
+pub(crate) fn work_in_progress_past_the_p85_cycle_time_is_flagged_and_found(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     // One finished task sets the p85 cycle time at 5 hours.
     team.work("ana", "a", at(3, 2, 10, 0), at(3, 2, 15, 0), 3.0);
@@ -697,9 +691,8 @@ fn start_of(name: &str) -> SprintSpec {
     }
 }
 
-#[test]
-fn a_planned_sprint_starts_with_exactly_what_was_saved() {
-    let team = team();
+pub(crate) fn a_planned_sprint_starts_with_exactly_what_was_saved(db: &dyn Backend) {
+    let team = team(db);
     // With a commitment of 3 points, planning saves `a` alone.
     let mut spec = s1();
     spec.commit = Some(3.0);
@@ -713,7 +706,7 @@ fn a_planned_sprint_starts_with_exactly_what_was_saved() {
     // Work that appears after planning is not pulled in; tasks added by hand are.
     team.store
         .create_workflow(
-            WorkflowSpec::new("late", crate::Mode::Dag)
+            WorkflowSpec::new("late", orchestration_core::Mode::Dag)
                 .task(TaskSpec::new("z", "do z").estimate(1.0).priority(99)),
             &CreateOptions {
                 start: true,
@@ -785,9 +778,8 @@ fn a_planned_sprint_starts_with_exactly_what_was_saved() {
     assert_eq!(analytics.report.totals.committed, 5.0);
 }
 
-#[test]
-fn a_start_keeps_the_focus_factor_saved_with_the_plan() {
-    let team = team();
+pub(crate) fn a_start_keeps_the_focus_factor_saved_with_the_plan(db: &dyn Backend) {
+    let team = team(db);
     team.store.start_sprint(&s1()).unwrap();
     // Saved before any sprint closed: the default focus factor, 0.7.
     let mut next = SprintSpec::new("s2", date(3, 16), date(3, 27)).member(MemberSpec::new("ana"));
@@ -815,9 +807,10 @@ fn a_start_keeps_the_focus_factor_saved_with_the_plan() {
     assert_eq!(started.plan.selected, ["extra/g"]);
 }
 
-#[test]
-fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_says_so() {
-    let team = team();
+pub(crate) fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_says_so(
+    db: &dyn Backend,
+) {
+    let team = team(db);
     team.store.create_sprint(&s1()).unwrap();
     let refused = |given: &str| {
         format!(
@@ -851,7 +844,7 @@ fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_
         (
             "working days",
             SprintSpec {
-                week: Some(crate::WorkWeek::default()),
+                week: Some(orchestration_core::WorkWeek::default()),
                 ..start_of("s1")
             },
             refused("work_days"),
@@ -877,12 +870,12 @@ fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_unknown_one_
 
 /// The team with one more workflow, `chain`: `r` depends on `p` and `q`, and `s` on `r`; and a
 /// sprint `c` holding all four, planned, or started once `done` are finished.
-fn chain_sprint(started: bool, done: &[&str]) -> Team {
-    let team = team();
+fn chain_sprint(db: &dyn Backend, started: bool, done: &[&str]) -> Team {
+    let team = team(db);
     let t = |key: &str| TaskSpec::new(key, format!("do {key}")).estimate(1.0);
     team.store
         .create_workflow(
-            WorkflowSpec::new("chain", crate::Mode::Dag)
+            WorkflowSpec::new("chain", orchestration_core::Mode::Dag)
                 .task(t("p"))
                 .task(t("q"))
                 .task(t("r").after(["p", "q"]))
@@ -908,7 +901,7 @@ fn chain_sprint(started: bool, done: &[&str]) -> Team {
     for key in done {
         let claim = team
             .store
-            .claim(&crate::ClaimRequest::new("ana").task(TaskRef::key("chain", *key)))
+            .claim(&orchestration_core::ClaimRequest::new("ana").task(TaskRef::key("chain", *key)))
             .unwrap()
             .claimed()
             .unwrap();
@@ -931,8 +924,14 @@ fn chain_sprint(started: bool, done: &[&str]) -> Team {
 /// Removes `removed` from the chain sprint (started or not, with `done` finished first) and
 /// checks the warnings.
 #[track_caller]
-fn check_removal(started: bool, done: &[&str], removed: &[&str], expected: &[&str]) {
-    let team = chain_sprint(started, done);
+fn check_removal(
+    db: &dyn Backend,
+    started: bool,
+    done: &[&str],
+    removed: &[&str],
+    expected: &[&str],
+) {
+    let team = chain_sprint(&*db.fresh(), started, done);
     let refs: Vec<TaskRef> = removed.iter().map(|k| TaskRef::key("chain", *k)).collect();
     let edit = team.store.remove_from_sprint("c", &refs).unwrap();
     assert_eq!(edit.changed.len(), removed.len(), "{removed:?}");
@@ -942,9 +941,11 @@ fn check_removal(started: bool, done: &[&str], removed: &[&str], expected: &[&st
     );
 }
 
-#[test]
-fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
+pub(crate) fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it(
+    db: &dyn Backend,
+) {
     check_removal(
+        db,
         false,
         &[],
         &["p"],
@@ -954,6 +955,7 @@ fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
         ],
     );
     check_removal(
+        db,
         false,
         &[],
         &["p", "q"],
@@ -965,6 +967,7 @@ fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
     );
     // Only direct dependents: `s` depends on `r`, not on `p`.
     check_removal(
+        db,
         true,
         &[],
         &["r"],
@@ -974,11 +977,11 @@ fn removing_a_task_warns_of_the_tasks_left_in_the_sprint_that_depend_on_it() {
         ],
     );
     // Tasks removed together do not warn of each other.
-    check_removal(true, &[], &["r", "s"], &[]);
-    check_removal(false, &[], &["p", "q", "r", "s"], &[]);
-    check_removal(false, &[], &["s"], &[]);
+    check_removal(db, true, &[], &["r", "s"], &[]);
+    check_removal(db, false, &[], &["p", "q", "r", "s"], &[]);
+    check_removal(db, false, &[], &["s"], &[]);
     // A finished dependency blocks nothing.
-    check_removal(true, &["p"], &["p"], &[]);
+    check_removal(db, true, &["p"], &["p"], &[]);
 }
 
 /// s1 with a focus factor of 1: `f` (13), `a` (3), `b` (5) and `c` (2), 23 points, fit.
@@ -996,11 +999,12 @@ type Headline = (f64, f64, f64, f64, f64);
 /// `remove` left it on Tuesday and `done` were completed, with the headline they must agree
 /// with.
 fn findings_after(
+    db: &dyn Backend,
     add: &[(&str, &str)],
     remove: &[(&str, &str)],
     done: &[&str],
 ) -> (Vec<(String, String)>, Headline) {
-    let team = team();
+    let team = team(&*db.fresh());
     let started = team.store.start_sprint(&s1_full()).unwrap();
     assert_eq!(started.sprint.committed, Some(23.0));
     team.set(at(3, 3, 9, 0));
@@ -1018,7 +1022,7 @@ fn findings_after(
         team.set(at(3, 4, 9 + i as u32, 0));
         let claim = team
             .store
-            .claim(&crate::ClaimRequest::new("ana").task(TaskRef::key(workflow, *key)))
+            .claim(&orchestration_core::ClaimRequest::new("ana").task(TaskRef::key(workflow, *key)))
             .unwrap()
             .claimed()
             .unwrap();
@@ -1047,11 +1051,12 @@ fn findings_after(
     )
 }
 
-#[test]
-fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported() {
+pub(crate) fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported(
+    db: &dyn Backend,
+) {
     // 2 points added and done, `c` (2) not: 21 of the 23 committed points were delivered,
     // though 23 were done in all. Creep and churn are 2 / 23.
-    let (findings, totals) = findings_after(&[("extra", "g")], &[], &["f", "a", "b", "g"]);
+    let (findings, totals) = findings_after(db, &[("extra", "g")], &[], &["f", "a", "b", "g"]);
     assert_eq!(totals, (21.0, 23.0, 23.0, 2.0 / 23.0, 2.0 / 23.0));
     assert_eq!(
         findings,
@@ -1063,8 +1068,12 @@ fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported() {
         )]
     );
     // 2 points added and 2 removed: creep 9% is within bounds, churn 17% is not.
-    let (findings, totals) =
-        findings_after(&[("extra", "g")], &[("proj", "c")], &["f", "a", "b", "g"]);
+    let (findings, totals) = findings_after(
+        db,
+        &[("extra", "g")],
+        &[("proj", "c")],
+        &["f", "a", "b", "g"],
+    );
     assert_eq!(totals, (21.0, 23.0, 23.0, 2.0 / 23.0, 4.0 / 23.0));
     assert_eq!(
         findings,
@@ -1077,7 +1086,7 @@ fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported() {
     );
     // Only `f` done: say/do is 13 of 23, and the action is to commit to what was delivered of
     // the commitment, not to the 15 points done with added scope.
-    let (findings, totals) = findings_after(&[("extra", "g")], &[], &["f", "g"]);
+    let (findings, totals) = findings_after(db, &[("extra", "g")], &[], &["f", "g"]);
     assert_eq!(totals, (13.0, 23.0, 15.0, 2.0 / 23.0, 2.0 / 23.0));
     assert_eq!(
         findings,
@@ -1096,9 +1105,8 @@ fn findings_judge_the_commitment_and_the_scope_by_the_numbers_reported() {
     );
 }
 
-#[test]
-fn a_retrospective_of_a_sprint_not_started_says_nothing_is_committed() {
-    let team = team();
+pub(crate) fn a_retrospective_of_a_sprint_not_started_says_nothing_is_committed(db: &dyn Backend) {
+    let team = team(db);
     team.store.create_sprint(&s1_full()).unwrap();
     let retro = team
         .store
@@ -1115,9 +1123,10 @@ fn a_retrospective_of_a_sprint_not_started_says_nothing_is_committed() {
     );
 }
 
-#[test]
-fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_does() {
-    let team = team();
+pub(crate) fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_does(
+    db: &dyn Backend,
+) {
+    let team = team(db);
     team.store.start_sprint(&s1_full()).unwrap();
     let f = TaskRef::key("proj", "f");
     // bo's lease on `f` runs out; ana's first attempt fails and is retried; her second one
@@ -1125,7 +1134,7 @@ fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_doe
     team.set(at(3, 2, 10, 0));
     team.store
         .claim(
-            &crate::ClaimRequest::new("bo")
+            &orchestration_core::ClaimRequest::new("bo")
                 .task(f.clone())
                 .lease(chrono::Duration::hours(1)),
         )
@@ -1137,7 +1146,7 @@ fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_doe
     let claim = team
         .store
         .claim(
-            &crate::ClaimRequest::new("ana")
+            &orchestration_core::ClaimRequest::new("ana")
                 .task(f.clone())
                 .lease(chrono::Duration::days(1)),
         )
@@ -1162,7 +1171,7 @@ fn contributions_count_retries_and_expired_leases_apart_as_agent_performance_doe
     let claim = team
         .store
         .claim(
-            &crate::ClaimRequest::new("ana")
+            &orchestration_core::ClaimRequest::new("ana")
                 .task(f)
                 .lease(chrono::Duration::days(1)),
         )
@@ -1233,9 +1242,9 @@ fn check_chart(team: &Team, sprint: &str, header: &str, ticks: &[&str], scope: (
         .sprint_analytics(sprint, &AnalyticsOptions::default())
         .unwrap()
         .report;
-    let text = crate::text_chart(&report, 3);
+    let text = orchestration_core::text_chart(&report, 3);
     assert_eq!(text.lines().next().unwrap(), header, "{text}");
-    let (axis, line) = svg_axis(&crate::svg(sprint, &report));
+    let (axis, line) = svg_axis(&orchestration_core::svg(sprint, &report));
     let axis: Vec<&str> = axis.iter().map(String::as_str).collect();
     assert_eq!(
         (axis.as_slice(), (line[0].as_str(), line.len())),
@@ -1243,12 +1252,13 @@ fn check_chart(team: &Team, sprint: &str, header: &str, ticks: &[&str], scope: (
     );
 }
 
-#[test]
-fn charts_scale_to_the_planned_scope_before_the_start_and_to_the_commitment_after() {
+pub(crate) fn charts_scale_to_the_planned_scope_before_the_start_and_to_the_commitment_after(
+    db: &dyn Backend,
+) {
     const PLANNED: &str = "; not started: the ideal is that of the scope planned";
     // The value axis of a 10-point chart, whose top line is at y = 40.
     let tens = ["0", "2", "4", "6", "8", "10"];
-    let team = team();
+    let team = team(db);
     team.store.create_sprint(&s1()).unwrap();
     check_chart(
         &team,
@@ -1265,7 +1275,7 @@ fn charts_scale_to_the_planned_scope_before_the_start_and_to_the_commitment_afte
         .unwrap()
         .report;
     assert_eq!(
-        crate::text_chart(&report, 3),
+        orchestration_core::text_chart(&report, 3),
         format!(
             "burndown (● remaining, · ideal), 10 points at the top{PLANNED}\n\
              │●●·\n\
