@@ -19,6 +19,9 @@ mod tools;
 mod wait;
 
 pub use crate::auth::{AgentTokens, AuthenticatedAgent};
-pub use crate::http::{HttpOptions, MAX_REQUEST_BYTES, http_app};
+pub use crate::http::{
+    ConnectionLimits, DEFAULT_MAX_CONNECTIONS, HttpOptions, MAX_REQUEST_BYTES, RESERVED_FILES,
+    RateLimit, SessionLimits, connection_room, serve_http,
+};
 pub use crate::output::MAX_RESULT_BYTES;
 pub use crate::server::{INSTRUCTIONS, OrchestrationServer, Toolset};

@@ -3,17 +3,27 @@
 #![deny(clippy::print_stdout)]
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use axum::serve::ListenerExt;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use orchestration_core::Store;
-use orchestration_mcp::{AgentTokens, HttpOptions, OrchestrationServer, Toolset, http_app};
+use orchestration_mcp::{
+    AgentTokens, ConnectionLimits, DEFAULT_MAX_CONNECTIONS, HttpOptions, OrchestrationServer,
+    RESERVED_FILES, RateLimit, SessionLimits, Toolset, connection_room,
+};
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
+
+/// The allocator: glibc's keeps the memory of expired sessions and closed connections for the
+/// process (a server that had held 20,000 sessions stayed at its peak of over 400 MB after they
+/// expired), where jemalloc's background threads hand it back to the system within seconds.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,10 +110,143 @@ struct ServeArgs {
     /// listening beyond loopback.
     #[arg(long, value_delimiter = ',', value_name = "HOST")]
     allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The limits of the HTTP server, each with a default that a team's agents never reach.
+#[derive(Debug, Clone, Args)]
+struct LimitArgs {
+    /// Close an MCP session after this long without a request (an open call or notification
+    /// stream counts as use), e.g. 30m, 90s.
+    #[arg(long, env = "ORCHESTRATION_SESSION_IDLE", value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    session_idle: Duration,
+    /// The most MCP sessions open at once; past it `initialize` gets 503 with Retry-After.
+    #[arg(long, env = "ORCHESTRATION_MAX_SESSIONS", value_name = "N", default_value_t = SessionLimits::default().max, value_parser = parse_positive)]
+    max_sessions: usize,
+    /// The most HTTP connections open at once [default: the open-file limit less 128, at most
+    /// 4096].
+    #[arg(long, env = "ORCHESTRATION_MAX_CONNECTIONS", value_name = "N", value_parser = parse_positive)]
+    max_connections: Option<usize>,
+    /// The most connections open at once from one address [default: half of
+    /// --max-connections].
+    #[arg(long, env = "ORCHESTRATION_MAX_CONNECTIONS_PER_PEER", value_name = "N", value_parser = parse_positive)]
+    max_connections_per_peer: Option<usize>,
+    /// A request's line and headers must arrive within this long.
+    #[arg(long, env = "ORCHESTRATION_HEADER_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Close a kept-alive connection after this long without a request.
+    #[arg(long, env = "ORCHESTRATION_CONNECTION_IDLE", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    connection_idle: Duration,
+    /// Close a connection whose client has read nothing of its response for this long.
+    #[arg(long, env = "ORCHESTRATION_WRITE_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    write_timeout: Duration,
+    /// Requests per second per caller (the agent of a per-agent token, otherwise the address),
+    /// with bursts of twice as many; `off` for no limit. Over it: 429 with Retry-After.
+    #[arg(long, env = "ORCHESTRATION_RATE_LIMIT", value_name = "N|off", default_value = "200", value_parser = parse_rate)]
+    rate_limit: Rate,
+}
+
+/// A rate limit as given on the command line.
+#[derive(Debug, Clone, Copy)]
+enum Rate {
+    PerSecond(NonZeroU32),
+    Off,
 }
 
 fn parse_toolset(s: &str) -> Result<Toolset, String> {
     s.parse()
+}
+
+/// A duration written as a whole number with a unit: `ms`, `s`, `m` or `h` (`90s`, `30m`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{s}` is not a duration: write a whole number and a unit, as in 90s or 30m")
+    })?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        "" => return Err(format!("`{s}` has no unit: write {s}s, {s}m or {s}ms")),
+        _ => return Err(format!("`{unit}` is not a unit of time: use ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("a duration of zero would close everything at once".into());
+    }
+    Ok(duration)
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    if s == "off" {
+        return Ok(Rate::Off);
+    }
+    match s.parse::<u32>() {
+        Ok(n) => NonZeroU32::new(n)
+            .map(Rate::PerSecond)
+            .ok_or_else(|| "must be at least 1, or `off` for no limit".into()),
+        Err(_) => Err(format!(
+            "`{s}` is not a number of requests per second, nor `off`"
+        )),
+    }
+}
+
+impl LimitArgs {
+    /// The limits, with the connection cap sized from the file limit (raised to its hard
+    /// limit first); a cap the file limit cannot hold is an error.
+    fn resolve(&self) -> Result<(SessionLimits, ConnectionLimits, Option<RateLimit>)> {
+        let (files, room) = connection_room().context("reading the open-file limit")?;
+        if room == 0 {
+            bail!(
+                "the open-file limit ({files}) leaves no room for connections: the server keeps {RESERVED_FILES} files for itself; raise it (ulimit -n)"
+            );
+        }
+        let max = match self.max_connections {
+            Some(max) if max > room => bail!(
+                "--max-connections {max} is more than the open-file limit ({files}, less {RESERVED_FILES} kept for the server itself) allows: at most {room}; raise the limit (ulimit -n) or lower the cap"
+            ),
+            Some(max) => max,
+            None => room.min(DEFAULT_MAX_CONNECTIONS),
+        };
+        let mut connections = ConnectionLimits::with_max(max);
+        if let Some(per_peer) = self.max_connections_per_peer {
+            if per_peer > max {
+                bail!(
+                    "--max-connections-per-peer {per_peer} is more than the {max} connections allowed in all"
+                );
+            }
+            connections.per_peer = per_peer;
+        }
+        connections.header_timeout = self.header_timeout;
+        connections.idle_timeout = self.connection_idle;
+        connections.write_timeout = self.write_timeout;
+        let sessions = SessionLimits {
+            idle: self.session_idle,
+            max: self.max_sessions,
+        };
+        let rate = match self.rate_limit {
+            Rate::PerSecond(n) => Some(RateLimit::per_second(n)),
+            Rate::Off => None,
+        };
+        tracing::info!(
+            connections = max,
+            per_peer = connections.per_peer,
+            open_files = files,
+            sessions = sessions.max,
+            "HTTP limits"
+        );
+        Ok((sessions, connections, rate))
+    }
 }
 
 fn main() -> Result<()> {
@@ -349,9 +492,13 @@ async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeAr
         }
         None => AgentTokens::default(),
     };
+    let (sessions, connections, rate_limit) = args.limits.resolve()?;
     let mut options = HttpOptions {
         token: args.token,
         agent_tokens,
+        sessions,
+        connections,
+        rate_limit,
         ..HttpOptions::default()
     };
     options.allowed_hosts.extend(args.allowed_hosts);
@@ -371,15 +518,7 @@ async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeAr
         "serving MCP over HTTP at http://{}/mcp",
         listener.local_addr()?
     );
-    // Replies stream as server-sent events in several small writes; with Nagle's algorithm on,
-    // each waited for the client's delayed acknowledgement, about 40 ms per call.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, http_app(server, options))
-        .with_graceful_shutdown(shutdown_signal())
+    orchestration_mcp::serve_http(listener, server, options, shutdown_signal())
         .await
         .context("serving HTTP")
 }

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -15,6 +16,8 @@ use crate::http_client::Session;
 pub(crate) struct HttpServer {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    /// Every line the server has logged so far.
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for HttpServer {
@@ -25,7 +28,13 @@ impl Drop for HttpServer {
 }
 
 pub(crate) fn start(extra: &[&str]) -> HttpServer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
+    spawn(Command::new(env!("CARGO_BIN_EXE_orchestration-mcp")), extra)
+}
+
+/// Starts the server with `command` (the binary, or a wrapper that execs it with the
+/// arguments appended) and `extra` arguments, on an ephemeral port unless `--http` is given.
+pub(crate) fn spawn(mut command: Command, extra: &[&str]) -> HttpServer {
+    let mut child = command
         .args(if extra.contains(&"--http") {
             &[][..]
         } else {
@@ -41,19 +50,27 @@ pub(crate) fn start(extra: &[&str]) -> HttpServer {
     // The server logs its address once it listens; that is how a test learns the port.
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
     let port = loop {
         let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(address) = line
+        let port = line
             .split("http://")
             .nth(1)
             .and_then(|rest| rest.split("/mcp").next())
-        {
-            break address.rsplit(':').next().unwrap().parse().unwrap();
+            .map(|address| address.rsplit(':').next().unwrap().parse().unwrap());
+        log.lock().unwrap().push(line);
+        if let Some(port) = port {
+            break port;
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    HttpServer { child, port }
+    let kept = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    HttpServer { child, port, log }
 }
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;

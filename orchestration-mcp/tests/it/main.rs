@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod http_client;
 mod http_load;
+mod limits;
 mod processes;
 mod seat;
 mod side_by_side;
