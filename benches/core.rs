@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orchestration_core::{
-    ClaimRequest, CreateOptions, Dag, Mode, Report, Store, TaskRef, TaskSpec, WorkflowSpec,
+    AgentUpdate, ClaimRequest, CreateOptions, Dag, Mode, Report, Store, TaskRef, TaskSpec,
+    WorkflowSpec,
 };
 
 /// A small deterministic generator, so every run measures the same graphs.
@@ -113,6 +114,10 @@ fn claim_and_complete(c: &mut Criterion) {
                         idempotency_key: None,
                     },
                 )
+                .unwrap();
+            // Only registered agents take work.
+            store
+                .upsert_agent("agent", &AgentUpdate::default())
                 .unwrap();
             let request = ClaimRequest::new("agent");
             let done = Report::Complete {

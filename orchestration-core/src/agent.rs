@@ -86,16 +86,31 @@ pub struct AgentProfile {
 impl AgentProfile {
     /// Why this agent cannot take a task needing `skills`, or `None` when it can.
     pub fn unmet_skill(&self, skills: &BTreeMap<String, u8>) -> Option<String> {
-        skills
-            .iter()
-            .find_map(|(skill, &needed)| match self.capabilities.get(skill) {
-                None => Some(format!("lacks skill `{skill}` (level {needed} needed)")),
-                Some(&level) if level < needed => {
-                    Some(format!("has `{skill}` at level {level}, {needed} needed"))
-                }
-                Some(_) => None,
-            })
+        skill_gap(&self.capabilities, skills).map(|gap| gap.to_string())
     }
+}
+
+/// The first skill in `required` that `capabilities` lacks or has below the level needed, as
+/// a [`Rejection`]; `None` when every requirement is met. The one rule of qualification:
+/// claims, handoffs, assignment, teams, sprint plans and workflow reports all ask it.
+pub(crate) fn skill_gap(
+    capabilities: &BTreeMap<String, u8>,
+    required: &BTreeMap<String, u8>,
+) -> Option<Rejection> {
+    required
+        .iter()
+        .find_map(|(skill, &needed)| match capabilities.get(skill) {
+            None => Some(Rejection::MissingSkill {
+                skill: skill.clone(),
+                needed,
+            }),
+            Some(&level) if level < needed => Some(Rejection::LowSkill {
+                skill: skill.clone(),
+                level,
+                needed,
+            }),
+            Some(_) => None,
+        })
 }
 
 /// The weights of the four score terms; they are normalised by their sum.
@@ -285,23 +300,8 @@ pub fn check(candidate: &Candidate, needs: &Needs) -> Result<(), Rejection> {
     if profile.status != AgentStatus::Active {
         return Err(Rejection::NotActive(profile.status));
     }
-    for (skill, &needed) in &needs.skills {
-        match profile.capabilities.get(skill) {
-            None => {
-                return Err(Rejection::MissingSkill {
-                    skill: skill.clone(),
-                    needed,
-                });
-            }
-            Some(&level) if level < needed => {
-                return Err(Rejection::LowSkill {
-                    skill: skill.clone(),
-                    level,
-                    needed,
-                });
-            }
-            Some(_) => {}
-        }
+    if let Some(gap) = skill_gap(&profile.capabilities, &needs.skills) {
+        return Err(gap);
     }
     if candidate.active >= profile.max_concurrent {
         return Err(Rejection::AtCapacity {
@@ -603,12 +603,7 @@ pub fn assemble_team(
         .filter(|c| c.profile.status == AgentStatus::Active)
         .collect();
     let meets = |c: &Candidate, need: &BTreeMap<String, u8>| {
-        need.iter().all(|(skill, level)| {
-            c.profile
-                .capabilities
-                .get(skill)
-                .is_some_and(|l| l >= level)
-        })
+        skill_gap(&c.profile.capabilities, need).is_none()
     };
     let mut distinct: Vec<&BTreeMap<String, u8>> = Vec::new();
     for need in requirements {

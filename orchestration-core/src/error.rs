@@ -241,18 +241,6 @@ fn did_you_mean(closest: &[String]) -> String {
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    /// Names the two storage failures an operator can fix, so callers learn why a write
-    /// failed; every other SQLite error stays a storage error.
-    fn from(error: rusqlite::Error) -> Error {
-        match error.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::ReadOnly) => Error::ReadOnly,
-            Some(rusqlite::ErrorCode::DiskFull) => Error::DiskFull,
-            _ => Error::Storage(error),
-        }
-    }
-}
-
 /// A rule a workflow spec broke.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {

@@ -31,10 +31,13 @@ mod clock;
 mod collaboration;
 mod error;
 mod id;
+pub mod limits;
 mod runner;
 mod sprint;
 mod store;
 mod text;
+#[cfg(test)]
+mod tidy;
 mod workflow;
 
 pub use crate::agent::{
@@ -70,5 +73,5 @@ pub use crate::text::{counted, points, rfc3339, text_weight};
 pub use crate::workflow::{
     AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
     RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,
-    WorkflowSpec, WorkflowStatus, limits, transition,
+    WorkflowSpec, WorkflowStatus, transition,
 };

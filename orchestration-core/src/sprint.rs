@@ -14,11 +14,14 @@ use chrono::{Datelike, Duration, NaiveDate};
 use crate::workflow::TaskState;
 
 mod chart;
+mod draft;
 mod report;
 #[cfg(test)]
 mod tests;
 
 pub use chart::{svg, text_chart};
+pub use draft::{DEFAULT_FOCUS_FACTOR, FocusSource};
+pub(crate) use draft::{DraftInput, check_window, draft, focus_for};
 pub use report::{
     Accuracy, Aging, BurnPoint, Contribution, Finding, FindingsInput, Flow, ScopeChange,
     ScopeChangeKind, ScopeItem, SprintAttempt, SprintReport, Totals, Window, accuracy,
@@ -667,7 +670,5 @@ pub(crate) fn removal_warnings(cut: &[CutDependency]) -> Vec<String> {
 
 /// Whether `member` has every skill `task` needs at its level.
 fn qualified(member: &Member, task: &Candidate) -> bool {
-    task.skills
-        .iter()
-        .all(|(s, l)| member.skills.get(s).is_some_and(|have| have >= l))
+    crate::agent::skill_gap(&member.skills, &task.skills).is_none()
 }

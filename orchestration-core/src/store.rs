@@ -12,7 +12,12 @@ mod event;
 mod performance;
 mod refs;
 mod sprint;
+mod sql;
+mod sqlite;
+mod storage;
 mod task;
+mod transition;
+mod view;
 mod workflow;
 
 #[cfg(test)]
@@ -29,6 +34,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 
+pub use crate::workflow::{
+    LeasedTask, Progress, TaskBrief, TaskView, WorkflowReport, WorkflowSummary,
+};
 pub use agent::AgentUpdate;
 pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
 pub use delegation::{Assigned, BatchDelegation, Delegation, Rebalanced};
@@ -41,12 +49,9 @@ pub use sprint::{
 };
 pub use task::{
     Claim, ClaimOutcome, ClaimRequest, DEFAULT_LEASE, DependencyResult, HeldTask, Idle, IdleReason,
-    NOTES_SHOWN, Note, Report, ReportOutcome, TaskAttempt, TaskDetail, TaskView, Tick,
+    NOTES_SHOWN, Note, Report, ReportOutcome, TaskAttempt, TaskDetail, Tick,
 };
-pub use workflow::{
-    CreateOptions, Created, DependencyEdit, ExecuteOutcome, LeasedTask, Progress, TaskBrief,
-    WorkflowReport, WorkflowSummary,
-};
+pub use workflow::{CreateOptions, Created, DependencyEdit, ExecuteOutcome};
 
 /// The default database file, relative to the working directory.
 pub const DEFAULT_DB_PATH: &str = ".orchestration/orchestration.db";
@@ -259,6 +264,18 @@ fn prepare(conn: &mut Connection) -> Result<()> {
     // a claim. The plans here are fixed by the schema's indexes anyway.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Names the two storage failures an operator can fix, so callers learn why a write
+    /// failed; every other SQLite error stays a storage error.
+    fn from(error: rusqlite::Error) -> Error {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ReadOnly) => Error::ReadOnly,
+            Some(rusqlite::ErrorCode::DiskFull) => Error::DiskFull,
+            _ => Error::Storage(error),
+        }
+    }
 }
 
 fn is_busy(err: &rusqlite::Error) -> bool {

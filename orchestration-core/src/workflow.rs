@@ -5,16 +5,26 @@
 //! these functions with the time they read once, and save what comes back.
 
 mod dag;
+mod lease;
+mod order;
+mod record;
+mod report;
 mod retry;
 mod spec;
 mod state;
+mod step;
+mod view;
 
 #[cfg(test)]
 mod tests;
 
 pub use dag::{CycleNodes, Dag, Schedule};
+pub(crate) use order::ClaimRank;
+pub(crate) use record::{TaskRecord, WorkflowRecord};
+pub(crate) use report::report;
+pub use report::{LeasedTask, Progress, TaskBrief, WorkflowReport, WorkflowSummary};
 pub use retry::{AfterFailure, RetryPolicy};
-pub use spec::{Analysis, CriticalPath, Mode, TaskSpec, ValidatedWorkflow, WorkflowSpec, limits};
+pub use spec::{Analysis, CriticalPath, Mode, TaskSpec, ValidatedWorkflow, WorkflowSpec};
 pub(crate) use spec::{
     analyse as spec_analyse, check_argument_name, cycle_keys as spec_cycle_keys,
 };
@@ -22,3 +32,8 @@ pub use state::{
     FailurePolicy, FailureReason, TaskEvent, TaskState, WorkflowAction, WorkflowStatus, transition,
 };
 pub(crate) use state::{UpstreamEffect, outcome, upstream_effect};
+pub(crate) use step::{
+    AttemptEnded, CANCELLED_BY_FAIL_FAST, Change, Propagation, on_lease_expired, propagation, step,
+};
+pub use view::TaskView;
+pub(crate) use view::view_with;

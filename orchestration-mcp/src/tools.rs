@@ -118,12 +118,10 @@ pub(crate) fn task_arg(
     }
 }
 
-/// Two decimals: enough for points and ratios, and fewer bytes in the model's context.
-pub(crate) fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-/// Four decimals, for scores whose small differences decide a ranking.
-pub(crate) fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
+/// `x` to `places` decimals, the one rounding of numbers in results: two for points and
+/// ratios (fewer bytes in the model's context), three for shares of a limit, four for scores
+/// whose small differences decide a ranking.
+pub(crate) fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
 }

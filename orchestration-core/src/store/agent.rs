@@ -9,11 +9,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::agent::{AgentProfile, AgentStatus, Candidate, Record};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::text::closest;
-use crate::workflow::{check_argument_name, limits};
+use crate::workflow::{TaskState, check_argument_name};
 
 use super::event::{EventKind, NewEvent, append};
 use super::refs::parse_column;
+use super::sql::{self, LEASED, query};
 use super::{Store, millis};
 
 /// A change to a profile; `None` keeps the current value (or the default for a new agent).
@@ -298,11 +300,14 @@ pub(crate) fn record_attempt(
 /// Migration step: the log ratios of completions already in the event log.
 pub(crate) fn backfill_log_ratios(tx: &Transaction<'_>) -> Result<()> {
     let rows: Vec<(String, f64)> = tx
-        .prepare(
+        .prepare(query!(
             "SELECT e.agent, e.value / t.estimate FROM events e JOIN tasks t ON t.id = e.task \
-             WHERE e.kind = 'task_state' AND e.from_state = 'running' \
-             AND e.to_state = 'succeeded' AND e.agent IS NOT NULL AND e.value > 0 AND t.estimate > 0",
-        )?
+                 WHERE e.kind = {} AND e.from_state = {} AND e.to_state = {} \
+                 AND e.agent IS NOT NULL AND e.value > 0 AND t.estimate > 0",
+            sql::lit(EventKind::TaskState.as_str()),
+            sql::state(TaskState::Running),
+            sql::state(TaskState::Succeeded)
+        ))?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut update = tx.prepare(
@@ -323,10 +328,11 @@ pub(crate) fn candidates(conn: &Connection) -> Result<Vec<Candidate>> {
         .collect::<rusqlite::Result<_>>()?;
     let mut active: HashMap<String, u32> = HashMap::new();
     {
-        let mut stmt = conn.prepare_cached(
-            "SELECT agent, count(*) FROM tasks WHERE state IN ('assigned', 'running') \
-             AND agent IS NOT NULL GROUP BY agent",
-        )?;
+        let mut stmt = conn.prepare_cached(query!(
+            "SELECT agent, count(*) FROM tasks WHERE state IN {} \
+                 AND agent IS NOT NULL GROUP BY agent",
+            sql::states(&LEASED)
+        ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             active.insert(row.get(0)?, row.get(1)?);

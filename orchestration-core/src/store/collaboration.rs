@@ -11,13 +11,20 @@ use crate::clock::from_millis;
 use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock};
 use crate::error::{Error, Result};
 use crate::id::LeaseToken;
-use crate::workflow::{TaskEvent, TaskState, check_argument_name, limits};
+use crate::limits::{self, MAX_LOCK_TTL};
+use crate::workflow::{TaskEvent, TaskState, check_argument_name};
+
+use super::sql::{self, LEASED, query};
 
 use super::agent::{candidates, registered};
 use super::event::{EventKind, NewEvent, append};
+use super::refs::task_skills;
 use super::refs::{TaskRef, TaskRow, WorkflowRef, WorkflowRow, parse_column};
-use super::task::{Change, TaskView, apply, check_length, task_skills, view};
+use super::task::check_length;
+use super::transition::apply;
+use super::view::{TaskView, view};
 use super::{Store, millis};
+use crate::workflow::Change;
 
 /// Who a message goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +83,6 @@ pub struct Handoff {
     pub message: i64,
 }
 
-/// The longest a lock or a wait may last before it must be renewed: one day.
-const MAX_LOCK_TTL: Duration = Duration::days(1);
-
 impl Store {
     /// Moves a task `from` holds (with its lease `token`) to `to`, with a context note: the
     /// lease moves to `to` (the task becomes assigned to it; its next claim starts it), the
@@ -103,35 +107,18 @@ impl Store {
         self.write(|tx, now| {
             registered(tx, from)?;
             let mut row = TaskRow::resolve(tx, task)?;
-            if row.agent.as_deref() != Some(from) {
-                return Err(match &row.agent {
-                    Some(holder) => Error::NotLeaseHolder {
-                        task: row.display(),
-                        agent: from.into(),
-                        holder: holder.clone(),
-                    },
-                    None => Error::IllegalTransition {
-                        task: row.display(),
-                        state: row.state,
-                        verb: "be handed off",
-                    },
-                });
-            }
-            // Only work an agent has started, and so holds a token for, can be handed off.
+            let name = row.display();
+            let lease = row.lease(&name);
+            lease.check_not_foreign(from)?;
+            // Only work an agent has started can be handed off, whatever the token says.
             if row.state != TaskState::Running {
                 return Err(Error::IllegalTransition {
-                    task: row.display(),
+                    task: name,
                     state: row.state,
                     verb: "be handed off",
                 });
             }
-            if row.token != token {
-                return Err(Error::StaleLease {
-                    task: row.display(),
-                    presented: token.0,
-                    current: row.token.0,
-                });
-            }
+            lease.check(from, token, "be handed off", now)?;
             let profile = registered(tx, to)?;
             let held = super::task::in_flight(tx, to)? as u32;
             let candidate = Candidate {
@@ -214,8 +201,11 @@ impl Store {
                     let workflow = WorkflowRow::resolve(tx, workflow)?;
                     let names = strings(
                         tx,
-                        "SELECT DISTINCT agent FROM tasks WHERE workflow = ?1 \
-                         AND state IN ('assigned', 'running') AND agent IS NOT NULL ORDER BY agent",
+                        query!(
+                            "SELECT DISTINCT agent FROM tasks WHERE workflow = ?1 \
+                             AND state IN {} AND agent IS NOT NULL ORDER BY agent",
+                            sql::states(&LEASED)
+                        ),
                         [workflow.id],
                     )?;
                     (names, Some(workflow.id))
@@ -427,7 +417,7 @@ impl Store {
     pub fn team(&self, workflow: &WorkflowRef) -> Result<Team> {
         self.read(|tx, _| {
             let workflow = WorkflowRow::resolve(tx, workflow)?;
-            let report_tasks = super::task::workflow_tasks(tx, workflow.id)?;
+            let report_tasks = super::refs::workflow_tasks(tx, workflow.id)?;
             let mut requirements = Vec::new();
             for task in report_tasks.iter().filter(|t| !t.state.is_terminal()) {
                 let skills = task_skills(tx, task.id)?;

@@ -16,7 +16,12 @@ use crate::workflow::{TaskEvent, TaskState, WorkflowStatus};
 use super::Store;
 use super::agent::candidates;
 use super::refs::{TaskRef, TaskRow, WorkflowRef, WorkflowRow};
-use super::task::{Change, TaskView, apply, check_lease, ids, task_skills, view};
+use super::refs::{ids, task_skills};
+use super::sql::{self, CLAIM_ORDER, LEASED, query};
+use super::task::check_lease;
+use super::transition::apply;
+use super::view::{TaskView, view};
+use crate::workflow::Change;
 
 /// The result of ranking, and perhaps assigning, one task.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,8 +123,10 @@ impl Store {
             let workflow = WorkflowRow::resolve(tx, workflow)?;
             let ready = ids(
                 tx,
-                "SELECT id FROM tasks WHERE workflow = ?1 AND state = 'ready' \
-                 ORDER BY priority DESC, b_level DESC, ready_at, id",
+                query!(
+                    "SELECT id FROM tasks WHERE workflow = ?1 AND state = {} ORDER BY {CLAIM_ORDER}",
+                    sql::state(TaskState::Ready)
+                ),
                 workflow.id,
             )?;
             let mut rows = Vec::with_capacity(ready.len());
@@ -275,7 +282,10 @@ fn measure(
     let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
     let mut rows: HashMap<String, TaskRow> = HashMap::new();
     let leased: Vec<i64> = tx
-        .prepare_cached("SELECT id FROM tasks WHERE state IN ('assigned', 'running') ORDER BY id")?
+        .prepare_cached(query!(
+            "SELECT id FROM tasks WHERE state IN {} ORDER BY id",
+            sql::states(&LEASED)
+        ))?
         .query_map([], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for id in leased {

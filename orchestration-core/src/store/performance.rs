@@ -9,7 +9,10 @@ use crate::agent::{AgentPerformance, Attempt, AttemptEnd, performance};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 
+use super::event::EventKind;
+use super::sql::{self, query};
 use super::{Store, millis};
+use crate::workflow::TaskState;
 
 impl Store {
     /// The performance of every agent that ended an attempt in `(from, to]`, with the window
@@ -61,11 +64,13 @@ impl Store {
             // The start of each task's latest attempt: (attempt number, time).
             let mut starts: Vec<Option<(u32, i64)>> = vec![None; estimates.len()];
             let mut attempts = Vec::new();
-            let mut stmt = tx.prepare_cached(
-                "SELECT at, agent, task, from_state, to_state, detail, attempt, value FROM events \
-                 WHERE kind = 'task_state' AND agent IS NOT NULL AND at <= ?1 \
-                 AND (to_state = 'running' OR from_state = 'running') ORDER BY seq",
-            )?;
+            let mut stmt = tx.prepare_cached(query!(
+                "SELECT at, agent, task, from_state, to_state, detail, attempt, value \
+                     FROM events WHERE kind = {} AND agent IS NOT NULL AND at <= ?1 \
+                     AND (to_state = {running} OR from_state = {running}) ORDER BY seq",
+                sql::lit(EventKind::TaskState.as_str()),
+                running = sql::state(TaskState::Running)
+            ))?;
             let mut rows = stmt.query([millis(to)])?;
             while let Some(row) = rows.next()? {
                 let at_millis: i64 = row.get(0)?;

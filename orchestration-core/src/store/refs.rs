@@ -1,16 +1,23 @@
 //! How callers name workflows and tasks, and the rows those names resolve to.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::sql::{TASK_COLUMNS, WORKFLOW_OF_TASK, query};
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
 use crate::id::{LeaseToken, TaskId, WorkflowId};
 use crate::text::closest;
-use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, TaskState, WorkflowStatus};
+use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, WorkflowStatus};
+
+/// A row of `tasks`, with its workflow's name and id: the pure record.
+pub(crate) use crate::workflow::TaskRecord as TaskRow;
+/// A row of `workflows`: the pure record.
+pub(crate) use crate::workflow::WorkflowRecord as WorkflowRow;
 
 /// A workflow, by name or by id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,24 +117,6 @@ impl fmt::Display for TaskRef {
     }
 }
 
-/// A row of `workflows`.
-#[derive(Debug, Clone)]
-pub(crate) struct WorkflowRow {
-    pub(crate) id: i64,
-    pub(crate) uuid: WorkflowId,
-    pub(crate) name: String,
-    pub(crate) description: Option<String>,
-    pub(crate) mode: Mode,
-    pub(crate) on_failure: FailurePolicy,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) status: WorkflowStatus,
-    pub(crate) open_tasks: u64,
-    pub(crate) fail_fast_triggered: bool,
-    pub(crate) created_at: DateTime<Utc>,
-    pub(crate) started_at: Option<DateTime<Utc>>,
-    pub(crate) finished_at: Option<DateTime<Utc>>,
-}
-
 pub(crate) const WORKFLOW_COLUMNS: &str = "id, uuid, name, description, mode, on_failure, \
     retry_initial_ms, retry_coefficient, retry_max_ms, status, open_tasks, fail_fast_triggered, \
     created_at, started_at, finished_at";
@@ -184,44 +173,6 @@ impl WorkflowRow {
     }
 }
 
-/// A row of `tasks`, with its workflow's name for messages.
-
-#[derive(Debug, Clone)]
-pub(crate) struct TaskRow {
-    pub(crate) id: i64,
-    pub(crate) uuid: TaskId,
-    pub(crate) workflow: i64,
-    pub(crate) workflow_name: String,
-    pub(crate) workflow_uuid: WorkflowId,
-    pub(crate) key: String,
-    pub(crate) title: String,
-    pub(crate) description: Option<String>,
-    pub(crate) estimate: f64,
-    pub(crate) priority: i64,
-    pub(crate) max_attempts: u32,
-    pub(crate) b_level: f64,
-    pub(crate) has_skills: bool,
-    pub(crate) state: TaskState,
-    pub(crate) reason: Option<FailureReason>,
-    pub(crate) attempt: u32,
-    pub(crate) agent: Option<String>,
-    pub(crate) token: LeaseToken,
-    pub(crate) deadline: Option<DateTime<Utc>>,
-    pub(crate) ready_at: Option<DateTime<Utc>>,
-    pub(crate) started_at: Option<DateTime<Utc>>,
-    pub(crate) finished_at: Option<DateTime<Utc>>,
-    pub(crate) note: Option<String>,
-    pub(crate) result: Option<String>,
-    pub(crate) error: Option<String>,
-    pub(crate) actual: Option<f64>,
-}
-
-pub(crate) const TASK_COLUMNS: &str = "t.id, t.uuid, t.workflow, \
-    (SELECT name FROM workflows WHERE id = t.workflow), \
-    (SELECT uuid FROM workflows WHERE id = t.workflow), t.key, t.title, \
-    t.description, t.estimate, t.priority, t.max_attempts, t.b_level, t.has_skills, t.state, t.reason, t.attempt, t.agent, t.token, t.deadline, t.ready_at, \
-    t.started_at, t.finished_at, t.note, t.result, t.error, t.actual";
-
 impl TaskRow {
     pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
         let millis = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.map(from_millis));
@@ -229,64 +180,57 @@ impl TaskRow {
             id: row.get(0)?,
             uuid: TaskId::from_bytes(row.get(1)?),
             workflow: row.get(2)?,
-            workflow_name: row.get(3)?,
-            workflow_uuid: WorkflowId::from_bytes(row.get(4)?),
-            key: row.get(5)?,
-            title: row.get(6)?,
-            description: row.get(7)?,
-            estimate: row.get(8)?,
-            priority: row.get(9)?,
-            max_attempts: row.get(10)?,
-            b_level: row.get(11)?,
-            has_skills: row.get(12)?,
-            state: parse_column(row, 13, |s| s.parse().ok())?,
+            key: row.get(3)?,
+            title: row.get(4)?,
+            description: row.get(5)?,
+            estimate: row.get(6)?,
+            priority: row.get(7)?,
+            max_attempts: row.get(8)?,
+            b_level: row.get(9)?,
+            has_skills: row.get(10)?,
+            state: parse_column(row, 11, |s| s.parse().ok())?,
             reason: row
-                .get::<_, Option<String>>(14)?
+                .get::<_, Option<String>>(12)?
                 .and_then(|s| FailureReason::parse(&s)),
-            attempt: row.get(15)?,
-            agent: row.get(16)?,
-            token: LeaseToken(row.get::<_, i64>(17)? as u64),
-            deadline: millis(18)?,
-            ready_at: millis(19)?,
-            started_at: millis(20)?,
-            finished_at: millis(21)?,
-            note: row.get(22)?,
-            result: row.get(23)?,
-            error: row.get(24)?,
-            actual: row.get(25)?,
+            attempt: row.get(13)?,
+            agent: row.get(14)?,
+            token: LeaseToken(row.get::<_, i64>(15)? as u64),
+            deadline: millis(16)?,
+            ready_at: millis(17)?,
+            started_at: millis(18)?,
+            finished_at: millis(19)?,
+            note: row.get(20)?,
+            result: row.get(21)?,
+            error: row.get(22)?,
+            actual: row.get(23)?,
+            workflow_name: row.get(24)?,
+            workflow_uuid: WorkflowId::from_bytes(row.get(25)?),
         })
     }
 
-    /// `workflow/key`, for messages.
-    pub(crate) fn display(&self) -> String {
-        format!("{}/{}", self.workflow_name, self.key)
-    }
-
     pub(crate) fn by_id(conn: &Connection, id: i64) -> Result<TaskRow> {
-        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?1");
         Ok(conn
-            .prepare_cached(&sql)?
+            .prepare_cached(super::sql::task_by_id())?
             .query_row([id], TaskRow::from_row)?)
     }
 
     pub(crate) fn resolve(conn: &Connection, task: &TaskRef) -> Result<TaskRow> {
         let row = match task {
             TaskRef::Id(id) => {
-                let sql = format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks t \
-                     WHERE t.uuid = ?1"
+                let sql = query!(
+                    "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t WHERE t.uuid = ?1"
                 );
-                conn.prepare_cached(&sql)?
+                conn.prepare_cached(sql)?
                     .query_row([id.as_bytes()], TaskRow::from_row)
                     .optional()?
             }
             TaskRef::Key { workflow, key } => {
                 let workflow = WorkflowRow::resolve(conn, workflow)?;
-                let sql = format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks t \
+                let sql = query!(
+                    "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t \
                      WHERE t.workflow = ?1 AND t.key = ?2"
                 );
-                conn.prepare_cached(&sql)?
+                conn.prepare_cached(sql)?
                     .query_row(params![workflow.id, key], TaskRow::from_row)
                     .optional()?
             }
@@ -353,4 +297,52 @@ pub(crate) fn parse_column<T>(
             format!("unexpected value `{text}`").into(),
         )
     })
+}
+
+/// The integer ids a one-parameter query returns.
+pub(crate) fn ids(conn: &Connection, sql: &str, param: i64) -> Result<Vec<i64>> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map([param], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn task_skills(conn: &Connection, task: i64) -> Result<BTreeMap<String, u8>> {
+    Ok(conn
+        .prepare_cached("SELECT skill, level FROM task_skills WHERE task = ?1")?
+        .query_map([task], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// All task rows of a workflow, in creation order.
+pub(crate) fn workflow_tasks(conn: &Connection, workflow: i64) -> Result<Vec<TaskRow>> {
+    // Reading the workflow's id range of the table in id order needs neither a sort nor an
+    // index lookup per task, and the workflow's name and id are bound once rather than looked
+    // up for every row: most of the cost of a status report on a large workflow.
+    let Some((first, last)) = task_range(conn, workflow)? else {
+        return Ok(Vec::new());
+    };
+    let (name, uuid): (String, [u8; 16]) = conn
+        .prepare_cached("SELECT name, uuid FROM workflows WHERE id = ?1")?
+        .query_row([workflow], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let sql = query!(
+        "SELECT {TASK_COLUMNS}, ?4, ?5 FROM tasks t NOT INDEXED \
+         WHERE t.id BETWEEN ?2 AND ?3 AND t.workflow = ?1 ORDER BY t.id"
+    );
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_map(
+            rusqlite::params![workflow, first, last, name, uuid],
+            TaskRow::from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// The first and last task ids of a workflow. A workflow's tasks are inserted together, in one
+/// transaction, so its ids form one range and no other workflow's task falls inside it.
+pub(crate) fn task_range(conn: &Connection, workflow: i64) -> Result<Option<(i64, i64)>> {
+    let (first, last): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT min(id), max(id) FROM tasks WHERE workflow = ?1")?
+        .query_row([workflow], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(first.zip(last))
 }

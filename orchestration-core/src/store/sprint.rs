@@ -9,38 +9,29 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
+use crate::limits::{self, MAX_SCOPE_EDIT, MAX_SPRINT_DAYS, MAX_TRIALS};
 use crate::sprint::{
-    Accuracy, Capacity, ClosedSprint, Contribution, CutDependency, Finding, FindingsInput, Member,
-    Plan, ScopeItem, SprintAttempt, SprintReport, SprintStatus, Velocity, Window, WorkWeek,
-    accuracy, capacity, contributions, findings, forecast, learnt_focus_factor, plan,
-    plan_warnings, removal_warnings, sprint_report, velocity, working_days,
+    Accuracy, Capacity, ClosedSprint, Contribution, CutDependency, DraftInput, Finding,
+    FindingsInput, Member, Plan, ScopeItem, SprintAttempt, SprintReport, SprintStatus, Velocity,
+    Window, WorkWeek, accuracy, capacity, check_window, contributions, draft, findings, focus_for,
+    forecast, plan_warnings, removal_warnings, sprint_report, velocity, working_days,
 };
-use crate::workflow::{TaskState, check_argument_name, limits};
+pub use crate::sprint::{DEFAULT_FOCUS_FACTOR, FocusSource};
+use crate::workflow::{TaskState, check_argument_name};
 
 use super::event::{EventKind, NewEvent, append};
 use super::performance::attempt_end;
 use super::refs::{TaskRow, WorkflowRef, WorkflowRow};
+use super::sql::{self, UNFINISHED, query};
 use super::task::check_length;
 use super::workflow::rerank;
 use super::{Store, TaskRef, millis};
 
-/// The focus factor assumed before any sprint has closed: Kniberg's usual starting point.
-pub const DEFAULT_FOCUS_FACTOR: f64 = 0.7;
-
-/// The longest sprint, in days.
-const MAX_SPRINT_DAYS: i64 = 366;
-
 /// Monte Carlo trials when the caller does not say.
 pub const DEFAULT_TRIALS: u32 = 10_000;
 
-/// The most Monte Carlo trials a caller may ask for.
-const MAX_TRIALS: u32 = 100_000;
-
 /// Closed sprints whose daily throughput feeds a forecast.
 const FORECAST_HISTORY_SPRINTS: usize = 3;
-
-/// The most tasks one scope change may name.
-const MAX_SCOPE_EDIT: usize = 10_000;
 
 /// A member of a sprint as the caller gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,19 +125,6 @@ impl SprintSpec {
         .filter_map(|(name, given)| given.then_some(name))
         .collect()
     }
-}
-
-/// Where the focus factor came from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FocusSource {
-    /// The caller gave it.
-    Given,
-    /// Learnt from this many closed sprints.
-    Learnt(usize),
-    /// [`DEFAULT_FOCUS_FACTOR`], for lack of history.
-    Default,
-    /// Fixed when the sprint was saved as planned: a start keeps it.
-    Saved,
 }
 
 /// A sprint as it is stored.
@@ -520,7 +498,7 @@ impl Store {
                 }
             };
             tx.prepare_cached(
-                "UPDATE sprints SET status = 'active', started_at = ?2, focus_factor = ?3, \
+                "UPDATE sprints SET status = ?7, started_at = ?2, focus_factor = ?3, \
                  raw_capacity = ?4, capacity = ?5, committed = ?6 WHERE id = ?1",
             )?
             .execute(params![
@@ -529,7 +507,8 @@ impl Store {
                 started.capacity.focus_factor,
                 started.raw_capacity,
                 started.capacity.points,
-                started.plan.points
+                started.plan.points,
+                SprintStatus::Active.as_str()
             ])?;
             append(
                 tx,
@@ -968,28 +947,11 @@ fn prepare(
         .end
         .or(existing.as_ref().map(|r| r.end))
         .ok_or_else(|| required("end"))?;
-    if end < start {
-        return Err(Error::InvalidArgument {
-            field: "end".into(),
-            reason: format!("the sprint ends ({end}) before it starts ({start})"),
-        });
-    }
-    if (end - start).num_days() >= MAX_SPRINT_DAYS {
-        return Err(Error::InvalidArgument {
-            field: "end".into(),
-            reason: format!("a sprint lasts at most {MAX_SPRINT_DAYS} days"),
-        });
-    }
     let week = spec
         .week
         .or(existing.as_ref().map(|r| r.week))
         .unwrap_or_default();
-    if week.bits() == 0 {
-        return Err(Error::InvalidArgument {
-            field: "work_days".into(),
-            reason: "a sprint needs at least one working day in the week".into(),
-        });
-    }
+    check_window(start, end, &week)?;
     let member_specs = if spec.members.is_empty() {
         match &existing {
             Some(row) => load_members(conn, row.id)?,
@@ -1013,24 +975,8 @@ fn prepare(
     )?;
 
     let history = closed_sprints(conn)?;
-    let mut warnings = Vec::new();
-    let (focus_factor, focus) = focus_for(spec.focus_factor, &history, &mut warnings)?;
-    let capacity = capacity(start, end, &week, &members, focus_factor);
-    let raw_capacity = crate::sprint::capacity(start, end, &week, &members, 1.0).points;
+    let closed = learning_history(&history);
     let completed: Vec<f64> = history.iter().filter_map(|s| s.completed).collect();
-    let velocity = velocity(&completed);
-    let recommended = velocity.map_or(capacity.points, |v| v.mean);
-    if let Some(commit) = spec.commit
-        && !(commit.is_finite() && (0.0..=1e9).contains(&commit))
-    {
-        return Err(Error::InvalidArgument {
-            field: "commit".into(),
-            reason: format!("{commit} is not a finite number of points from 0"),
-        });
-    }
-    let target = spec
-        .commit
-        .unwrap_or_else(|| recommended.min(capacity.points));
 
     // The backlog's workflows: those given, or those a planned sprint was saved with.
     let chosen: Vec<WorkflowRow> = if spec.workflows.is_empty() {
@@ -1047,15 +993,17 @@ fn prepare(
     };
     let workflows: Vec<i64> = chosen.iter().map(|w| w.id).collect();
     let backlog = backlog(conn, existing.as_ref().map(|r| r.id), &workflows)?;
-    let planned = plan(
-        &backlog.candidates,
-        &members,
-        &capacity,
-        target,
-        &backlog.pinned,
-    );
-
-    warnings.extend(plan_warnings(planned.points, target, &capacity, velocity));
+    let input = DraftInput {
+        start,
+        end,
+        week,
+        members: &members,
+        focus_factor: spec.focus_factor,
+        commit: spec.commit,
+        closed: &closed,
+        completed: &completed,
+    };
+    let draft = draft(&input, &backlog.candidates, &backlog.pinned)?;
     let sprint = SprintSummary {
         name: spec.name.clone(),
         goal: spec
@@ -1073,62 +1021,37 @@ fn prepare(
         capacity: None,
         committed: None,
         completed: None,
-        tasks: planned.selected.len(),
+        tasks: draft.plan.selected.len(),
         created_at: existing.as_ref().map_or(now, |r| r.created_at),
         started_at: None,
         closed_at: None,
     };
     Ok(SprintPlan {
         sprint,
-        capacity,
-        raw_capacity,
-        focus,
-        velocity,
-        recommended,
-        target,
-        plan: planned,
-        warnings,
+        capacity: draft.capacity,
+        raw_capacity: draft.raw_capacity,
+        focus: draft.focus,
+        velocity: draft.velocity,
+        recommended: draft.recommended,
+        target: draft.target,
+        plan: draft.plan,
+        warnings: draft.warnings,
         saved: false,
     })
 }
 
-/// The focus factor to plan with: the one `given`, or the one learnt from the closed sprints
-/// in `history`, or [`DEFAULT_FOCUS_FACTOR`] (with a warning) for lack of them.
-fn focus_for(
-    given: Option<f64>,
-    history: &[SprintRow],
-    warnings: &mut Vec<String>,
-) -> Result<(f64, FocusSource)> {
-    match given {
-        Some(f) if !(f.is_finite() && f > 0.0 && f <= 5.0) => Err(Error::InvalidArgument {
-            field: "focus_factor".into(),
-            reason: format!("{f} is not a number above 0 and at most 5"),
-        }),
-        Some(f) => Ok((f, FocusSource::Given)),
-        None => {
-            let closed: Vec<ClosedSprint> = history
-                .iter()
-                .filter_map(|s| {
-                    Some(ClosedSprint {
-                        completed: s.completed?,
-                        raw_capacity: s.raw_capacity?,
-                    })
-                })
-                .collect();
-            Ok(match learnt_focus_factor(&closed) {
-                Some(f) => (
-                    f,
-                    FocusSource::Learnt(closed.len().min(crate::sprint::FOCUS_WINDOW)),
-                ),
-                None => {
-                    warnings.push(format!(
-                        "no closed sprint to learn the focus factor from: {DEFAULT_FOCUS_FACTOR} assumed"
-                    ));
-                    (DEFAULT_FOCUS_FACTOR, FocusSource::Default)
-                }
+/// The closed sprints a focus factor can be learnt from: those that kept both their
+/// completed points and their raw capacity.
+fn learning_history(history: &[SprintRow]) -> Vec<ClosedSprint> {
+    history
+        .iter()
+        .filter_map(|s| {
+            Some(ClosedSprint {
+                completed: s.completed?,
+                raw_capacity: s.raw_capacity?,
             })
-        }
-    }
+        })
+        .collect()
 }
 
 fn check_members(
@@ -1173,7 +1096,7 @@ fn check_members(
             .prepare_cached(
                 "SELECT s.name, s.start_date, s.end_date FROM sprint_members m \
                  JOIN sprints s ON s.id = m.sprint \
-                 WHERE m.agent = ?1 AND s.status != 'closed' AND s.id != ?2 \
+                 WHERE m.agent = ?1 AND s.status != ?5 AND s.id != ?2 \
                  AND s.start_date <= ?4 AND s.end_date >= ?3 LIMIT 1",
             )?
             .query_row(
@@ -1181,7 +1104,8 @@ fn check_members(
                     spec.agent,
                     sprint.unwrap_or(-1),
                     start.to_string(),
-                    end.to_string()
+                    end.to_string(),
+                    SprintStatus::Closed.as_str()
                 ],
                 |row| {
                     Ok((
@@ -1221,17 +1145,17 @@ struct Backlog {
 /// Unfinished tasks not in another open sprint, of `workflows` (all when empty), with their
 /// unfinished dependencies; tasks already in `sprint` are pinned.
 fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<Backlog> {
-    const UNFINISHED: &str = "('pending', 'ready', 'assigned', 'running', 'waiting_retry')";
-    let sql = format!(
+    let sql = query!(
         "SELECT t.id, w.name || '/' || t.key, t.estimate, t.priority, t.b_level, t.workflow, \
          (SELECT st.sprint FROM sprint_tasks st WHERE st.task = t.id AND st.current = 1) \
-         FROM tasks t JOIN workflows w ON w.id = t.workflow WHERE t.state IN {UNFINISHED}"
+         FROM tasks t JOIN workflows w ON w.id = t.workflow WHERE t.state IN {}",
+        sql::states(&UNFINISHED)
     );
     let mut index: HashMap<i64, usize> = HashMap::new();
     let mut elsewhere: BTreeSet<i64> = BTreeSet::new();
     let mut candidates = Vec::new();
     let mut pinned = Vec::new();
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
@@ -1257,9 +1181,10 @@ fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<
             depends_on: Vec::new(),
         });
     }
-    let mut stmt = conn.prepare_cached(&format!(
+    let mut stmt = conn.prepare_cached(query!(
         "SELECT ts.task, ts.skill, ts.level FROM task_skills ts JOIN tasks t ON t.id = ts.task \
-         WHERE t.state IN {UNFINISHED}"
+         WHERE t.state IN {}",
+        sql::states(&UNFINISHED)
     ))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -1270,8 +1195,9 @@ fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<
     // Only unfinished dependencies matter; one planned in another open sprint is taken as
     // scheduled, and one outside the chosen workflows cannot be (dependencies stay within a
     // workflow).
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.task, d.dep FROM deps d JOIN tasks t ON t.id = d.dep WHERE t.state IN {UNFINISHED}"
+    let mut stmt = conn.prepare_cached(query!(
+        "SELECT d.task, d.dep FROM deps d JOIN tasks t ON t.id = d.dep WHERE t.state IN {}",
+        sql::states(&UNFINISHED)
     ))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -1309,7 +1235,8 @@ fn save(
                 s.workflows.join(","),
                 planned.capacity.focus_factor,
                 planned.raw_capacity,
-                planned.capacity.points
+                planned.capacity.points,
+                SprintStatus::Planned.as_str()
             ])?;
             row.id
         }
@@ -1317,7 +1244,7 @@ fn save(
             tx.prepare_cached(
                 "INSERT INTO sprints (name, goal, start_date, end_date, work_week, status, \
                  created_at, workflows, focus_factor, raw_capacity, capacity) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?11, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 s.name,
@@ -1329,7 +1256,8 @@ fn save(
                 s.workflows.join(","),
                 planned.capacity.focus_factor,
                 planned.raw_capacity,
-                planned.capacity.points
+                planned.capacity.points,
+                SprintStatus::Planned.as_str()
             ])?;
             let id = tx.last_insert_rowid();
             append(
@@ -1439,7 +1367,7 @@ fn saved_plan(conn: &Connection, row: &SprintRow) -> Result<SprintPlan> {
     let (focus_factor, focus) = match row.focus_factor {
         Some(f) => (f, FocusSource::Saved),
         // A sprint saved before plans kept their focus factor learns it now, as planning would.
-        None => focus_for(None, &history, &mut warnings)?,
+        None => focus_for(None, &learning_history(&history), &mut warnings)?,
     };
     let mut capacity = capacity(row.start, row.end, &row.week, &members, focus_factor);
     let mut raw_capacity =
@@ -1478,11 +1406,12 @@ fn saved_plan(conn: &Connection, row: &SprintRow) -> Result<SprintPlan> {
 
 /// The closed sprints, oldest first.
 fn closed_sprints(conn: &Connection) -> Result<Vec<SprintRow>> {
-    let sql = format!(
-        "SELECT {SPRINT_COLUMNS} FROM sprints WHERE status = 'closed' ORDER BY end_date, closed_at"
+    let sql = query!(
+        "SELECT {SPRINT_COLUMNS} FROM sprints WHERE status = {} ORDER BY end_date, closed_at",
+        sql::lit(SprintStatus::Closed.as_str())
     );
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(sql)?
         .query_map([], SprintRow::from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -1577,11 +1506,15 @@ fn attempts(conn: &Connection, sprint: i64) -> Result<Vec<SprintAttempt>> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.at, e.agent, w.name || '/' || t.key, e.to_state, e.detail FROM events e \
          JOIN tasks t ON t.id = e.task JOIN workflows w ON w.id = t.workflow \
-         WHERE e.kind = 'task_state' AND e.from_state = 'running' AND e.agent IS NOT NULL \
+         WHERE e.kind = ?2 AND e.from_state = ?3 AND e.agent IS NOT NULL \
          AND e.task IN (SELECT task FROM sprint_tasks WHERE sprint = ?1) ORDER BY e.seq",
     )?;
     let mut attempts = Vec::new();
-    let mut rows = stmt.query([sprint])?;
+    let mut rows = stmt.query(params![
+        sprint,
+        EventKind::TaskState.as_str(),
+        TaskState::Running.as_str()
+    ])?;
     while let Some(row) = rows.next()? {
         let to_state = row.get_ref(3)?.as_str().unwrap_or_default();
         let detail = row.get_ref(4)?.as_str_or_null().ok().flatten();
@@ -1794,14 +1727,15 @@ fn close(
 ) -> Result<()> {
     let daily: Vec<String> = report.daily_done.iter().map(|d| format!("{d}")).collect();
     tx.prepare_cached(
-        "UPDATE sprints SET status = 'closed', closed_at = ?2, completed = ?3, daily_done = ?4 \
+        "UPDATE sprints SET status = ?5, closed_at = ?2, completed = ?3, daily_done = ?4 \
          WHERE id = ?1",
     )?
     .execute(params![
         row.id,
         millis(now),
         report.totals.completed,
-        daily.join(",")
+        daily.join(","),
+        SprintStatus::Closed.as_str()
     ])?;
     append(
         tx,
@@ -1815,19 +1749,19 @@ fn close(
         },
     )?;
     let unfinished: Vec<i64> = {
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.prepare_cached(query!(
             "SELECT st.task FROM sprint_tasks st JOIN tasks t ON t.id = st.task \
-             WHERE st.sprint = ?1 AND st.current = 1 \
-             AND t.state IN ('pending', 'ready', 'assigned', 'running', 'waiting_retry')",
-        )?;
+             WHERE st.sprint = ?1 AND st.current = 1 AND t.state IN {}",
+            sql::states(&UNFINISHED)
+        ))?;
         stmt.query_map([row.id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
-    tx.prepare_cached(
+    tx.prepare_cached(query!(
         "UPDATE sprint_tasks SET carried_over = 1 WHERE sprint = ?1 AND current = 1 \
-         AND task IN (SELECT id FROM tasks \
-         WHERE state IN ('pending', 'ready', 'assigned', 'running', 'waiting_retry'))",
-    )?
+         AND task IN (SELECT id FROM tasks WHERE state IN {})",
+        sql::states(&UNFINISHED)
+    ))?
     .execute([row.id])?;
     tx.prepare_cached("UPDATE sprint_tasks SET current = 0 WHERE sprint = ?1 AND current = 1")?
         .execute([row.id])?;
@@ -1860,9 +1794,12 @@ pub(crate) fn sprint_loads(
     conn: &Connection,
     points_per_day: &HashMap<String, f64>,
 ) -> Result<HashMap<String, crate::sprint::SprintLoad>> {
-    let sql = format!("SELECT {SPRINT_COLUMNS} FROM sprints WHERE status = 'active'");
+    let sql = query!(
+        "SELECT {SPRINT_COLUMNS} FROM sprints WHERE status = {}",
+        sql::lit(SprintStatus::Active.as_str())
+    );
     let sprints = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(sql)?
         .query_map([], SprintRow::from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut loads = HashMap::new();

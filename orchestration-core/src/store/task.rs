@@ -5,32 +5,34 @@
 //! the workflow's count of open tasks, and appends the event; every end of a task goes through
 //! [`settle`], which moves its dependents and decides the workflow's outcome.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
-use crate::id::{LeaseToken, TaskId, WorkflowId};
+use crate::id::LeaseToken;
+use crate::limits::{self, CLAIM_SCAN_LIMIT, FIT_SCAN_LIMIT};
 use crate::text::{counted, counted_are};
 use crate::workflow::{
-    AfterFailure, FailurePolicy, FailureReason, TaskEvent, TaskState, UpstreamEffect,
-    WorkflowStatus, check_argument_name, limits, outcome, transition, upstream_effect,
+    AfterFailure, ClaimRank, FailureReason, TaskEvent, TaskState, WorkflowStatus,
+    check_argument_name, on_lease_expired,
 };
 
 use super::agent::{registered, touch};
 use super::event::{EventKind, NewEvent, append};
-use super::refs::{TASK_COLUMNS, TaskRef, TaskRow, WorkflowRef, WorkflowRow};
+use super::refs::{TaskRef, TaskRow, WorkflowRef, WorkflowRow, ids, task_skills};
+use super::sql::{self, LEASED, query};
+use super::transition::{apply, settle};
+use super::view::{TaskView, view, view_with};
 use super::{Store, millis};
 use crate::agent::{AgentProfile, AgentStatus, Needs};
+use crate::workflow::Change;
 
 /// The lease a claim gets when the caller does not say: 15 minutes.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(15);
-
-/// Ready tasks looked at, at most, for one claim, before giving up on finding one the agent
-/// has the skills for.
-const CLAIM_SCAN_LIMIT: usize = 10_000;
 
 /// A request for work.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,61 +219,6 @@ pub struct DependencyResult {
     pub result: Option<String>,
 }
 
-/// A task and everything known about it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskView {
-    /// Id.
-    pub id: TaskId,
-    /// Its workflow's id.
-    pub workflow: WorkflowId,
-    /// Its workflow's name.
-    pub workflow_name: String,
-    /// Key within the workflow.
-    pub key: String,
-    /// Title.
-    pub title: String,
-    /// What to do.
-    pub description: Option<String>,
-    /// Size in points.
-    pub estimate: f64,
-    /// 0 to 100.
-    pub priority: i64,
-    /// Required skills and minimum levels.
-    pub skills: BTreeMap<String, u8>,
-    /// Keys of its direct dependencies.
-    pub depends_on: Vec<String>,
-    /// State.
-    pub state: TaskState,
-    /// Why it failed or was cancelled.
-    pub reason: Option<FailureReason>,
-    /// Attempts started in this run of the task.
-    pub attempt: u32,
-    /// Attempts allowed.
-    pub max_attempts: u32,
-    /// The agent holding its lease.
-    pub agent: Option<String>,
-    /// When the lease runs out.
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    /// When the next attempt may start.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    /// When it last became ready.
-    pub ready_at: Option<DateTime<Utc>>,
-    /// When its current or last attempt started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it reached a terminal state.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// The agent's last progress note.
-    pub note: Option<String>,
-    /// What it produced.
-    pub result: Option<String>,
-    /// The last failure's message.
-    pub error: Option<String>,
-    /// Effort actually spent, in points, as reported.
-    pub actual: Option<f64>,
-    /// Its rank for the claim order: the longest estimate-weighted path to the end.
-    pub b_level: f64,
-}
-
 /// What an agent reports on a task it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
@@ -393,6 +340,9 @@ impl Store {
                 registered(tx, agent)?;
             }
             check_lease_holder(&row, agent, token, report, now)?;
+            // Loaded once: the retry policy, the failure policy and the status after the
+            // report all come from this one read.
+            let mut workflow = WorkflowRow::by_id(tx, row.workflow)?;
             let mut unblocked = Vec::new();
             match report {
                 Report::Heartbeat | Report::Progress { .. } => {
@@ -403,21 +353,15 @@ impl Store {
                     extend_lease(tx, now, &row, now + lease, note)?;
                 }
                 Report::Complete { result, actual } => {
-                    apply(
-                        tx,
-                        now,
-                        &mut row,
-                        TaskEvent::Complete,
-                        Change {
-                            result: result.as_deref(),
-                            actual: *actual,
-                            ..Change::default()
-                        },
-                    )?;
-                    unblocked = settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
+                    let change = Change {
+                        result: result.as_deref(),
+                        actual: *actual,
+                        ..Change::default()
+                    };
+                    apply(tx, now, &mut row, TaskEvent::Complete, change)?;
+                    unblocked = settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
                 }
                 Report::Fail { error, retryable } => {
-                    let workflow = WorkflowRow::by_id(tx, row.workflow)?;
                     let decision = workflow.retry.after_failure(
                         row.uuid,
                         row.attempt,
@@ -425,34 +369,27 @@ impl Store {
                         *retryable,
                         now,
                     );
-                    match decision {
-                        AfterFailure::RetryAt(at) => {
-                            apply(
-                                tx,
-                                now,
-                                &mut row,
-                                TaskEvent::FailAndRetry,
-                                Change {
-                                    deadline: Some(at),
-                                    error: Some(error),
-                                    ..Change::default()
-                                },
-                            )?;
-                        }
-                        AfterFailure::GiveUp(reason) => {
-                            apply(
-                                tx,
-                                now,
-                                &mut row,
-                                TaskEvent::Fail,
-                                Change {
-                                    reason: Some(reason),
-                                    error: Some(error),
-                                    ..Change::default()
-                                },
-                            )?;
-                            settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
-                        }
+                    let (event, change) = match decision {
+                        AfterFailure::RetryAt(at) => (
+                            TaskEvent::FailAndRetry,
+                            Change {
+                                deadline: Some(at),
+                                error: Some(error),
+                                ..Change::default()
+                            },
+                        ),
+                        AfterFailure::GiveUp(reason) => (
+                            TaskEvent::Fail,
+                            Change {
+                                reason: Some(reason),
+                                error: Some(error),
+                                ..Change::default()
+                            },
+                        ),
+                    };
+                    apply(tx, now, &mut row, event, change)?;
+                    if row.state.is_terminal() {
+                        settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
                     }
                 }
                 Report::Release => {
@@ -460,11 +397,11 @@ impl Store {
                 }
             }
             touch(tx, agent, now)?;
+            // The row as saved, with the note a progress report left.
             let row = TaskRow::by_id(tx, row.id)?;
-            let workflow_status = WorkflowRow::by_id(tx, row.workflow)?.status;
             Ok(ReportOutcome {
                 task: view(tx, &row)?,
-                workflow_status,
+                workflow_status: workflow.status,
                 unblocked,
             })
         })
@@ -484,7 +421,8 @@ impl Store {
                     ..Change::default()
                 },
             )?;
-            settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
+            let mut workflow = WorkflowRow::by_id(tx, row.workflow)?;
+            settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
             view(tx, &row)
         })
     }
@@ -535,10 +473,10 @@ impl Store {
         self.read(|tx, now| {
             registered(tx, agent)?;
             let ids: Vec<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND agent = ?1 \
-                     ORDER BY deadline, id",
-                )?
+                .prepare_cached(query!(
+                    "SELECT id FROM tasks WHERE state IN {} AND agent = ?1 ORDER BY deadline, id",
+                    sql::states(&LEASED)
+                ))?
                 .query_map([agent], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             ids.into_iter()
@@ -730,6 +668,7 @@ pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a report unless `agent` holds the live lease `token` of the running task.
 fn check_lease_holder(
     row: &TaskRow,
     agent: &str,
@@ -737,56 +676,13 @@ fn check_lease_holder(
     report: &Report,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if let Some(holder) = &row.agent
-        && holder != agent
-    {
-        return Err(Error::NotLeaseHolder {
-            task: row.display(),
-            agent: agent.to_owned(),
-            holder: holder.clone(),
-        });
-    }
-    if row.state != TaskState::Running {
-        let event = match report {
-            Report::Complete { .. } => TaskEvent::Complete,
-            Report::Fail { .. } => TaskEvent::Fail,
-            Report::Release => TaskEvent::Release,
-            Report::Heartbeat | Report::Progress { .. } => TaskEvent::LeaseExpired,
-        };
-        // A finished task says so: "stale lease" would send a caller that retried its own
-        // completion off to claim it again.
-        if token < row.token && !row.state.is_terminal() {
-            return Err(Error::StaleLease {
-                task: row.display(),
-                presented: token.0,
-                current: row.token.0,
-            });
-        }
-        return Err(Error::IllegalTransition {
-            task: row.display(),
-            state: row.state,
-            verb: match report {
-                Report::Heartbeat | Report::Progress { .. } => "take a heartbeat",
-                _ => event.verb(),
-            },
-        });
-    }
-    if token != row.token {
-        return Err(Error::StaleLease {
-            task: row.display(),
-            presented: token.0,
-            current: row.token.0,
-        });
-    }
-    if let Some(deadline) = row.deadline
-        && deadline <= now
-    {
-        return Err(Error::LeaseExpired {
-            task: row.display(),
-            expired_at: deadline,
-        });
-    }
-    Ok(())
+    let verb = match report {
+        Report::Complete { .. } => TaskEvent::Complete.verb(),
+        Report::Fail { .. } => TaskEvent::Fail.verb(),
+        Report::Release => TaskEvent::Release.verb(),
+        Report::Heartbeat | Report::Progress { .. } => "take a heartbeat",
+    };
+    row.lease(&row.display()).check(agent, token, verb, now)
 }
 
 /// What a claim found: a task to start, or why there is none now (and the workflow it was
@@ -815,9 +711,10 @@ fn availability(conn: &Connection, profile: &AgentProfile) -> Result<Option<Idle
 /// Tasks leased to `agent`.
 pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
     Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM tasks WHERE state IN ('assigned', 'running') AND agent = ?1",
-        )?
+        .prepare_cached(query!(
+            "SELECT count(*) FROM tasks WHERE state IN {} AND agent = ?1",
+            sql::states(&LEASED)
+        ))?
         .query_row([agent], |row| row.get::<_, i64>(0))? as u64)
 }
 
@@ -825,17 +722,19 @@ pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
 fn next_retry(conn: &Connection, workflow: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     let at: Option<i64> = match workflow {
         Some(workflow) => conn
-            .prepare_cached(
+            .prepare_cached(query!(
                 "SELECT min(deadline) FROM tasks WHERE deadline IS NOT NULL \
-                 AND state = 'waiting_retry' AND workflow = ?1",
-            )?
+                 AND state = {} AND workflow = ?1",
+                sql::state(TaskState::WaitingRetry)
+            ))?
             .query_row([workflow], |row| row.get(0))?,
         None => conn
-            .prepare_cached(
+            .prepare_cached(query!(
                 "SELECT min(t.deadline) FROM tasks t WHERE t.deadline IS NOT NULL \
-                 AND t.state = 'waiting_retry' \
-                 AND (SELECT status FROM workflows WHERE id = t.workflow) = 'running'",
-            )?
+                 AND t.state = {} AND (SELECT status FROM workflows WHERE id = t.workflow) = {}",
+                sql::state(TaskState::WaitingRetry),
+                sql::status(WorkflowStatus::Running)
+            ))?
             .query_row([], |row| row.get(0))?,
     };
     Ok(at.map(crate::clock::from_millis))
@@ -873,15 +772,7 @@ fn claimable_task(
     let row = TaskRow::resolve(tx, task)?;
     check_same_workflow(tx, request, &row)?;
     let agent = profile.name.as_str();
-    if let Some(holder) = &row.agent
-        && holder != agent
-    {
-        return Err(Error::NotLeaseHolder {
-            task: row.display(),
-            agent: agent.to_owned(),
-            holder: holder.clone(),
-        });
-    }
+    row.lease(&row.display()).check_not_foreign(agent)?;
     if row.state.is_terminal() || row.state == TaskState::Running {
         return Err(Error::IllegalTransition {
             task: row.display(),
@@ -955,19 +846,16 @@ fn next_task(
     }
     let delegated: Option<i64> = match workflow {
         Some(workflow) => tx
-            .prepare_cached(
-                "SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND agent = ?1 \
-                 AND state = 'assigned' AND workflow = ?2 ORDER BY ready_at, id LIMIT 1",
-            )?
+            .prepare_cached(query!(
+                "SELECT id FROM tasks WHERE state IN {} AND agent = ?1 \
+                 AND state = {} AND workflow = ?2 ORDER BY ready_at, id LIMIT 1",
+                sql::states(&LEASED),
+                sql::state(TaskState::Assigned)
+            ))?
             .query_row(params![request.agent, workflow], |row| row.get(0))
             .optional()?,
         None => tx
-            .prepare_cached(
-                "SELECT t.id FROM tasks t WHERE t.state IN ('assigned', 'running') \
-                 AND t.agent = ?1 AND t.state = 'assigned' \
-                 AND (SELECT status FROM workflows WHERE id = t.workflow) = 'running' \
-                 ORDER BY t.ready_at, t.id LIMIT 1",
-            )?
+            .prepare_cached(sql::delegated_anywhere())?
             .query_row(params![request.agent], |row| row.get(0))
             .optional()?,
     };
@@ -981,7 +869,10 @@ fn next_task(
     let workflows = match workflow {
         Some(id) => vec![id],
         None => tx
-            .prepare_cached("SELECT id FROM workflows WHERE status = 'running' ORDER BY id")?
+            .prepare_cached(query!(
+                "SELECT id FROM workflows WHERE status = {} ORDER BY id",
+                sql::status(WorkflowStatus::Running)
+            ))?
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?,
     };
@@ -998,7 +889,7 @@ fn next_task(
         if let Some(candidate) = best_in_workflow(tx, workflow, profile, &mut scan)?
             && best
                 .as_ref()
-                .is_none_or(|best| candidate.ranks_before(best))
+                .is_none_or(|best| candidate.rank.before(&best.rank))
         {
             best = Some(candidate);
         }
@@ -1031,31 +922,8 @@ struct Scan {
 /// A ready task and its place in the claim order.
 struct Candidate {
     id: i64,
-    priority: i64,
-    /// How well the agent's skills fit the task (the score's fit term; 1 without a profile).
-    fit: f64,
-    b_level: f64,
-    ready_at: i64,
+    rank: ClaimRank,
 }
-
-impl Candidate {
-    /// Priority first, then the agent's fit, then b-level, then the longest wait, then
-    /// creation order.
-    fn ranks_before(&self, other: &Candidate) -> bool {
-        other
-            .priority
-            .cmp(&self.priority)
-            .then(other.fit.total_cmp(&self.fit))
-            .then(other.b_level.total_cmp(&self.b_level))
-            .then(self.ready_at.cmp(&other.ready_at))
-            .then(self.id.cmp(&other.id))
-            .is_lt()
-    }
-}
-
-/// Tasks of one priority looked at, at most, for the best fit: among tasks of equal priority,
-/// an agent with a profile gets the one its skills fit best.
-const FIT_SCAN_LIMIT: usize = 200;
 
 /// The best ready task of `workflow` for the agent: the highest priority it has the skills for,
 /// and within that priority the best fit for its skills, then the claim order.
@@ -1066,11 +934,7 @@ fn best_in_workflow(
     scan: &mut Scan,
 ) -> Result<Option<Candidate>> {
     // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, has_skills, priority, b_level, ready_at FROM tasks \
-         INDEXED BY tasks_ready_in_workflow WHERE workflow = ?1 AND state = 'ready' \
-         ORDER BY priority DESC, b_level DESC, ready_at, id",
-    )?;
+    let mut stmt = tx.prepare_cached(sql::ready_in_workflow())?;
     let mut rows = stmt.query([workflow])?;
     let mut best: Option<Candidate> = None;
     let mut compared = 0;
@@ -1081,7 +945,7 @@ fn best_in_workflow(
         scan.budget -= 1;
         let (id, has_skills, priority): (i64, bool, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         if let Some(best) = &best
-            && (priority < best.priority || compared >= FIT_SCAN_LIMIT)
+            && (priority < best.rank.priority || compared >= FIT_SCAN_LIMIT)
         {
             break;
         }
@@ -1110,180 +974,25 @@ fn best_in_workflow(
         };
         let candidate = Candidate {
             id,
-            priority,
-            fit,
-            b_level: row.get(3)?,
-            ready_at: row.get::<_, Option<i64>>(4)?.unwrap_or_default(),
+            rank: ClaimRank {
+                priority,
+                fit,
+                b_level: row.get(3)?,
+                ready_at: row.get::<_, Option<i64>>(4)?.map(crate::clock::from_millis),
+                created: id,
+            },
         };
         // No fit beats a perfect one, and rows come in claim order within a priority: the
         // first perfect fit is the answer, as it is for every task without skills.
-        if candidate.fit >= 1.0 && best.as_ref().is_none_or(|b| b.priority < priority) {
+        if fit >= 1.0 && best.as_ref().is_none_or(|b| b.rank.priority < priority) {
             return Ok(Some(candidate));
         }
         compared += 1;
-        if best.as_ref().is_none_or(|b| candidate.ranks_before(b)) {
+        if best.as_ref().is_none_or(|b| candidate.rank.before(&b.rank)) {
             best = Some(candidate);
         }
     }
     Ok(best)
-}
-
-/// Columns a transition sets besides the state; the rest follow from the states involved.
-#[derive(Debug, Default)]
-pub(crate) struct Change<'a> {
-    pub(crate) reason: Option<FailureReason>,
-    pub(crate) agent: Option<&'a str>,
-    pub(crate) deadline: Option<DateTime<Utc>>,
-    pub(crate) result: Option<&'a str>,
-    pub(crate) error: Option<&'a str>,
-    pub(crate) actual: Option<f64>,
-    pub(crate) detail: Option<&'a str>,
-}
-
-/// Moves `task` by `event` when the state machine allows it, keeps the workflow's count of
-/// open tasks, and appends the event. `task` is updated to the new row values.
-pub(crate) fn apply(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    task: &mut TaskRow,
-    event: TaskEvent,
-    change: Change<'_>,
-) -> Result<()> {
-    let from = task.state;
-    let Some(to) = transition(from, event) else {
-        return Err(Error::IllegalTransition {
-            task: task.display(),
-            state: from,
-            verb: event.verb(),
-        });
-    };
-    let event_agent = change
-        .agent
-        .map(str::to_owned)
-        .or_else(|| task.agent.clone());
-    // Any lease that starts or ends moves the fencing token, so reports on an old lease fail.
-    if from.is_leased() || to.is_leased() {
-        task.token = LeaseToken(task.token.0 + 1);
-    }
-    match event {
-        TaskEvent::Start => {
-            task.attempt += 1;
-            task.started_at = Some(now);
-        }
-        // Giving back a started task does not use up an attempt; an assignment never
-        // started had not counted one.
-        TaskEvent::Release if from == TaskState::Running => {
-            task.attempt = task.attempt.saturating_sub(1)
-        }
-        TaskEvent::Reset => task.attempt = 0,
-        _ => {}
-    }
-    task.agent = if to.is_leased() {
-        change.agent.map(str::to_owned).or(task.agent.take())
-    } else {
-        None
-    };
-    task.deadline = match to {
-        TaskState::Assigned | TaskState::Running | TaskState::WaitingRetry => change.deadline,
-        _ => None,
-    };
-    if to == TaskState::Ready {
-        task.ready_at = Some(now);
-    }
-    if to.is_terminal() {
-        task.finished_at = Some(now);
-        task.reason = change.reason;
-    } else {
-        task.finished_at = None;
-        task.reason = None;
-    }
-    if to == TaskState::Pending {
-        task.ready_at = None;
-        task.started_at = None;
-        task.result = None;
-        task.actual = None;
-    }
-    if let Some(result) = change.result {
-        task.result = Some(result.to_owned());
-    }
-    if let Some(error) = change.error {
-        task.error = Some(error.to_owned());
-    }
-    if change.actual.is_some() {
-        task.actual = change.actual;
-    }
-    task.state = to;
-    tx.prepare_cached(
-        "UPDATE tasks SET state = ?2, reason = ?3, attempt = ?4, agent = ?5, token = ?6, \
-         deadline = ?7, ready_at = ?8, started_at = ?9, finished_at = ?10, result = ?11, \
-         error = ?12, actual = ?13, first_started_at = coalesce(first_started_at, ?9), \
-         done_by = CASE WHEN ?2 = 'succeeded' THEN ?14 END WHERE id = ?1",
-    )?
-    .execute(params![
-        task.id,
-        to.as_str(),
-        task.reason.map(FailureReason::as_str),
-        task.attempt,
-        task.agent,
-        task.token.0 as i64,
-        task.deadline.map(millis),
-        task.ready_at.map(millis),
-        task.started_at.map(millis),
-        task.finished_at.map(millis),
-        task.result,
-        task.error,
-        task.actual,
-        event_agent,
-    ])?;
-    // An attempt ended: the agent's record grows. Releases and cancellations are not the
-    // agent's doing, so they do not count.
-    if from == TaskState::Running
-        && let Some(agent) = event_agent.as_deref()
-    {
-        let ended = match event {
-            TaskEvent::Complete => Some(true),
-            TaskEvent::Fail | TaskEvent::FailAndRetry | TaskEvent::LeaseExpired => Some(false),
-            _ => None,
-        };
-        if let Some(succeeded) = ended {
-            let log_ratio = match (succeeded, task.actual) {
-                (true, Some(actual)) if actual > 0.0 && task.estimate > 0.0 => {
-                    Some((actual / task.estimate).ln())
-                }
-                _ => None,
-            };
-            super::agent::record_attempt(tx, agent, succeeded, log_ratio)?;
-        }
-    }
-    let opened = i64::from(from.is_terminal()) - i64::from(to.is_terminal());
-    if opened != 0 {
-        tx.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
-            .execute(params![task.workflow, opened])?;
-    }
-    let detail = change
-        .detail
-        .or(change.reason.map(FailureReason::as_str))
-        .or(change.error);
-    append(
-        tx,
-        now,
-        EventKind::TaskState,
-        NewEvent {
-            workflow: Some(task.workflow),
-            task: Some(task.id),
-            agent: event_agent.as_deref(),
-            from: Some(from),
-            to: Some(to),
-            attempt: Some(task.attempt),
-            value: match to {
-                TaskState::Succeeded => task.actual,
-                _ => None,
-            },
-            detail,
-            sprint: None,
-        },
-    )?;
-    Ok(())
 }
 
 fn extend_lease(
@@ -1315,122 +1024,6 @@ fn extend_lease(
     Ok(())
 }
 
-/// Moves the dependents of tasks that just reached a terminal state, transitively, then ends
-/// the workflow when nothing is left open. Returns the keys of tasks that became ready.
-pub(crate) fn settle(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    workflow: i64,
-    mut finished: Vec<(i64, TaskState)>,
-) -> Result<Vec<String>> {
-    let mut row = WorkflowRow::by_id(tx, workflow)?;
-    let mut unblocked = Vec::new();
-    while let Some((task, state)) = finished.pop() {
-        if state == TaskState::Failed
-            && row.on_failure == FailurePolicy::FailFast
-            && !row.fail_fast_triggered
-        {
-            row.fail_fast_triggered = true;
-            tx.prepare_cached("UPDATE workflows SET fail_fast_triggered = 1 WHERE id = ?1")?
-                .execute([workflow])?;
-            for id in ids(
-                tx,
-                "SELECT id FROM tasks WHERE workflow = ?1 AND state IN \
-                ('pending', 'ready', 'assigned', 'waiting_retry')",
-                workflow,
-            )? {
-                let mut dependent = TaskRow::by_id(tx, id)?;
-                apply(
-                    tx,
-                    now,
-                    &mut dependent,
-                    TaskEvent::Cancel,
-                    Change {
-                        reason: Some(FailureReason::FailFast),
-                        ..Change::default()
-                    },
-                )?;
-            }
-            continue;
-        }
-        let Some(effect) = upstream_effect(row.on_failure, state) else {
-            continue;
-        };
-        for id in ids(tx, "SELECT task FROM deps WHERE dep = ?1", task)? {
-            match effect {
-                UpstreamEffect::Satisfied => {
-                    let (unmet, state): (u32, String) = tx
-                        .prepare_cached(
-                            "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 \
-                             RETURNING unmet, state",
-                        )?
-                        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    let startable =
-                        matches!(row.status, WorkflowStatus::Running | WorkflowStatus::Paused);
-                    if unmet == 0 && state == TaskState::Pending.as_str() && startable {
-                        let mut dependent = TaskRow::by_id(tx, id)?;
-                        apply(
-                            tx,
-                            now,
-                            &mut dependent,
-                            TaskEvent::DependenciesMet,
-                            Change::default(),
-                        )?;
-                        unblocked.push(dependent.key);
-                    }
-                }
-                UpstreamEffect::Blocked => {
-                    let mut dependent = TaskRow::by_id(tx, id)?;
-                    if transition(dependent.state, TaskEvent::UpstreamFailed).is_some() {
-                        apply(
-                            tx,
-                            now,
-                            &mut dependent,
-                            TaskEvent::UpstreamFailed,
-                            Change {
-                                reason: Some(FailureReason::Upstream),
-                                ..Change::default()
-                            },
-                        )?;
-                        finished.push((dependent.id, dependent.state));
-                    }
-                }
-            }
-        }
-    }
-    finish_if_done(tx, now, workflow)?;
-    Ok(unblocked)
-}
-
-/// Applies the leaf rule once no task is open.
-pub(crate) fn finish_if_done(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    workflow: i64,
-) -> Result<()> {
-    // Most calls end here: the whole row and the leaves are only worth loading once nothing
-    // is open.
-    let open: i64 = tx
-        .prepare_cached("SELECT open_tasks FROM workflows WHERE id = ?1")?
-        .query_row([workflow], |r| r.get(0))?;
-    if open > 0 {
-        return Ok(());
-    }
-    let row = WorkflowRow::by_id(tx, workflow)?;
-    if !matches!(row.status, WorkflowStatus::Running | WorkflowStatus::Paused) {
-        return Ok(());
-    }
-    let leaves: Vec<TaskState> = tx
-        .prepare_cached("SELECT state FROM tasks WHERE workflow = ?1 AND is_leaf = 1")?
-        .query_map([workflow], |r| r.get::<_, String>(0))?
-        .filter_map(|state| state.ok().and_then(|s| s.parse().ok()))
-        .collect();
-    if let Some(status) = outcome(row.open_tasks, row.fail_fast_triggered, leaves) {
-        super::workflow::set_status(tx, now, &row, status)?;
-    }
-    Ok(())
-}
-
 /// Expires run-out leases and ends finished backoffs.
 pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
     let mut done = Tick::default();
@@ -1441,11 +1034,12 @@ pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
     // One statement, since every claim runs it: the index on deadlines finds nothing beyond a
     // day ahead unless the clock went back.
     let longest_lease = Duration::seconds(limits::MAX_LEASE_SECONDS);
-    tx.prepare_cached(
-        "UPDATE tasks SET deadline = CASE state WHEN 'waiting_retry' THEN ?2 ELSE ?1 END \
-         WHERE deadline > ?1 AND (state IN ('assigned', 'running') \
-         OR (state = 'waiting_retry' AND deadline > ?2))",
-    )?
+    tx.prepare_cached(query!(
+        "UPDATE tasks SET deadline = CASE state WHEN {retry} THEN ?2 ELSE ?1 END \
+         WHERE deadline > ?1 AND (state IN {leased} OR (state = {retry} AND deadline > ?2))",
+        retry = sql::state(TaskState::WaitingRetry),
+        leased = sql::states(&LEASED)
+    ))?
     .execute([
         millis(now + longest_lease),
         millis(now + longest_lease * 6 / 5),
@@ -1455,6 +1049,8 @@ pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
         "SELECT id FROM tasks WHERE deadline <= ?1 ORDER BY deadline",
         millis(now),
     )?;
+    // What an expired lease does depends on its workflow's retry policy; each is read once.
+    let mut workflows: HashMap<i64, WorkflowRow> = HashMap::new();
     for id in due {
         let mut task = TaskRow::by_id(tx, id)?;
         match task.state {
@@ -1462,67 +1058,22 @@ pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
                 apply(tx, now, &mut task, TaskEvent::RetryDue, Change::default())?;
                 done.retried += 1;
             }
-            TaskState::Assigned => {
-                apply(
-                    tx,
-                    now,
-                    &mut task,
-                    TaskEvent::LeaseExpired,
-                    Change {
-                        detail: Some("lease_expired"),
-                        ..Change::default()
-                    },
-                )?;
-                done.expired += 1;
-            }
-            TaskState::Running if task.attempt >= task.max_attempts => {
-                apply(
-                    tx,
-                    now,
-                    &mut task,
-                    TaskEvent::Fail,
-                    Change {
-                        reason: Some(FailureReason::LeaseExpired),
-                        error: Some("the lease expired without a report"),
-                        ..Change::default()
-                    },
-                )?;
-                settle(tx, now, task.workflow, vec![(task.id, task.state)])?;
-                done.expired += 1;
-            }
-            TaskState::Running => {
-                apply(
-                    tx,
-                    now,
-                    &mut task,
-                    TaskEvent::LeaseExpired,
-                    Change {
-                        error: Some("the lease expired without a report"),
-                        detail: Some("lease_expired"),
-                        ..Change::default()
-                    },
-                )?;
+            TaskState::Assigned | TaskState::Running => {
+                let workflow = match workflows.entry(task.workflow) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => entry.insert(WorkflowRow::by_id(tx, task.workflow)?),
+                };
+                let (event, change) = on_lease_expired(&task, workflow, now);
+                apply(tx, now, &mut task, event, change)?;
+                if task.state.is_terminal() {
+                    settle(tx, now, workflow, vec![(task.id, task.state)])?;
+                }
                 done.expired += 1;
             }
             _ => {}
         }
     }
     Ok(done)
-}
-
-/// The integer ids a one-parameter query returns.
-pub(crate) fn ids(conn: &Connection, sql: &str, param: i64) -> Result<Vec<i64>> {
-    Ok(conn
-        .prepare_cached(sql)?
-        .query_map([param], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?)
-}
-
-pub(crate) fn task_skills(conn: &Connection, task: i64) -> Result<BTreeMap<String, u8>> {
-    Ok(conn
-        .prepare_cached("SELECT skill, level FROM task_skills WHERE task = ?1")?
-        .query_map([task], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?)
 }
 
 fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResult>> {
@@ -1538,94 +1089,4 @@ fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResu
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The public view of a task row.
-pub(crate) fn view(conn: &Connection, row: &TaskRow) -> Result<TaskView> {
-    let depends_on = conn
-        .prepare_cached(
-            "SELECT key FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1) ORDER BY id",
-        )?
-        .query_map([row.id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let skills = if row.has_skills {
-        task_skills(conn, row.id)?
-    } else {
-        BTreeMap::new()
-    };
-    Ok(view_with(row, skills, depends_on))
-}
-
-pub(crate) fn view_with(
-    row: &TaskRow,
-    skills: BTreeMap<String, u8>,
-    depends_on: Vec<String>,
-) -> TaskView {
-    let (lease_expires_at, next_attempt_at) = match row.state {
-        TaskState::WaitingRetry => (None, row.deadline),
-        _ => (row.deadline, None),
-    };
-    TaskView {
-        id: row.uuid,
-        workflow: row.workflow_uuid,
-        workflow_name: row.workflow_name.clone(),
-        key: row.key.clone(),
-        title: row.title.clone(),
-        description: row.description.clone(),
-        estimate: row.estimate,
-        priority: row.priority,
-        skills,
-        depends_on,
-        state: row.state,
-        reason: row.reason,
-        attempt: row.attempt,
-        max_attempts: row.max_attempts,
-        agent: row.agent.clone(),
-        lease_expires_at,
-        next_attempt_at,
-        ready_at: row.ready_at,
-        started_at: row.started_at,
-        finished_at: row.finished_at,
-        note: row.note.clone(),
-        result: row.result.clone(),
-        error: row.error.clone(),
-        actual: row.actual,
-        b_level: row.b_level,
-    }
-}
-
-/// All task rows of a workflow, in creation order.
-pub(crate) fn workflow_tasks(conn: &Connection, workflow: i64) -> Result<Vec<TaskRow>> {
-    // Reading the workflow's id range of the table in id order needs neither a sort nor an
-    // index lookup per task, and the workflow's name and id are bound once rather than looked
-    // up for every row: most of the cost of a status report on a large workflow.
-    let Some((first, last)) = task_range(conn, workflow)? else {
-        return Ok(Vec::new());
-    };
-    let (name, uuid): (String, [u8; 16]) = conn
-        .prepare_cached("SELECT name, uuid FROM workflows WHERE id = ?1")?
-        .query_row([workflow], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let columns = TASK_COLUMNS
-        .replace("(SELECT name FROM workflows WHERE id = t.workflow)", "?4")
-        .replace("(SELECT uuid FROM workflows WHERE id = t.workflow)", "?5");
-    let sql = format!(
-        "SELECT {columns} FROM tasks t NOT INDEXED \
-         WHERE t.id BETWEEN ?2 AND ?3 AND t.workflow = ?1 ORDER BY t.id"
-    );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_map(
-            rusqlite::params![workflow, first, last, name, uuid],
-            TaskRow::from_row,
-        )?
-        .collect::<rusqlite::Result<_>>()?)
-}
-
-/// The first and last task ids of a workflow. A workflow's tasks are inserted together, in one
-/// transaction, so its ids form one range and no other workflow's task falls inside it.
-pub(crate) fn task_range(conn: &Connection, workflow: i64) -> Result<Option<(i64, i64)>> {
-    let (first, last): (Option<i64>, Option<i64>) = conn
-        .prepare_cached("SELECT min(id), max(id) FROM tasks WHERE workflow = ?1")?
-        .query_row([workflow], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(first.zip(last))
 }

@@ -148,18 +148,10 @@ fn hot_statements_are_prepared_once() {
         h.complete(&claim, &format!("v{i}"));
     }
     let conn = h.store.connection();
-    let by_id = format!(
-        "SELECT {} FROM tasks t WHERE t.id = ?1",
-        super::refs::TASK_COLUMNS
-    );
-    let ready = "SELECT id, has_skills, priority, b_level, ready_at FROM tasks \
-         INDEXED BY tasks_ready_in_workflow WHERE workflow = ?1 AND state = 'ready' \
-         ORDER BY priority DESC, b_level DESC, ready_at, id";
-    let delegated = "SELECT t.id FROM tasks t WHERE t.state IN ('assigned', 'running') \
-                 AND t.agent = ?1 AND t.state = 'assigned' \
-                 AND (SELECT status FROM workflows WHERE id = t.workflow) = 'running' \
-                 ORDER BY t.ready_at, t.id LIMIT 1";
-    for sql in [by_id.as_str(), ready, delegated] {
+    let by_id = super::sql::task_by_id();
+    let ready = super::sql::ready_in_workflow();
+    let delegated = super::sql::delegated_anywhere();
+    for sql in [by_id, ready, delegated] {
         let stmt = conn.prepare_cached(sql).unwrap();
         let runs = stmt.get_status(rusqlite::StatementStatus::Run);
         assert!(

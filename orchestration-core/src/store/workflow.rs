@@ -1,25 +1,28 @@
 //! Workflow use cases: create (idempotently), start, pause, resume, cancel, retry the failed,
 //! edit dependencies on a live workflow, and report status.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 use crate::id::{TaskId, WorkflowId};
-use crate::text::counted_are;
-use crate::workflow::FailurePolicy;
 use crate::workflow::{
-    Analysis, CriticalPath, Dag, FailureReason, Mode, TaskEvent, TaskState, UpstreamEffect,
-    ValidatedWorkflow, WorkflowAction, WorkflowSpec, WorkflowStatus, upstream_effect,
+    Analysis, Dag, FailureReason, TaskEvent, TaskState, UpstreamEffect, ValidatedWorkflow,
+    WorkflowAction, WorkflowSpec, WorkflowStatus, upstream_effect,
 };
 
 use super::event::{EventKind, NewEvent, append};
 use super::refs::{TaskRef, TaskRow, WORKFLOW_COLUMNS, WorkflowRef, WorkflowRow};
-use super::task::{Change, TaskView, apply, ids, settle, view_with, workflow_tasks};
+use super::refs::{ids, workflow_tasks};
+use super::sql::{self, CLAIM_ORDER, UNFINISHED, query};
+use super::transition::{apply, set_status, settle};
+use super::view::{TaskView, view};
 use super::{Store, millis};
 use crate::agent::AgentStatus;
+use crate::workflow::Change;
+use crate::workflow::{WorkflowReport, WorkflowSummary};
 
 /// Options of [`Store::create_workflow`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,120 +73,16 @@ pub enum DependencyEdit {
     Remove,
 }
 
-/// One line of a workflow list.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowSummary {
-    /// Id.
-    pub id: WorkflowId,
-    /// Name.
-    pub name: String,
-    /// What it is for.
-    pub description: Option<String>,
-    /// Status.
-    pub status: WorkflowStatus,
-    /// How dependencies were given.
-    pub mode: Mode,
-    /// What a failure does.
-    pub on_failure: FailurePolicy,
-    /// Tasks by state (only states that occur).
-    pub counts: BTreeMap<TaskState, u64>,
-    /// Tasks in all.
-    pub total_tasks: u64,
-    /// Points of all tasks.
-    pub total_points: f64,
-    /// Points of succeeded tasks.
-    pub done_points: f64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it started.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it finished.
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// A short view of a task in a report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskBrief {
-    /// Key.
-    pub key: String,
-    /// Title.
-    pub title: String,
-    /// State.
-    pub state: TaskState,
-    /// Points.
-    pub estimate: f64,
-    /// Priority.
-    pub priority: i64,
-    /// Why it is not moving, for blocked and failed tasks.
-    pub reason: Option<String>,
-}
-
-/// A task held by an agent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeasedTask {
-    /// Key.
-    pub key: String,
-    /// State: assigned or running.
-    pub state: TaskState,
-    /// The agent holding it.
-    pub agent: String,
-    /// When the lease runs out.
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    /// True when the lease has run out and the next claim or tick will take the task back.
-    pub lease_expired: bool,
-    /// The attempt number.
-    pub attempt: u32,
-    /// The agent's last note.
-    pub note: Option<String>,
-}
-
-/// Whether a workflow can move.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Progress {
-    /// Created, not started.
-    NotStarted,
-    /// Tasks are ready, leased or waiting to retry.
-    Moving,
-    /// Paused by an operator.
-    Paused,
-    /// Unfinished, but nothing can move without a change: the reason says what.
-    Stalled(String),
-    /// Finished.
-    Finished,
-}
-
-/// Everything about one workflow's state.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowReport {
-    /// The headline.
-    pub summary: WorkflowSummary,
-    /// Whether it can move, and if not why.
-    pub progress: Progress,
-    /// Ready tasks in claim order.
-    pub ready: Vec<TaskBrief>,
-    /// Tasks held by agents.
-    pub leased: Vec<LeasedTask>,
-    /// Pending, waiting-to-retry, failed and upstream-failed tasks with the reason.
-    pub blocked: Vec<TaskBrief>,
-    /// The longest chain of unfinished work.
-    pub remaining_critical_path: CriticalPath,
-    /// When the remaining critical path should be done at the pace seen so far, once a task
-    /// has finished to measure it.
-    pub forecast_finish: Option<DateTime<Utc>>,
-    /// Every task, in creation order.
-    pub tasks: Vec<TaskView>,
-    /// Dependency edges as (dependency key, dependent key).
-    pub edges: Vec<(String, String)>,
-    /// Each task's stage (0 for tasks without dependencies), in the order of `tasks`.
-    pub stages: Vec<u32>,
-}
-
 impl Store {
     /// Validates `spec` and saves it as a new workflow, all in one transaction. With an
     /// idempotency key that was used before for the same spec, returns the first result.
     pub fn create_workflow(&self, spec: WorkflowSpec, options: &CreateOptions) -> Result<Created> {
         if let Some(key) = &options.idempotency_key {
-            super::task::check_length("idempotency_key", key, 200)?;
+            super::task::check_length(
+                "idempotency_key",
+                key,
+                crate::limits::MAX_IDEMPOTENCY_KEY_LEN,
+            )?;
         }
         let fingerprint = options
             .idempotency_key
@@ -211,7 +110,7 @@ impl Store {
             if taken {
                 return Err(Error::WorkflowExists(name.clone()));
             }
-            let row = insert(
+            let mut row = insert(
                 tx,
                 now,
                 &validated,
@@ -219,7 +118,7 @@ impl Store {
                 fingerprint,
             )?;
             let ready = if options.start {
-                start(tx, now, &row)?
+                start(tx, now, &mut row)?
             } else {
                 Vec::new()
             };
@@ -242,7 +141,7 @@ impl Store {
         action: WorkflowAction,
     ) -> Result<ExecuteOutcome> {
         self.write(|tx, now| {
-            let row = WorkflowRow::resolve(tx, workflow)?;
+            let mut row = WorkflowRow::resolve(tx, workflow)?;
             let illegal = || Error::IllegalWorkflowAction {
                 workflow: row.name.clone(),
                 status: row.status,
@@ -250,14 +149,14 @@ impl Store {
             };
             let to = action.apply(row.status).ok_or_else(illegal)?;
             let tasks_changed = match action {
-                WorkflowAction::Start => start(tx, now, &row)?.len(),
+                WorkflowAction::Start => start(tx, now, &mut row)?.len(),
                 WorkflowAction::Pause | WorkflowAction::Resume => {
-                    set_status(tx, now, &row, to)?;
+                    set_status(tx, now, &mut row, to)?;
                     0
                 }
-                WorkflowAction::Cancel => cancel(tx, now, &row)?,
+                WorkflowAction::Cancel => cancel(tx, now, &mut row)?,
                 WorkflowAction::RetryFailed => {
-                    let reset = retry_failed(tx, now, &row)?;
+                    let reset = retry_failed(tx, now, &mut row)?;
                     if reset == 0 {
                         return Err(Error::InvalidArgument {
                             field: "action".into(),
@@ -298,111 +197,16 @@ impl Store {
                     state: row.state,
                 });
             }
-            let workflow = WorkflowRow::by_id(tx, row.workflow)?;
+            let mut workflow = WorkflowRow::by_id(tx, row.workflow)?;
             let exists: bool = tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM deps WHERE task = ?1 AND dep = ?2)")?
                 .query_row([row.id, dependency.id], |r| r.get(0))?;
-            let invalid = |reason: String| Error::InvalidArgument {
-                field: "depends_on".into(),
-                reason,
-            };
             match edit {
                 DependencyEdit::Add => {
-                    if dependency.id == row.id {
-                        return Err(invalid(format!(
-                            "task `{}` cannot depend on itself",
-                            row.display()
-                        )));
-                    }
-                    if exists {
-                        return Err(invalid(format!(
-                            "task `{}` already depends on `{}`",
-                            row.display(),
-                            dependency.display()
-                        )));
-                    }
-                    let graph = Graph::load(tx, row.workflow)?;
-                    if let Some(mut path) = graph
-                        .dag
-                        .path(graph.index[&row.id], graph.index[&dependency.id])
-                    {
-                        // `path` runs in execution order from the task to its would-be
-                        // dependency; the cycle reads in "depends on" order from the task.
-                        path[1..].reverse();
-                        let keys = crate::workflow::spec_cycle_keys(&path, |v| {
-                            graph.tasks[v as usize].key.clone()
-                        });
-                        return Err(Error::Cycle(keys));
-                    }
-                    tx.prepare_cached("INSERT INTO deps (task, dep) VALUES (?1, ?2)")?
-                        .execute([row.id, dependency.id])?;
-                    tx.prepare_cached("UPDATE tasks SET is_leaf = 0 WHERE id = ?1")?
-                        .execute([dependency.id])?;
-                    match upstream_effect(workflow.on_failure, dependency.state) {
-                        Some(UpstreamEffect::Satisfied) => {}
-                        Some(UpstreamEffect::Blocked) => {
-                            apply(
-                                tx,
-                                now,
-                                &mut row,
-                                TaskEvent::UpstreamFailed,
-                                Change {
-                                    reason: Some(FailureReason::Upstream),
-                                    ..Change::default()
-                                },
-                            )?;
-                            settle(tx, now, row.workflow, vec![(row.id, row.state)])?;
-                        }
-                        None => {
-                            tx.prepare_cached("UPDATE tasks SET unmet = unmet + 1 WHERE id = ?1")?
-                                .execute([row.id])?;
-                            if row.state == TaskState::Ready {
-                                apply(
-                                    tx,
-                                    now,
-                                    &mut row,
-                                    TaskEvent::DependencyAdded,
-                                    Change::default(),
-                                )?;
-                            }
-                        }
-                    }
+                    add_dependency(tx, now, &mut workflow, &mut row, &dependency, exists)?
                 }
                 DependencyEdit::Remove => {
-                    if !exists {
-                        return Err(invalid(format!(
-                            "task `{}` does not depend on `{}`",
-                            row.display(),
-                            dependency.display()
-                        )));
-                    }
-                    tx.prepare_cached("DELETE FROM deps WHERE task = ?1 AND dep = ?2")?
-                        .execute([row.id, dependency.id])?;
-                    tx.prepare_cached(
-                        "UPDATE tasks SET is_leaf = NOT EXISTS (SELECT 1 FROM deps WHERE dep = ?1) \
-                         WHERE id = ?1",
-                    )?
-                    .execute([dependency.id])?;
-                    if upstream_effect(workflow.on_failure, dependency.state).is_none() {
-                        let unmet: u32 = tx
-                            .prepare_cached(
-                                "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet",
-                            )?
-                            .query_row([row.id], |r| r.get(0))?;
-                        let started = matches!(
-                            workflow.status,
-                            WorkflowStatus::Running | WorkflowStatus::Paused
-                        );
-                        if unmet == 0 && row.state == TaskState::Pending && started {
-                            apply(
-                                tx,
-                                now,
-                                &mut row,
-                                TaskEvent::DependenciesMet,
-                                Change::default(),
-                            )?;
-                        }
-                    }
+                    remove_dependency(tx, now, &workflow, &mut row, &dependency, exists)?
                 }
             }
             let kind = match edit {
@@ -421,7 +225,7 @@ impl Store {
                 },
             )?;
             Graph::load(tx, row.workflow)?.save_ranks(tx)?;
-            super::task::view(tx, &TaskRow::by_id(tx, row.id)?)
+            view(tx, &TaskRow::by_id(tx, row.id)?)
         })
     }
 
@@ -462,6 +266,104 @@ impl Store {
     }
 }
 
+/// The error for a dependency edit that makes no sense.
+fn invalid_dependency(reason: String) -> Error {
+    Error::InvalidArgument {
+        field: "depends_on".into(),
+        reason,
+    }
+}
+
+/// Makes `row` depend on `dependency` unless that would close a cycle, and moves `row` as the
+/// dependency's state says: blocked by a failed one, back to pending behind an unfinished one.
+fn add_dependency(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    workflow: &mut WorkflowRow,
+    row: &mut TaskRow,
+    dependency: &TaskRow,
+    exists: bool,
+) -> Result<()> {
+    if dependency.id == row.id {
+        return Err(invalid_dependency(format!(
+            "task `{}` cannot depend on itself",
+            row.display()
+        )));
+    }
+    if exists {
+        return Err(invalid_dependency(format!(
+            "task `{}` already depends on `{}`",
+            row.display(),
+            dependency.display()
+        )));
+    }
+    let mut graph = Graph::load(tx, row.workflow)?;
+    let (from, to) = (graph.index[&dependency.id], graph.index[&row.id]);
+    if let Err(cycle) = graph.dag.add_edge(from, to) {
+        return Err(Error::Cycle(crate::workflow::spec_cycle_keys(
+            &cycle.0,
+            |v| graph.tasks[v as usize].key.clone(),
+        )));
+    }
+    tx.prepare_cached("INSERT INTO deps (task, dep) VALUES (?1, ?2)")?
+        .execute([row.id, dependency.id])?;
+    tx.prepare_cached("UPDATE tasks SET is_leaf = 0 WHERE id = ?1")?
+        .execute([dependency.id])?;
+    match upstream_effect(workflow.on_failure, dependency.state) {
+        Some(UpstreamEffect::Satisfied) => {}
+        Some(UpstreamEffect::Blocked) => {
+            let change = Change {
+                reason: Some(FailureReason::Upstream),
+                ..Change::default()
+            };
+            apply(tx, now, row, TaskEvent::UpstreamFailed, change)?;
+            settle(tx, now, workflow, vec![(row.id, row.state)])?;
+        }
+        None => {
+            tx.prepare_cached("UPDATE tasks SET unmet = unmet + 1 WHERE id = ?1")?
+                .execute([row.id])?;
+            if row.state == TaskState::Ready {
+                apply(tx, now, row, TaskEvent::DependencyAdded, Change::default())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops the dependency of `row` on `dependency`; `row` becomes ready when it was the last
+/// unfinished one of a started workflow.
+fn remove_dependency(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    workflow: &WorkflowRow,
+    row: &mut TaskRow,
+    dependency: &TaskRow,
+    exists: bool,
+) -> Result<()> {
+    if !exists {
+        return Err(invalid_dependency(format!(
+            "task `{}` does not depend on `{}`",
+            row.display(),
+            dependency.display()
+        )));
+    }
+    tx.prepare_cached("DELETE FROM deps WHERE task = ?1 AND dep = ?2")?
+        .execute([row.id, dependency.id])?;
+    tx.prepare_cached(
+        "UPDATE tasks SET is_leaf = NOT EXISTS (SELECT 1 FROM deps WHERE dep = ?1) WHERE id = ?1",
+    )?
+    .execute([dependency.id])?;
+    if upstream_effect(workflow.on_failure, dependency.state).is_none() {
+        let unmet: u32 = tx
+            .prepare_cached("UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet")?
+            .query_row([row.id], |r| r.get(0))?;
+        if unmet == 0 && row.state == TaskState::Pending && workflow.is_started() {
+            apply(tx, now, row, TaskEvent::DependenciesMet, Change::default())?;
+        }
+    }
+    Ok(())
+}
+
 /// The spec's fingerprint for idempotency: FNV-1a over its debug form, which lists every field
 /// in a fixed order.
 fn fingerprint(spec: &WorkflowSpec) -> i64 {
@@ -499,7 +401,7 @@ fn insert(
     tx.prepare_cached(
         "INSERT INTO workflows (uuid, name, description, mode, on_failure, retry_initial_ms, \
          retry_coefficient, retry_max_ms, status, open_tasks, created_at, idempotency_key, \
-         fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'created', ?9, ?10, ?11, ?12)",
+         fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?13, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         uuid.as_bytes(),
@@ -514,6 +416,7 @@ fn insert(
         millis(now),
         idempotency_key,
         fingerprint,
+        WorkflowStatus::Created.as_str(),
     ])?;
     let workflow = tx.last_insert_rowid();
     let b_levels = &validated.analysis().b_levels;
@@ -522,7 +425,7 @@ fn insert(
         let mut insert_task = tx.prepare_cached(
             "INSERT INTO tasks (uuid, workflow, key, title, description, estimate, priority, \
              max_attempts, b_level, has_skills, is_leaf, unmet, state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending')",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut insert_skill =
             tx.prepare_cached("INSERT INTO task_skills (task, skill, level) VALUES (?1, ?2, ?3)")?;
@@ -542,6 +445,7 @@ fn insert(
                 !task.skills.is_empty(),
                 dag.successors(node).is_empty(),
                 dag.predecessors(node).len() as i64,
+                TaskState::Pending.as_str(),
             ])?;
             let id = tx.last_insert_rowid();
             for (skill, level) in &task.skills {
@@ -573,14 +477,17 @@ fn insert(
 }
 
 /// Starts a created workflow: tasks without unmet dependencies become ready.
-fn start(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<Vec<String>> {
+fn start(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<Vec<String>> {
     tx.prepare_cached("UPDATE workflows SET started_at = ?2 WHERE id = ?1")?
         .execute(params![row.id, millis(now)])?;
     set_status(tx, now, row, WorkflowStatus::Running)?;
     let mut ready = Vec::new();
     for id in ids(
         tx,
-        "SELECT id FROM tasks WHERE workflow = ?1 AND state = 'pending' AND unmet = 0",
+        query!(
+            "SELECT id FROM tasks WHERE workflow = ?1 AND state = {} AND unmet = 0",
+            sql::state(TaskState::Pending)
+        ),
         row.id,
     )? {
         let mut task = TaskRow::by_id(tx, id)?;
@@ -596,11 +503,13 @@ fn start(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<
     Ok(ready)
 }
 
-fn cancel(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<usize> {
+fn cancel(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<usize> {
     let live = ids(
         tx,
-        "SELECT id FROM tasks WHERE workflow = ?1 AND state IN \
-         ('pending', 'ready', 'assigned', 'running', 'waiting_retry')",
+        query!(
+            "SELECT id FROM tasks WHERE workflow = ?1 AND state IN {}",
+            sql::states(&UNFINISHED)
+        ),
         row.id,
     )?;
     for &id in &live {
@@ -622,11 +531,16 @@ fn cancel(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
 
 /// Puts failed, upstream-failed and fail-fast-cancelled tasks back to pending with fresh
 /// attempts, recounts what each waits for, and makes the free ones ready.
-fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<usize> {
+fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<usize> {
     let reset = ids(
         tx,
-        "SELECT id FROM tasks WHERE workflow = ?1 AND (state IN ('failed', 'upstream_failed') \
-         OR (state = 'cancelled' AND reason = 'fail_fast')) ORDER BY id",
+        query!(
+            "SELECT id FROM tasks WHERE workflow = ?1 AND (state IN {} \
+             OR (state = {} AND reason = {})) ORDER BY id",
+            sql::states(&[TaskState::Failed, TaskState::UpstreamFailed]),
+            sql::state(TaskState::Cancelled),
+            sql::lit(FailureReason::FailFast.as_str())
+        ),
         row.id,
     )?;
     if reset.is_empty() {
@@ -666,29 +580,6 @@ fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> 
     Ok(reset.len())
 }
 
-/// Sets a workflow's status and logs it.
-pub(crate) fn set_status(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    row: &WorkflowRow,
-    status: WorkflowStatus,
-) -> Result<()> {
-    let finished_at = status.is_finished().then(|| millis(now));
-    tx.prepare_cached("UPDATE workflows SET status = ?2, finished_at = ?3 WHERE id = ?1")?
-        .execute(params![row.id, status.as_str(), finished_at])?;
-    append(
-        tx,
-        now,
-        EventKind::WorkflowStatus,
-        NewEvent {
-            workflow: Some(row.id),
-            detail: Some(status.as_str()),
-            ..NewEvent::default()
-        },
-    )?;
-    Ok(())
-}
-
 fn resolve_in_workflow(
     tx: &Transaction<'_>,
     task: &TaskRow,
@@ -709,10 +600,10 @@ fn resolve_in_workflow(
 
 fn ready_keys(conn: &Connection, workflow: i64) -> Result<Vec<String>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT key FROM tasks WHERE workflow = ?1 AND state = 'ready' \
-             ORDER BY priority DESC, b_level DESC, ready_at, id",
-        )?
+        .prepare_cached(query!(
+            "SELECT key FROM tasks WHERE workflow = ?1 AND state = {} ORDER BY {CLAIM_ORDER}",
+            sql::state(TaskState::Ready)
+        ))?
         .query_map([workflow], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?)
 }
@@ -753,7 +644,6 @@ fn summary(conn: &Connection, row: &WorkflowRow) -> Result<WorkflowSummary> {
 
 fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<WorkflowReport> {
     let graph = Graph::load(tx, row.id)?;
-    let tasks = &graph.tasks;
     let mut skills: HashMap<i64, BTreeMap<String, u8>> = HashMap::new();
     {
         let mut stmt = tx.prepare_cached(
@@ -768,242 +658,20 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
                 .insert(r.get(1)?, r.get(2)?);
         }
     }
-    let key = |v: u32| tasks[v as usize].key.clone();
-    let depends_on = |v: u32| {
-        graph
-            .dag
-            .predecessors(v)
-            .iter()
-            .map(|&p| key(p))
-            .collect::<Vec<_>>()
+    // Only a running workflow's progress depends on the agents.
+    let agents = match row.status {
+        WorkflowStatus::Running => active_capabilities(tx)?,
+        _ => None,
     };
-
-    let mut ready: Vec<(usize, TaskBrief)> = Vec::new();
-    let mut leased = Vec::new();
-    let mut blocked = Vec::new();
-    for (v, task) in tasks.iter().enumerate() {
-        let brief = |reason: Option<String>| TaskBrief {
-            key: task.key.clone(),
-            title: task.title.clone(),
-            state: task.state,
-            estimate: task.estimate,
-            priority: task.priority,
-            reason,
-        };
-        match task.state {
-            TaskState::Ready => ready.push((v, brief(None))),
-            TaskState::Assigned | TaskState::Running => leased.push(LeasedTask {
-                key: task.key.clone(),
-                state: task.state,
-                agent: task.agent.clone().unwrap_or_default(),
-                lease_expires_at: task.deadline,
-                lease_expired: task.deadline.is_some_and(|d| d <= now),
-                attempt: task.attempt,
-                note: task.note.clone(),
-            }),
-            TaskState::Pending => {
-                let waiting: Vec<String> = graph
-                    .dag
-                    .predecessors(v as u32)
-                    .iter()
-                    .filter(|&&p| !tasks[p as usize].state.is_terminal())
-                    .map(|&p| format!("{}/{}", row.name, key(p)))
-                    .collect();
-                let reason = if waiting.is_empty() {
-                    "waiting for the workflow to start".to_owned()
-                } else {
-                    format!("waiting on {}", listed(&waiting, 5))
-                };
-                blocked.push(brief(Some(reason)));
-            }
-            TaskState::WaitingRetry => {
-                let at = task.deadline.map(crate::text::rfc3339).unwrap_or_default();
-                let error = task.error.clone().unwrap_or_default();
-                blocked.push(brief(Some(format!(
-                    "attempt {} of {} failed ({error}); retry at {at}",
-                    task.attempt, task.max_attempts
-                ))));
-            }
-            TaskState::Failed => {
-                let reason = task.reason.map_or("error", FailureReason::as_str);
-                let error = task.error.clone().unwrap_or_default();
-                blocked.push(brief(Some(format!("failed ({reason}): {error}"))));
-            }
-            TaskState::UpstreamFailed => {
-                let failed: Vec<String> = graph
-                    .dag
-                    .predecessors(v as u32)
-                    .iter()
-                    .filter(|&&p| tasks[p as usize].state.is_failure())
-                    .map(|&p| format!("{}/{}", row.name, key(p)))
-                    .collect();
-                blocked.push(brief(Some(format!(
-                    "dependency failed: {}",
-                    listed(&failed, 5)
-                ))));
-            }
-            TaskState::Succeeded | TaskState::Skipped | TaskState::Cancelled => {}
-        }
-    }
-    ready.sort_by(|(a, _), (b, _)| {
-        let (a, b) = (&tasks[*a], &tasks[*b]);
-        b.priority
-            .cmp(&a.priority)
-            .then(b.b_level.total_cmp(&a.b_level))
-            .then(a.ready_at.cmp(&b.ready_at))
-            .then(a.id.cmp(&b.id))
-    });
-    let ready: Vec<TaskBrief> = ready.into_iter().map(|(_, brief)| brief).collect();
-
-    // The remaining critical path weighs finished tasks as zero.
-    let durations: Vec<f64> = tasks
-        .iter()
-        .map(|t| {
-            if t.state.is_terminal() {
-                0.0
-            } else {
-                t.estimate
-            }
-        })
-        .collect();
-    let schedule = graph.dag.schedule(&durations);
-    let remaining_critical_path = CriticalPath {
-        keys: schedule
-            .critical_path
-            .iter()
-            .filter(|&&v| !tasks[v as usize].state.is_terminal())
-            .map(|&v| key(v))
-            .collect(),
-        length: schedule.makespan,
-    };
-    let forecast_finish = forecast(tasks, now, schedule.makespan);
-
-    let summary = summary(tx, row)?;
-    let progress = progress(tx, row, &summary, &ready, tasks, &skills)?;
-    let views = tasks
-        .iter()
-        .enumerate()
-        .map(|(v, t)| {
-            view_with(
-                t,
-                skills.get(&t.id).cloned().unwrap_or_default(),
-                depends_on(v as u32),
-            )
-        })
-        .collect();
-    let edges = tasks
-        .iter()
-        .enumerate()
-        .flat_map(|(v, t)| {
-            graph
-                .dag
-                .predecessors(v as u32)
-                .iter()
-                .map(|&p| (key(p), t.key.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    Ok(WorkflowReport {
-        summary,
-        progress,
-        ready,
-        leased,
-        blocked,
-        remaining_critical_path,
-        forecast_finish,
-        tasks: views,
-        edges,
-        stages: graph.dag.levels().to_vec(),
-    })
-}
-
-/// Projects the remaining critical path at the pace of the tasks finished so far: wall time
-/// per point of estimate, from start to success.
-fn forecast(tasks: &[TaskRow], now: DateTime<Utc>, remaining: f64) -> Option<DateTime<Utc>> {
-    let (mut millis_spent, mut points) = (0i64, 0.0);
-    for task in tasks.iter().filter(|t| t.state == TaskState::Succeeded) {
-        if let (Some(start), Some(end)) = (task.started_at, task.finished_at) {
-            millis_spent += (end - start).num_milliseconds().max(0);
-            points += task.estimate;
-        }
-    }
-    if points <= 0.0 {
-        return None;
-    }
-    if remaining <= 0.0 {
-        return Some(now);
-    }
-    let per_point = millis_spent as f64 / points;
-    Some(now + chrono::Duration::milliseconds((per_point * remaining).round() as i64))
-}
-
-fn progress(
-    conn: &Connection,
-    row: &WorkflowRow,
-    summary: &WorkflowSummary,
-    ready: &[TaskBrief],
-    tasks: &[TaskRow],
-    skills: &HashMap<i64, BTreeMap<String, u8>>,
-) -> Result<Progress> {
-    match row.status {
-        WorkflowStatus::Created => return Ok(Progress::NotStarted),
-        WorkflowStatus::Paused => return Ok(Progress::Paused),
-        WorkflowStatus::Succeeded | WorkflowStatus::Failed | WorkflowStatus::Cancelled => {
-            return Ok(Progress::Finished);
-        }
-        WorkflowStatus::Running => {}
-    }
-    let count = |state| summary.counts.get(&state).copied().unwrap_or(0);
-    let moving =
-        count(TaskState::Assigned) + count(TaskState::Running) + count(TaskState::WaitingRetry);
-    if moving > 0 {
-        return Ok(Progress::Moving);
-    }
-    if ready.is_empty() {
-        return Ok(Progress::Stalled(format!(
-            "{} task(s) are unfinished but none is ready, leased or waiting to retry",
-            row.open_tasks
-        )));
-    }
-    // Ready work only moves if some registered, active agent can take it.
-    let Some(agents) = active_capabilities(conn)? else {
-        return Ok(Progress::Stalled(format!(
-            "{} ready, but no agent is registered to claim them",
-            counted_are(ready.len() as u64, "task")
-        )));
-    };
-    if agents.is_empty() {
-        return Ok(Progress::Stalled(format!(
-            "{} ready, but no registered agent is active",
-            counted_are(ready.len() as u64, "task")
-        )));
-    }
-    let mut needs = Vec::new();
-    for brief in ready {
-        let Some(task) = tasks.iter().find(|t| t.key == brief.key) else {
-            continue;
-        };
-        let required = skills.get(&task.id).cloned().unwrap_or_default();
-        let qualified = agents.iter().any(|caps| {
-            required
-                .iter()
-                .all(|(skill, level)| caps.get(skill).is_some_and(|l| l >= level))
-        });
-        if qualified {
-            return Ok(Progress::Moving);
-        }
-        let list: Vec<String> = required.iter().map(|(s, l)| format!("{s}>={l}")).collect();
-        needs.push(format!(
-            "`{}/{}` needs {}",
-            row.name,
-            task.key,
-            list.join(", ")
-        ));
-    }
-    Ok(Progress::Stalled(format!(
-        "no active agent has the skills for any ready task: {}",
-        listed(&needs, 3)
-    )))
+    Ok(crate::workflow::report(
+        row,
+        summary(tx, row)?,
+        &graph.tasks,
+        &graph.dag,
+        &skills,
+        agents.as_deref(),
+        now,
+    ))
 }
 
 /// The capabilities of each active agent, or `None` when no agent is registered at all.
@@ -1092,131 +760,6 @@ impl Graph {
             }
         }
         Ok(())
-    }
-}
-
-impl WorkflowReport {
-    /// The DAG as a Mermaid flowchart, each task coloured by its state, in at most `max_nodes`
-    /// nodes: a larger workflow is drawn as groups of tasks by stage and state (bands of
-    /// consecutive stages when there are many), each labelled with its count, so the diagram
-    /// stays readable and its size bounded however large the workflow.
-    pub fn to_mermaid(&self, max_nodes: usize) -> String {
-        let mut out = String::from("flowchart LR\n");
-        let mut used: BTreeSet<TaskState> = BTreeSet::new();
-        if self.tasks.len() <= max_nodes {
-            let id_of: HashMap<&str, usize> = self
-                .tasks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.key.as_str(), i))
-                .collect();
-            for (i, task) in self.tasks.iter().enumerate() {
-                let title = mermaid_text(&task.title);
-                out.push_str(&format!(
-                    "  t{i}[\"{}: {title}\"]:::{}\n",
-                    task.key, task.state
-                ));
-                used.insert(task.state);
-            }
-            for (from, to) in &self.edges {
-                if let (Some(a), Some(b)) = (id_of.get(from.as_str()), id_of.get(to.as_str())) {
-                    out.push_str(&format!("  t{a} --> t{b}\n"));
-                }
-            }
-        } else {
-            self.grouped_mermaid(max_nodes.max(10), &mut out, &mut used);
-        }
-        for state in used {
-            out.push_str(&format!("  classDef {state} {}\n", state_style(state)));
-        }
-        out
-    }
-
-    /// The body of a diagram that draws groups of tasks, by band of stages and state.
-    fn grouped_mermaid(&self, max_nodes: usize, out: &mut String, used: &mut BTreeSet<TaskState>) {
-        let stage_count = self.stages.iter().copied().max().map_or(1, |s| s + 1);
-        // The narrowest bands (a power of two of stages) that keep the groups within budget;
-        // one band of every stage has at most one group per state, ten in all.
-        let mut width = 1u32;
-        let groups = loop {
-            let mut groups: BTreeMap<(u32, TaskState), usize> = BTreeMap::new();
-            for (task, &stage) in self.tasks.iter().zip(&self.stages) {
-                *groups.entry((stage / width, task.state)).or_default() += 1;
-            }
-            if groups.len() <= max_nodes || width >= stage_count {
-                break groups;
-            }
-            width *= 2;
-        };
-        out.push_str(&format!(
-            "  %% {} tasks drawn as {} groups by stage and state\n",
-            self.tasks.len(),
-            groups.len()
-        ));
-        let index: HashMap<(u32, TaskState), usize> =
-            groups.keys().enumerate().map(|(i, k)| (*k, i)).collect();
-        for (&(band, state), &count) in &groups {
-            let first = band * width + 1;
-            let last = ((band + 1) * width).min(stage_count);
-            let stages = if first == last {
-                format!("stage {first}")
-            } else {
-                format!("stages {first}-{last}")
-            };
-            out.push_str(&format!(
-                "  g{}[\"{stages}: {count} {state}\"]:::{state}\n",
-                index[&(band, state)]
-            ));
-            used.insert(state);
-        }
-        let group_of: HashMap<&str, usize> = self
-            .tasks
-            .iter()
-            .zip(&self.stages)
-            .map(|(task, &stage)| (task.key.as_str(), index[&(stage / width, task.state)]))
-            .collect();
-        let mut links: BTreeSet<(usize, usize)> = BTreeSet::new();
-        for (from, to) in &self.edges {
-            if let (Some(&a), Some(&b)) = (group_of.get(from.as_str()), group_of.get(to.as_str()))
-                && a != b
-            {
-                links.insert((a, b));
-            }
-        }
-        for (a, b) in links {
-            out.push_str(&format!("  g{a} --> g{b}\n"));
-        }
-    }
-}
-
-/// The first `max` of `items` joined for a message, and how many more there are.
-fn listed(items: &[String], max: usize) -> String {
-    let shown = items[..items.len().min(max)].join(", ");
-    if items.len() > max {
-        format!("{shown} and {} more", items.len() - max)
-    } else {
-        shown
-    }
-}
-
-/// Text as a Mermaid label can hold it.
-fn mermaid_text(text: &str) -> String {
-    text.replace(['"', '[', ']', '<', '>', '`'], "'")
-}
-
-/// The colours of a state in diagrams.
-fn state_style(state: TaskState) -> &'static str {
-    match state {
-        TaskState::Pending => "fill:#eeeeee,stroke:#999999",
-        TaskState::Ready => "fill:#dbeafe,stroke:#3b82f6",
-        TaskState::Assigned => "fill:#e0e7ff,stroke:#6366f1",
-        TaskState::Running => "fill:#fef3c7,stroke:#f59e0b",
-        TaskState::WaitingRetry => "fill:#ffedd5,stroke:#f97316",
-        TaskState::Succeeded => "fill:#dcfce7,stroke:#22c55e",
-        TaskState::Failed => "fill:#fee2e2,stroke:#ef4444",
-        TaskState::UpstreamFailed => "fill:#fce7f3,stroke:#ec4899",
-        TaskState::Skipped => "fill:#f5f5f5,stroke:#d4d4d4",
-        TaskState::Cancelled => "fill:#e5e7eb,stroke:#6b7280",
     }
 }
 

@@ -7,7 +7,10 @@ use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
 use super::*;
+use crate::error::Error;
+use crate::id::LeaseToken;
 use crate::id::TaskId;
+use crate::limits;
 
 fn spec(tasks: Vec<TaskSpec>) -> WorkflowSpec {
     WorkflowSpec {
@@ -609,6 +612,35 @@ proptest! {
         prop_assert_eq!(path.first(), Some(&a));
         prop_assert_eq!(path.last(), Some(&b));
     }
+
+    #[test]
+    fn adding_an_edge_to_a_live_graph_keeps_it_acyclic((n, edges) in random_dag(), pick in any::<(u32, u32)>()) {
+        let mut dag = Dag::new(n, &edges).unwrap();
+        let (from, to) = (pick.0 % n as u32, pick.1 % n as u32);
+        let before = (dag.edge_count(), dag.topological_order().to_vec());
+        let mut with = edges.clone();
+        with.push((from, to));
+        match (dag.add_edge(from, to), Dag::new(n, &with)) {
+            (Ok(()), Ok(rebuilt)) => {
+                prop_assert!(dag.successors(from).contains(&to));
+                prop_assert_eq!(dag.topological_order(), rebuilt.topological_order());
+                prop_assert_eq!(dag.levels(), rebuilt.levels());
+            }
+            (Err(cycle), Err(_)) => {
+                // The graph is unchanged, and the cycle starts at `to`, each node depending on
+                // the next along real edges or the refused one.
+                prop_assert_eq!((dag.edge_count(), dag.topological_order().to_vec()), before);
+                let cycle = cycle.0;
+                prop_assert_eq!(cycle.first(), Some(&to));
+                let all: BTreeSet<(u32, u32)> = with.iter().copied().collect();
+                for i in 0..cycle.len() {
+                    let (dependent, dependency) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+                    prop_assert!(all.contains(&(dependency, dependent)), "{dependency} -> {dependent} is not an edge");
+                }
+            }
+            (added, rebuilt) => prop_assert!(false, "add_edge said {added:?}, Dag::new said {:?}", rebuilt.err()),
+        }
+    }
 }
 
 #[test]
@@ -624,4 +656,188 @@ fn batched_task_ids_are_distinct_increasing_version_7_uuids() {
     }
     let other: BTreeSet<TaskId> = TaskId::batch(10_000).collect();
     assert!(unique.is_disjoint(&other), "two batches do not collide");
+}
+
+#[test]
+fn the_lease_holder_check_refuses_in_a_fixed_order() {
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let held = lease::LeaseHolder {
+        task: "w/a",
+        state: TaskState::Running,
+        holder: Some("ana"),
+        token: LeaseToken(4),
+        deadline: Some(at + Duration::minutes(5)),
+    };
+    let check = |lease: &lease::LeaseHolder<'_>, agent: &str, token: u64, now| {
+        lease.check(agent, LeaseToken(token), "be completed", now)
+    };
+    assert!(check(&held, "ana", 4, at).is_ok());
+    // Another agent's lease comes first, even with a wrong token after the deadline.
+    let late = at + Duration::hours(1);
+    assert!(matches!(
+        check(&held, "bo", 1, late),
+        Err(Error::NotLeaseHolder { holder, .. }) if holder == "ana"
+    ));
+    assert!(matches!(
+        check(&held, "ana", 3, late),
+        Err(Error::StaleLease {
+            presented: 3,
+            current: 4,
+            ..
+        })
+    ));
+    assert!(matches!(
+        check(&held, "ana", 4, late),
+        Err(Error::LeaseExpired { expired_at, .. }) if expired_at == at + Duration::minutes(5)
+    ));
+    // A task that went back in line is stale to an old token; a finished one says it is done.
+    let ready = lease::LeaseHolder {
+        state: TaskState::Ready,
+        holder: None,
+        token: LeaseToken(5),
+        deadline: None,
+        ..held
+    };
+    assert!(matches!(
+        check(&ready, "ana", 4, at),
+        Err(Error::StaleLease { .. })
+    ));
+    let done = lease::LeaseHolder {
+        state: TaskState::Succeeded,
+        ..ready
+    };
+    assert!(matches!(
+        check(&done, "ana", 4, at),
+        Err(Error::IllegalTransition {
+            state: TaskState::Succeeded,
+            verb: "be completed",
+            ..
+        })
+    ));
+}
+
+fn record(state: TaskState) -> TaskRecord {
+    TaskRecord {
+        id: 1,
+        uuid: TaskId::new(),
+        workflow: 1,
+        workflow_name: "w".into(),
+        workflow_uuid: crate::id::WorkflowId::new(),
+        key: "a".into(),
+        title: "A".into(),
+        description: None,
+        estimate: 2.0,
+        priority: 50,
+        max_attempts: 2,
+        b_level: 2.0,
+        has_skills: false,
+        state,
+        reason: None,
+        attempt: 0,
+        agent: None,
+        token: LeaseToken(0),
+        deadline: None,
+        ready_at: None,
+        started_at: None,
+        finished_at: None,
+        note: None,
+        result: None,
+        error: None,
+        actual: None,
+    }
+}
+
+#[test]
+fn a_step_moves_the_token_the_attempt_and_the_lease_and_says_what_follows() {
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let mut task = record(TaskState::Ready);
+    let start = Change {
+        agent: Some("ana"),
+        deadline: Some(at + Duration::minutes(15)),
+        ..Change::default()
+    };
+    let started = step(&mut task, TaskEvent::Start, start, at).unwrap();
+    assert_eq!(
+        (task.state, task.attempt, task.token),
+        (TaskState::Running, 1, LeaseToken(1))
+    );
+    assert_eq!(task.agent.as_deref(), Some("ana"));
+    assert_eq!(task.deadline, Some(at + Duration::minutes(15)));
+    assert_eq!((started.opened, started.attempt_ended), (0, None));
+
+    let done = Change {
+        actual: Some(4.0),
+        result: Some("ok"),
+        ..Change::default()
+    };
+    let later = at + Duration::minutes(3);
+    let completed = step(&mut task, TaskEvent::Complete, done, later).unwrap();
+    assert_eq!(
+        (task.state, task.token, task.deadline),
+        (TaskState::Succeeded, LeaseToken(2), None)
+    );
+    assert_eq!((task.agent.clone(), task.finished_at), (None, Some(later)));
+    assert_eq!(completed.agent.as_deref(), Some("ana"));
+    assert_eq!(completed.opened, -1);
+    let ended = completed.attempt_ended.unwrap();
+    assert!(ended.succeeded);
+    assert!((ended.log_ratio.unwrap() - 2f64.ln()).abs() < 1e-12);
+
+    // An illegal event changes nothing.
+    let before = (task.state, task.token, task.attempt);
+    assert!(matches!(
+        step(&mut task, TaskEvent::Start, Change::default(), later),
+        Err(Error::IllegalTransition { .. })
+    ));
+    assert_eq!((task.state, task.token, task.attempt), before);
+}
+
+#[test]
+fn a_release_gives_the_attempt_back_and_an_expired_lease_fails_only_the_last_attempt() {
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let workflow = WorkflowRecord {
+        id: 1,
+        uuid: crate::id::WorkflowId::new(),
+        name: "w".into(),
+        description: None,
+        mode: Mode::Dag,
+        on_failure: FailurePolicy::BlockDependents,
+        retry: RetryPolicy::default(),
+        status: WorkflowStatus::Running,
+        open_tasks: 1,
+        fail_fast_triggered: false,
+        created_at: at,
+        started_at: Some(at),
+        finished_at: None,
+    };
+    let mut task = record(TaskState::Ready);
+    let claim = || Change {
+        agent: Some("ana"),
+        deadline: Some(at),
+        ..Change::default()
+    };
+    step(&mut task, TaskEvent::Start, claim(), at).unwrap();
+    let released = step(&mut task, TaskEvent::Release, Change::default(), at).unwrap();
+    assert_eq!((task.state, task.attempt), (TaskState::Ready, 0));
+    assert_eq!(
+        released.attempt_ended, None,
+        "a release is not the agent's failure"
+    );
+
+    step(&mut task, TaskEvent::Start, claim(), at).unwrap();
+    let (event, change) = on_lease_expired(&task, &workflow, at);
+    assert_eq!((event, change.reason), (TaskEvent::LeaseExpired, None));
+    step(&mut task, event, change, at).unwrap();
+    assert_eq!(task.state, TaskState::Ready);
+
+    step(&mut task, TaskEvent::Start, claim(), at).unwrap();
+    assert_eq!(task.attempt, task.max_attempts);
+    let (event, change) = on_lease_expired(&task, &workflow, at);
+    assert_eq!(
+        (event, change.reason),
+        (TaskEvent::Fail, Some(FailureReason::LeaseExpired))
+    );
+    let failed = step(&mut task, event, change, at).unwrap();
+    assert_eq!(task.state, TaskState::Failed);
+    assert_eq!(failed.attempt_ended.map(|e| e.succeeded), Some(false));
 }

@@ -18,7 +18,7 @@ use crate::error::ToolFailure;
 use crate::output::{Cut, SHOWN, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::workflow::{DetailIn, skills_schema};
-use crate::tools::{blocking, need, round2, round4, task_arg, time, unused};
+use crate::tools::{blocking, need, round, task_arg, time, unused};
 
 // What to do with profiles.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -288,11 +288,11 @@ pub(crate) struct DelegationOut {
 fn score_out(agent: &str, breakdown: &Breakdown, task: Option<String>) -> ScoreOut {
     ScoreOut {
         agent: agent.to_owned(),
-        score: round4(breakdown.score),
-        fit: round4(breakdown.fit),
-        quality: round4(breakdown.quality),
-        speed: round4(breakdown.speed),
-        free_capacity: round4(breakdown.free_capacity),
+        score: round(breakdown.score, 4),
+        fit: round(breakdown.fit, 4),
+        quality: round(breakdown.quality, 4),
+        speed: round(breakdown.speed, 4),
+        free_capacity: round(breakdown.free_capacity, 4),
         observations: breakdown.observations,
         task,
     }
@@ -509,17 +509,17 @@ fn load_out(load: &Load, full: bool) -> LoadOut {
         agent: load.agent.clone(),
         status: load.status.to_string(),
         active: load.tasks.len(),
-        points_in_flight: round2(load.points_in_flight),
+        points_in_flight: round(load.points_in_flight, 2),
         max_concurrent: load.max_concurrent,
-        utilisation: (load.utilisation * 1_000.0).round() / 1_000.0,
+        utilisation: round(load.utilisation, 3),
         queued: load.queued,
         tasks: full.then(|| load.tasks.iter().take(SHOWN).cloned().collect()),
         sprint: load.sprint.as_ref().map(|s| SprintLoadOut {
             sprint: s.sprint.clone(),
-            capacity: round2(s.capacity),
-            allocated: round2(s.allocated),
-            done: round2(s.done),
-            in_flight: round2(s.in_flight),
+            capacity: round(s.capacity, 2),
+            allocated: round(s.allocated, 2),
+            done: round(s.done, 2),
+            in_flight: round(s.in_flight, 2),
         }),
     }
 }
@@ -529,7 +529,7 @@ fn move_out(m: &Move) -> MoveOut {
         task: m.task.clone(),
         from: m.from.clone(),
         to: m.to.clone(),
-        score: round4(m.breakdown.score),
+        score: round(m.breakdown.score, 4),
         reason: m.reason.clone(),
     }
 }
@@ -676,16 +676,16 @@ fn metrics_out(m: &Metrics) -> MetricsOut {
     MetricsOut {
         completed: m.completed,
         attempts: m.attempts,
-        success_rate: m.success_rate.map(round4),
-        smoothed_success_rate: round4(m.smoothed_success_rate),
-        first_pass_yield: m.first_pass_yield.map(round4),
+        success_rate: m.success_rate.map(|x| round(x, 4)),
+        smoothed_success_rate: round(m.smoothed_success_rate, 4),
+        first_pass_yield: m.first_pass_yield.map(|x| round(x, 4)),
         retries: m.retries,
         expired_leases: m.expired_leases,
-        cycle_time_p50_hours: m.cycle_time_p50_hours.map(round4),
-        cycle_time_p85_hours: m.cycle_time_p85_hours.map(round4),
-        estimate_bias: m.estimate_bias.map(round4),
-        mdmre: m.mdmre.map(round4),
-        throughput_per_day: round4(m.throughput_per_day),
+        cycle_time_p50_hours: m.cycle_time_p50_hours.map(|x| round(x, 4)),
+        cycle_time_p85_hours: m.cycle_time_p85_hours.map(|x| round(x, 4)),
+        estimate_bias: m.estimate_bias.map(|x| round(x, 4)),
+        mdmre: m.mdmre.map(|x| round(x, 4)),
+        throughput_per_day: round(m.throughput_per_day, 4),
     }
 }
 
@@ -729,8 +729,9 @@ impl OrchestrationServer {
                 rank: p.rank,
                 metrics: metrics_out(&p.metrics),
                 completed_delta: i64::from(p.metrics.completed) - i64::from(p.previous.completed),
-                smoothed_success_delta: round4(
+                smoothed_success_delta: round(
                     p.metrics.smoothed_success_rate - p.previous.smoothed_success_rate,
+                    4,
                 ),
                 by_skill: full.then(|| {
                     p.by_skill

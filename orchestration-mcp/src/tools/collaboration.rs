@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use orchestration_core::{
-    LeaseToken, Lock, LockMode, LockOutcome, Recipients, Resource, WorkflowRef, counted,
+    LeaseToken, Lock, LockMode, LockOutcome, Message, Recipients, Resource, WorkflowRef, counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -160,6 +160,29 @@ pub(crate) struct CollaborationOut {
     truncated: Cut,
 }
 
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
+        MessageOut {
+            id: m.id,
+            at: time(m.at),
+            from: m.sender,
+            workflow: m.workflow,
+            body: m.body,
+        }
+    }
+}
+
+impl From<orchestration_core::Wait> for WaitOut {
+    fn from(w: orchestration_core::Wait) -> Self {
+        WaitOut {
+            waiter: w.waiter,
+            resource: w.resource.to_string(),
+            mode: w.mode.to_string(),
+            since: time(w.since),
+        }
+    }
+}
+
 fn lock_out(lock: &Lock) -> LockOut {
     LockOut {
         resource: lock.resource.name().to_owned(),
@@ -188,225 +211,275 @@ impl OrchestrationServer {
             check_acting_as(&context, agent)?;
         }
         check_fields(&input)?;
-        let action = input.action.name();
-        let resource = |name: Option<String>, prefix: Option<bool>| {
-            need(name, "resource", action).map(|name| {
-                if prefix.unwrap_or(false) {
-                    Resource::Prefix(name)
-                } else {
-                    Resource::Exact(name)
-                }
-            })
-        };
         let mut out = CollaborationOut::default();
         let summary = match input.action {
-            CollaborationActionIn::Handoff => {
-                let agent = need(input.agent, "agent", action)?;
-                let task = task_arg("task", &need(input.task, "task", action)?, None)?;
-                let token = LeaseToken(need(input.token, "token", action)?);
-                let to = need(input.to, "to", action)?;
-                let note = input.note.unwrap_or_default();
-                let (from, recipient) = (agent.clone(), to.clone());
-                let done = blocking(self.store(), move |store| {
-                    store.handoff(&task, &from, token, &recipient, &note)
-                })
-                .await?;
-                let task = TaskOut::brief(&done.task);
-                let summary = format!(
-                    "handed `{}/{}` from `{agent}` to `{to}`; its next claim starts it",
-                    done.task.workflow_name, done.task.key
-                );
-                out.task = Some(task);
-                summary
-            }
-            CollaborationActionIn::Message => {
-                let agent = need(input.agent, "agent", action)?;
-                let body = need(input.note, "note", action)?;
-                let recipients = match (input.to, input.workflow, input.broadcast.unwrap_or(false))
-                {
-                    (Some(to), None, false) => Recipients::Agent(to),
-                    (None, Some(workflow), false) => {
-                        Recipients::Workflow(WorkflowRef::from(workflow.as_str()))
-                    }
-                    (None, None, true) => Recipients::Broadcast,
-                    _ => {
-                        return Err(ToolFailure::invalid(
-                            "recipients",
-                            "give exactly one of `to`, `workflow`, `broadcast: true`",
-                        ));
-                    }
-                };
-                let whom = match &recipients {
-                    Recipients::Agent(to) => format!("`{to}`"),
-                    Recipients::Workflow(workflow) => {
-                        format!("the other agents holding tasks of `{workflow}`")
-                    }
-                    Recipients::Broadcast => "every other registered agent".to_owned(),
-                };
-                let sent = blocking(self.store(), move |store| {
-                    store.send_message(&agent, &recipients, &body)
-                })
-                .await?;
-                out.sent = Some(sent);
-                if sent == 0 {
-                    format!("sent to nobody: there are no {whom}")
-                } else {
-                    format!("sent to {} ({whom})", counted(sent as u64, "inbox"))
-                }
-            }
-            CollaborationActionIn::Inbox => {
-                let agent = need(input.agent, "agent", action)?;
-                let limit = input.limit.unwrap_or(20);
-                let ack = input.ack.unwrap_or(false);
-                let mut wait = match input.wait_seconds {
-                    Some(seconds) if seconds > 0 => {
-                        Some(Wait::start(self.store(), "wait_seconds", seconds, &context).await?)
-                    }
-                    _ => None,
-                };
-                let (messages, unread) = loop {
-                    let agent = agent.clone();
-                    let inbox = blocking(self.store(), move |store| {
-                        store.inbox(&agent, limit as usize, INBOX_BYTES, ack)
-                    })
-                    .await?;
-                    let Some(wait) = wait.as_mut().filter(|_| inbox.0.is_empty()) else {
-                        break inbox;
-                    };
-                    if !wait.changed(None, "no message yet").await? {
-                        break inbox;
-                    }
-                };
-                let summary = format!(
-                    "{}{}; {} unread after these",
-                    counted(messages.len() as u64, "message"),
-                    if ack { ", now acknowledged" } else { "" },
-                    unread
-                );
-                out.messages = Some(
-                    messages
-                        .into_iter()
-                        .map(|m| MessageOut {
-                            id: m.id,
-                            at: time(m.at),
-                            from: m.sender,
-                            workflow: m.workflow,
-                            body: m.body,
-                        })
-                        .collect(),
-                );
-                out.unread = Some(unread);
-                summary
-            }
-            CollaborationActionIn::Ack => {
-                let agent = need(input.agent, "agent", action)?;
-                let ids = need(input.ids, "ids", action)?;
-                let count = blocking(self.store(), move |store| store.ack(&agent, &ids)).await?;
-                out.acknowledged = Some(count);
-                format!("acknowledged {}", counted(count as u64, "message"))
-            }
-            CollaborationActionIn::Lock => {
-                let agent = need(input.agent, "agent", action)?;
-                let resource = resource(input.resource, input.prefix)?;
-                let mode = match input.mode.unwrap_or(ModeIn::Exclusive) {
-                    ModeIn::Shared => LockMode::Shared,
-                    ModeIn::Exclusive => LockMode::Exclusive,
-                };
-                let ttl = Duration::seconds(input.ttl_seconds.unwrap_or(600).into());
-                let shown = resource.to_string();
-                let outcome = blocking(self.store(), move |store| {
-                    store.lock(&agent, &resource, mode, ttl)
-                })
-                .await?;
-                match outcome {
-                    LockOutcome::Acquired(lock) => {
-                        out.acquired = Some(true);
-                        out.locks = Some(vec![lock_out(&lock)]);
-                        format!("locked `{shown}` ({mode}) until {}", time(lock.expires_at))
-                    }
-                    LockOutcome::Blocked(holders) => {
-                        let owners: Vec<String> = holders
-                            .iter()
-                            .take(SHOWN)
-                            .map(|l| format!("`{}`", l.owner))
-                            .collect();
-                        out.acquired = Some(false);
-                        out.locks = Some(out.truncated.take(
-                            "locks",
-                            holders.iter().map(lock_out),
-                            SHOWN,
-                        ));
-                        format!(
-                            "`{shown}` is held by {}; you are queued as waiting, retry later",
-                            owners.join(", ")
-                        )
-                    }
-                }
-            }
-            CollaborationActionIn::Unlock => {
-                let agent = need(input.agent, "agent", action)?;
-                let resource = resource(input.resource, input.prefix)?;
-                let shown = resource.to_string();
-                blocking(self.store(), move |store| store.unlock(&agent, &resource)).await?;
-                format!("released `{shown}`")
-            }
-            CollaborationActionIn::Locks => {
-                let (held, waits) = blocking(self.store(), |store| store.locks()).await?;
-                let all: Vec<LockOut> = held.iter().map(lock_out).collect();
-                let (locks, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
-                if locks.len() < all.len() {
-                    out.truncated.note("locks", all.len());
-                }
-                let summary = format!(
-                    "{}, {} waiting",
-                    counted(all.len() as u64, "lock"),
-                    waits.len()
-                );
-                out.locks = Some(locks);
-                out.next_cursor = next_cursor;
-                out.waits = Some(out.truncated.take(
-                    "waits",
-                    waits.into_iter().map(|w| WaitOut {
-                        waiter: w.waiter,
-                        resource: w.resource.to_string(),
-                        mode: w.mode.to_string(),
-                        since: time(w.since),
-                    }),
-                    SHOWN_FULL,
-                ));
-                summary
-            }
-            CollaborationActionIn::Team => {
-                let workflow =
-                    WorkflowRef::from(need(input.workflow, "workflow", action)?.as_str());
-                let team = blocking(self.store(), move |store| store.team(&workflow)).await?;
-                let members = out
-                    .truncated
-                    .take("team", team.members.iter().cloned(), SHOWN_FULL);
-                let summary = format!(
-                    "team of {}: {} (capacity {}){}",
-                    team.members.len(),
-                    members
-                        .iter()
-                        .take(SHOWN)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    team.capacity,
-                    if team.uncovered.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; nobody has {}", team.uncovered.join("; "))
-                    }
-                );
-                out.team = Some(members);
-                out.capacity = Some(team.capacity);
-                out.uncovered = Some(out.truncated.take("uncovered", team.uncovered, SHOWN));
-                summary
-            }
+            CollaborationActionIn::Handoff => self.handoff_action(input, &mut out).await?,
+            CollaborationActionIn::Message => self.message_action(input, &mut out).await?,
+            CollaborationActionIn::Inbox => self.inbox_action(input, &mut out, &context).await?,
+            CollaborationActionIn::Ack => self.ack_action(input, &mut out).await?,
+            CollaborationActionIn::Lock => self.lock_action(input, &mut out).await?,
+            CollaborationActionIn::Unlock => self.unlock_action(input).await?,
+            CollaborationActionIn::Locks => self.locks_action(input, &mut out).await?,
+            CollaborationActionIn::Team => self.team_action(input, &mut out).await?,
         };
         Ok(Structured::new(summary, out))
     }
+}
+
+/// The actions of `agent_collaboration`, one each: decode the arguments, make one core call,
+/// fill the output and return the summary line.
+impl OrchestrationServer {
+    /// Hands the agent's running task to another agent with a note.
+    async fn handoff_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+    ) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let agent = need(input.agent, "agent", action)?;
+        let task = task_arg("task", &need(input.task, "task", action)?, None)?;
+        let token = LeaseToken(need(input.token, "token", action)?);
+        let to = need(input.to, "to", action)?;
+        let note = input.note.unwrap_or_default();
+        let (from, recipient) = (agent.clone(), to.clone());
+        let done = blocking(self.store(), move |store| {
+            store.handoff(&task, &from, token, &recipient, &note)
+        })
+        .await?;
+        let task = TaskOut::brief(&done.task);
+        let summary = format!(
+            "handed `{}/{}` from `{agent}` to `{to}`; its next claim starts it",
+            done.task.workflow_name, done.task.key
+        );
+        out.task = Some(task);
+        Ok(summary)
+    }
+
+    /// Sends a message to one agent, the agents of a workflow, or everyone.
+    async fn message_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+    ) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let agent = need(input.agent, "agent", action)?;
+        let body = need(input.note, "note", action)?;
+        let recipients = match (input.to, input.workflow, input.broadcast.unwrap_or(false)) {
+            (Some(to), None, false) => Recipients::Agent(to),
+            (None, Some(workflow), false) => {
+                Recipients::Workflow(WorkflowRef::from(workflow.as_str()))
+            }
+            (None, None, true) => Recipients::Broadcast,
+            _ => {
+                return Err(ToolFailure::invalid(
+                    "recipients",
+                    "give exactly one of `to`, `workflow`, `broadcast: true`",
+                ));
+            }
+        };
+        let whom = match &recipients {
+            Recipients::Agent(to) => format!("`{to}`"),
+            Recipients::Workflow(workflow) => {
+                format!("the other agents holding tasks of `{workflow}`")
+            }
+            Recipients::Broadcast => "every other registered agent".to_owned(),
+        };
+        let sent = blocking(self.store(), move |store| {
+            store.send_message(&agent, &recipients, &body)
+        })
+        .await?;
+        out.sent = Some(sent);
+        Ok(if sent == 0 {
+            format!("sent to nobody: there are no {whom}")
+        } else {
+            format!("sent to {} ({whom})", counted(sent as u64, "inbox"))
+        })
+    }
+
+    /// Reads the agent's inbox, acknowledging what it hands out when asked.
+    async fn inbox_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let agent = need(input.agent, "agent", action)?;
+        let limit = input.limit.unwrap_or(20);
+        let ack = input.ack.unwrap_or(false);
+        let mut wait = match input.wait_seconds {
+            Some(seconds) if seconds > 0 => {
+                Some(Wait::start(self.store(), "wait_seconds", seconds, context).await?)
+            }
+            _ => None,
+        };
+        let (messages, unread) = loop {
+            let agent = agent.clone();
+            let inbox = blocking(self.store(), move |store| {
+                store.inbox(&agent, limit as usize, INBOX_BYTES, ack)
+            })
+            .await?;
+            let Some(wait) = wait.as_mut().filter(|_| inbox.0.is_empty()) else {
+                break inbox;
+            };
+            if !wait.changed(None, "no message yet").await? {
+                break inbox;
+            }
+        };
+        let summary = format!(
+            "{}{}; {} unread after these",
+            counted(messages.len() as u64, "message"),
+            if ack { ", now acknowledged" } else { "" },
+            unread
+        );
+        out.messages = Some(messages.into_iter().map(MessageOut::from).collect());
+        out.unread = Some(unread);
+        Ok(summary)
+    }
+
+    /// Acknowledges messages of the agent's inbox.
+    async fn ack_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+    ) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let agent = need(input.agent, "agent", action)?;
+        let ids = need(input.ids, "ids", action)?;
+        let count = blocking(self.store(), move |store| store.ack(&agent, &ids)).await?;
+        out.acknowledged = Some(count);
+        Ok(format!("acknowledged {}", counted(count as u64, "message")))
+    }
+
+    /// Takes a lock, or queues the agent as waiting for it.
+    async fn lock_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+    ) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let agent = need(input.agent, "agent", action)?;
+        let resource = resource(input.resource, input.prefix, action)?;
+        let mode = match input.mode.unwrap_or(ModeIn::Exclusive) {
+            ModeIn::Shared => LockMode::Shared,
+            ModeIn::Exclusive => LockMode::Exclusive,
+        };
+        let ttl = Duration::seconds(input.ttl_seconds.unwrap_or(600).into());
+        let shown = resource.to_string();
+        let outcome = blocking(self.store(), move |store| {
+            store.lock(&agent, &resource, mode, ttl)
+        })
+        .await?;
+        Ok(match outcome {
+            LockOutcome::Acquired(lock) => {
+                out.acquired = Some(true);
+                out.locks = Some(vec![lock_out(&lock)]);
+                format!("locked `{shown}` ({mode}) until {}", time(lock.expires_at))
+            }
+            LockOutcome::Blocked(holders) => {
+                let owners: Vec<String> = holders
+                    .iter()
+                    .take(SHOWN)
+                    .map(|l| format!("`{}`", l.owner))
+                    .collect();
+                out.acquired = Some(false);
+                out.locks = Some(
+                    out.truncated
+                        .take("locks", holders.iter().map(lock_out), SHOWN),
+                );
+                format!(
+                    "`{shown}` is held by {}; you are queued as waiting, retry later",
+                    owners.join(", ")
+                )
+            }
+        })
+    }
+
+    /// Releases a lock.
+    async fn unlock_action(&self, input: CollaborationIn) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let agent = need(input.agent, "agent", action)?;
+        let resource = resource(input.resource, input.prefix, action)?;
+        let shown = resource.to_string();
+        blocking(self.store(), move |store| store.unlock(&agent, &resource)).await?;
+        Ok(format!("released `{shown}`"))
+    }
+
+    /// Lists the locks held and the waits, a page at a time.
+    async fn locks_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+    ) -> Result<String, ToolFailure> {
+        let (held, waits) = blocking(self.store(), |store| store.locks()).await?;
+        let all: Vec<LockOut> = held.iter().map(lock_out).collect();
+        let (locks, next_cursor) = page(&all, input.limit, input.cursor.as_deref())?;
+        if locks.len() < all.len() {
+            out.truncated.note("locks", all.len());
+        }
+        let summary = format!(
+            "{}, {} waiting",
+            counted(all.len() as u64, "lock"),
+            waits.len()
+        );
+        out.locks = Some(locks);
+        out.next_cursor = next_cursor;
+        out.waits = Some(out.truncated.take(
+            "waits",
+            waits.into_iter().map(WaitOut::from),
+            SHOWN_FULL,
+        ));
+        Ok(summary)
+    }
+
+    /// Assembles a team for a workflow.
+    async fn team_action(
+        &self,
+        input: CollaborationIn,
+        out: &mut CollaborationOut,
+    ) -> Result<String, ToolFailure> {
+        let action = input.action.name();
+        let workflow = WorkflowRef::from(need(input.workflow, "workflow", action)?.as_str());
+        let team = blocking(self.store(), move |store| store.team(&workflow)).await?;
+        let members = out
+            .truncated
+            .take("team", team.members.iter().cloned(), SHOWN_FULL);
+        let summary = format!(
+            "team of {}: {} (capacity {}){}",
+            team.members.len(),
+            members
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            team.capacity,
+            if team.uncovered.is_empty() {
+                String::new()
+            } else {
+                format!("; nobody has {}", team.uncovered.join("; "))
+            }
+        );
+        out.team = Some(members);
+        out.capacity = Some(team.capacity);
+        out.uncovered = Some(out.truncated.take("uncovered", team.uncovered, SHOWN));
+        Ok(summary)
+    }
+}
+
+/// The resource an action names: an exact name, or every name under a prefix.
+fn resource(
+    name: Option<String>,
+    prefix: Option<bool>,
+    action: &'static str,
+) -> Result<Resource, ToolFailure> {
+    need(name, "resource", action).map(|name| {
+        if prefix.unwrap_or(false) {
+            Resource::Prefix(name)
+        } else {
+            Resource::Exact(name)
+        }
+    })
 }
 
 /// Refuses the fields the action does not use, so that nothing a caller sends is silently

@@ -19,7 +19,7 @@ use crate::error::ToolFailure;
 use crate::output::{Cut, SHOWN, SHOWN_FULL, Structured, output_schema, page};
 use crate::server::OrchestrationServer;
 use crate::tools::workflow::DetailIn;
-use crate::tools::{blocking, need, round2, task_arg, time, unused};
+use crate::tools::{blocking, need, round, task_arg, time, unused};
 
 /// Days of a burndown shown at most: a longer series is sampled evenly, first and last day
 /// kept.
@@ -162,10 +162,10 @@ impl SprintOut {
             member_count: s.members.len(),
             workflows: Vec::new(),
             tasks: s.tasks,
-            committed: s.committed.map(round2),
-            completed: s.completed.map(round2),
-            capacity: s.capacity.map(round2),
-            focus_factor: s.focus_factor.map(round2),
+            committed: s.committed.map(|x| round(x, 2)),
+            completed: s.completed.map(|x| round(x, 2)),
+            capacity: s.capacity.map(|x| round(x, 2)),
+            focus_factor: s.focus_factor.map(|x| round(x, 2)),
             started_at: s.started_at.map(time),
             closed_at: s.closed_at.map(time),
         }
@@ -191,9 +191,9 @@ pub(crate) struct VelocityOut {
 impl From<Velocity> for VelocityOut {
     fn from(v: Velocity) -> Self {
         VelocityOut {
-            mean: round2(v.mean),
-            median: round2(v.median),
-            std_dev: round2(v.std_dev),
+            mean: round(v.mean, 2),
+            median: round(v.median, 2),
+            std_dev: round(v.std_dev, 2),
             sprints: v.sprints,
         }
     }
@@ -297,11 +297,11 @@ impl DaysOut {
         let mut out = DaysOut::default();
         for d in days {
             out.date.push(d.date.to_string());
-            out.scope.push(round2(d.scope));
-            out.completed.push(round2(d.completed));
-            out.in_progress.push(round2(d.in_progress));
-            out.remaining.push(round2(d.remaining));
-            out.ideal.push(round2(d.ideal));
+            out.scope.push(round(d.scope, 2));
+            out.completed.push(round(d.completed, 2));
+            out.in_progress.push(round(d.in_progress, 2));
+            out.remaining.push(round(d.remaining, 2));
+            out.ideal.push(round(d.ideal, 2));
         }
         out
     }
@@ -574,7 +574,7 @@ fn plan_out(plan: &SprintPlan, full: bool, cut: &mut Cut) -> PlanOut {
             (
                 agent.clone(),
                 AllocationOut {
-                    points: round2(*points),
+                    points: round(*points, 2),
                     tasks_total: tasks.len(),
                     tasks: shown_tasks,
                 },
@@ -585,9 +585,9 @@ fn plan_out(plan: &SprintPlan, full: bool, cut: &mut Cut) -> PlanOut {
     .into_iter()
     .collect();
     PlanOut {
-        capacity: round2(plan.capacity.points),
-        raw_capacity: round2(plan.raw_capacity),
-        focus_factor: round2(plan.capacity.focus_factor),
+        capacity: round(plan.capacity.points, 2),
+        raw_capacity: round(plan.raw_capacity, 2),
+        focus_factor: round(plan.capacity.focus_factor, 2),
         focus_source: match plan.focus {
             FocusSource::Given => "given".into(),
             FocusSource::Learnt(n) => format!("learnt from {}", counted(n as u64, "sprint")),
@@ -600,15 +600,15 @@ fn plan_out(plan: &SprintPlan, full: bool, cut: &mut Cut) -> PlanOut {
             plan.capacity.members.iter().map(|m| CapacityOut {
                 agent: m.agent.clone(),
                 working_days: m.working_days,
-                available_days: round2(m.available_days),
-                points: round2(m.points),
+                available_days: round(m.available_days, 2),
+                points: round(m.points, 2),
             }),
             full,
         ),
         velocity: plan.velocity.map(VelocityOut::from),
-        recommended: round2(plan.recommended),
-        target: round2(plan.target),
-        points: round2(plan.plan.points),
+        recommended: round(plan.recommended, 2),
+        target: round(plan.target, 2),
+        points: round(plan.plan.points, 2),
         selected: shown(
             cut,
             "plan.selected",
@@ -633,19 +633,19 @@ fn plan_out(plan: &SprintPlan, full: bool, cut: &mut Cut) -> PlanOut {
 fn totals_out(report: &SprintReport) -> TotalsOut {
     let t = &report.totals;
     TotalsOut {
-        committed: round2(t.committed),
-        added: round2(t.added),
-        removed: round2(t.removed),
-        reestimated: round2(t.reestimated),
-        scope: round2(t.scope),
-        completed: round2(t.completed),
-        in_progress: round2(t.in_progress),
-        not_completed: round2(t.not_completed),
-        progress: round2(t.progress),
-        say_do: t.say_do.map(round2),
-        scope_creep: t.scope_creep.map(round2),
-        churn: t.churn.map(round2),
-        rollover_rate: t.rollover_rate.map(round2),
+        committed: round(t.committed, 2),
+        added: round(t.added, 2),
+        removed: round(t.removed, 2),
+        reestimated: round(t.reestimated, 2),
+        scope: round(t.scope, 2),
+        completed: round(t.completed, 2),
+        in_progress: round(t.in_progress, 2),
+        not_completed: round(t.not_completed, 2),
+        progress: round(t.progress, 2),
+        say_do: t.say_do.map(|x| round(x, 2)),
+        scope_creep: t.scope_creep.map(|x| round(x, 2)),
+        churn: t.churn.map(|x| round(x, 2)),
+        rollover_rate: t.rollover_rate.map(|x| round(x, 2)),
     }
 }
 
@@ -656,7 +656,7 @@ fn carry_out(cut: &mut Cut, carry: &[orchestration_core::CarryOver], full: bool)
 fn carry_one(c: &orchestration_core::CarryOver) -> CarryOut {
     CarryOut {
         task: c.task.clone(),
-        points: round2(c.points),
+        points: round(c.points, 2),
         state: c.state.to_string(),
         times_carried: c.times_carried,
     }
@@ -806,8 +806,8 @@ impl OrchestrationServer {
                         edit: Some(EditOut {
                             changed: shown(&mut cut, "edit.changed", edit.changed, full),
                             unchanged: shown(&mut cut, "edit.unchanged", edit.unchanged, full),
-                            points: round2(edit.points),
-                            scope: round2(edit.scope),
+                            points: round(edit.points, 2),
+                            scope: round(edit.scope, 2),
                             warnings: cut.take("edit.warnings", edit.warnings, SHOWN),
                         }),
                         truncated: cut,
@@ -929,7 +929,7 @@ impl OrchestrationServer {
                 at: time(c.at),
                 task: c.task.clone(),
                 kind: c.kind.as_str().into(),
-                points: round2(c.points),
+                points: round(c.points, 2),
             }),
             full,
         );
@@ -942,7 +942,7 @@ impl OrchestrationServer {
             "aging",
             r.flow.aging.iter().map(|a| AgingOut {
                 task: a.task.clone(),
-                age_hours: round2(a.age_hours),
+                age_hours: round(a.age_hours, 2),
                 over_p85: a.over_p85,
             }),
             full,
@@ -958,16 +958,16 @@ impl OrchestrationServer {
                 velocity_history: Some(
                     a.velocity_history
                         .iter()
-                        .map(|(name, done)| (name.clone(), round2(*done)))
+                        .map(|(name, done)| (name.clone(), round(*done, 2)))
                         .collect(),
                 ),
                 carry_over: Some(carry_over),
                 forecast: a.forecast.as_ref().map(|f| ForecastOut {
-                    remaining: round2(f.remaining),
+                    remaining: round(f.remaining, 2),
                     p50: f.p50.to_string(),
                     p85: f.p85.to_string(),
                     p95: f.p95.to_string(),
-                    probability_by_end: round2(f.probability_by_end),
+                    probability_by_end: round(f.probability_by_end, 2),
                     days_left: f.days_left,
                     history_days: f.history_days,
                     trials: f.trials,
@@ -976,10 +976,10 @@ impl OrchestrationServer {
                 forecast_note: a.forecast_note.clone(),
                 flow: Some(FlowOut {
                     done: r.flow.done,
-                    throughput_per_day: round2(r.flow.throughput_per_day),
+                    throughput_per_day: round(r.flow.throughput_per_day, 2),
                     wip: r.flow.wip,
-                    cycle_time_p50_hours: r.flow.cycle_time_p50_hours.map(round2),
-                    cycle_time_p85_hours: r.flow.cycle_time_p85_hours.map(round2),
+                    cycle_time_p50_hours: r.flow.cycle_time_p50_hours.map(|x| round(x, 2)),
+                    cycle_time_p85_hours: r.flow.cycle_time_p85_hours.map(|x| round(x, 2)),
                     aging,
                 }),
                 sprints: None,
@@ -1044,22 +1044,22 @@ impl OrchestrationServer {
                 moved_to: retro.moved_to.clone(),
                 accuracy: retro.accuracy.as_ref().map(|a| AccuracyOut {
                     tasks: a.tasks,
-                    bias: round2(a.bias),
-                    ratio: round2(a.ratio),
-                    spread: round2(a.spread),
-                    mmre: round2(a.mmre),
-                    mdmre: round2(a.mdmre),
-                    pred25: round2(a.pred25),
+                    bias: round(a.bias, 2),
+                    ratio: round(a.ratio, 2),
+                    spread: round(a.spread, 2),
+                    mmre: round(a.mmre, 2),
+                    mdmre: round(a.mdmre, 2),
+                    pred25: round(a.pred25, 2),
                 }),
-                cycle_time_p50_hours: retro.report.flow.cycle_time_p50_hours.map(round2),
-                cycle_time_p85_hours: retro.report.flow.cycle_time_p85_hours.map(round2),
+                cycle_time_p50_hours: retro.report.flow.cycle_time_p50_hours.map(|x| round(x, 2)),
+                cycle_time_p85_hours: retro.report.flow.cycle_time_p85_hours.map(|x| round(x, 2)),
                 contributions: shown(
                     &mut cut,
                     "contributions",
                     retro.contributions.iter().map(|c| ContributionOut {
                         agent: c.agent.clone(),
                         tasks: c.tasks,
-                        points: round2(c.points),
+                        points: round(c.points, 2),
                         retries: c.retries,
                         expired_leases: c.expired_leases,
                     }),

@@ -17,7 +17,7 @@ use crate::auth::check_acting_as;
 use crate::error::ToolFailure;
 use crate::output::{Cut, MAX_JSON_BYTES, SHOWN, Structured, clip_json, output_schema};
 use crate::server::OrchestrationServer;
-use crate::tools::{blocking, need, round2, task_arg, task_name, time, unused};
+use crate::tools::{blocking, need, round, task_arg, task_name, time, unused};
 use crate::wait::Wait;
 
 /// The most a task's description weighs in a result; `task_get` reads the rest.
@@ -488,7 +488,7 @@ impl OrchestrationServer {
         let claim = match outcome {
             ClaimOutcome::Claimed(claim) => claim,
             ClaimOutcome::Idle(idle) => {
-                let waited = wait.as_ref().map(|w| round2(w.waited().as_secs_f64()));
+                let waited = wait.as_ref().map(|w| round(w.waited().as_secs_f64(), 2));
                 let mut summary = match waited {
                     Some(seconds) => {
                         format!("nothing claimed after waiting {seconds} s: {}", idle.reason)
