@@ -57,3 +57,5 @@ pub(crate) const MAX_TRIALS: u32 = 100_000;
 pub(crate) const MAX_SCOPE_EDIT: usize = 10_000;
 /// The longest a lock or a wait may last before it must be renewed: one day.
 pub(crate) const MAX_LOCK_TTL: Duration = Duration::days(1);
+/// The longest window of agent performance, in days (ten years).
+pub const MAX_WINDOW_DAYS: u32 = 3_650;

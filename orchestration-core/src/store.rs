@@ -41,6 +41,7 @@ pub use agent::AgentUpdate;
 pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
 pub use delegation::{Assigned, BatchDelegation, Delegation, Rebalanced};
 pub use event::{Event, EventKind};
+pub use performance::PerformanceWindow;
 pub use refs::{TaskRef, WorkflowRef};
 pub use sprint::{
     AnalyticsOptions, CarryOver, DEFAULT_FOCUS_FACTOR, DEFAULT_TRIALS, FocusSource, MemberSpec,

@@ -399,3 +399,34 @@ pub(crate) fn the_team_covers_the_unfinished_work(db: &dyn Backend) {
     assert!(team.minimal);
     assert!(team.capacity >= 2);
 }
+
+/// A window named by its length ends now by the store's clock, unless an end is given, and a
+/// length outside 1 to 3650 days is refused by name.
+pub(crate) fn a_performance_window_by_days_ends_now_or_at_the_end_given(db: &dyn Backend) {
+    let h = harness(db);
+    h.create("perf", FailurePolicy::default(), vec![task("a", &[])]);
+    let claim = h.claim("ana").unwrap();
+    h.clock.advance(Duration::minutes(10));
+    h.complete(&claim, "ana");
+    let now = h.clock.now();
+    let window = h.store.agent_performance_days(1, None, None).unwrap();
+    assert_eq!((window.from, window.to), (now - Duration::days(1), now));
+    assert_eq!(window.agents[0].metrics.completed, 1);
+    let earlier = now - Duration::days(3);
+    let window = h
+        .store
+        .agent_performance_days(1, Some(earlier), None)
+        .unwrap();
+    assert_eq!(window.to, earlier);
+    assert!(window.agents.iter().all(|a| a.metrics.completed == 0));
+    for days in [0, 3_651] {
+        let error = h
+            .store
+            .agent_performance_days(days, None, None)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("invalid days: {days} is outside 1 to 3650")
+        );
+    }
+}

@@ -94,6 +94,7 @@ macro_rules! for_each_case {
             agents::an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it,
             agents::rebalancing_moves_delegated_work_off_an_agent_that_went_offline,
             agents::agent_performance_is_rebuilt_from_the_event_log,
+            agents::a_performance_window_by_days_ends_now_or_at_the_end_given,
             agents::the_team_covers_the_unfinished_work,
             collaboration::a_handoff_moves_the_task_and_its_lease_with_a_note,
             collaboration::messages_reach_agents_workflows_and_everyone_and_are_acknowledged_once,

@@ -14,7 +14,39 @@ use super::sql::{self, query};
 use super::{Store, millis};
 use crate::workflow::TaskState;
 
+/// Agent performance over a window named by its length, with the window it covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerformanceWindow {
+    /// Where the window starts (exclusive).
+    pub from: DateTime<Utc>,
+    /// Where it ends (inclusive).
+    pub to: DateTime<Utc>,
+    /// Every agent's performance over it, best first.
+    pub agents: Vec<AgentPerformance>,
+}
+
 impl Store {
+    /// Performance over the `days` days that end at `to`, or now by the store's clock: the
+    /// window a caller names by its length. `days` is 1 to
+    /// [`MAX_WINDOW_DAYS`](crate::limits::MAX_WINDOW_DAYS).
+    pub fn agent_performance_days(
+        &self,
+        days: u32,
+        to: Option<DateTime<Utc>>,
+        agent: Option<&str>,
+    ) -> Result<PerformanceWindow> {
+        if !(1..=crate::limits::MAX_WINDOW_DAYS).contains(&days) {
+            return Err(Error::InvalidArgument {
+                field: "days".into(),
+                reason: format!("{days} is outside 1 to {}", crate::limits::MAX_WINDOW_DAYS),
+            });
+        }
+        let to = to.unwrap_or_else(|| self.clock.now());
+        let from = to - chrono::Duration::days(days.into());
+        let agents = self.agent_performance(from, to, agent)?;
+        Ok(PerformanceWindow { from, to, agents })
+    }
+
     /// The performance of every agent that ended an attempt in `(from, to]`, with the window
     /// of the same length before it as the trend; with `agent`, of that registered agent only
     /// (ranked among all).

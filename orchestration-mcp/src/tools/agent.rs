@@ -701,26 +701,22 @@ impl OrchestrationServer {
         Parameters(input): Parameters<PerformanceIn>,
     ) -> Result<Structured<PerformanceOut>, ToolFailure> {
         let to = match &input.to {
-            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-                .map_err(|e| {
-                    ToolFailure::invalid("to", format!("`{text}` is not an RFC 3339 time: {e}"))
-                })?
-                .with_timezone(&chrono::Utc),
-            None => self.store().clock().now(),
+            Some(text) => Some(
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map_err(|e| {
+                        ToolFailure::invalid("to", format!("`{text}` is not an RFC 3339 time: {e}"))
+                    })?
+                    .with_timezone(&chrono::Utc),
+            ),
+            None => None,
         };
         let days = input.days.unwrap_or(7);
-        if !(1..=3_650).contains(&days) {
-            return Err(ToolFailure::invalid(
-                "days",
-                format!("{days} is outside 1 to 3650"),
-            ));
-        }
-        let from = to - chrono::Duration::days(days.into());
         let agent = input.agent.clone();
-        let result = blocking(self.store(), move |store| {
-            store.agent_performance(from, to, agent.as_deref())
+        let window = blocking(self.store(), move |store| {
+            store.agent_performance_days(days, to, agent.as_deref())
         })
         .await?;
+        let (from, to, result) = (window.from, window.to, window.agents);
         let full = input.detail.unwrap_or_default() == DetailIn::Full;
         let all: Vec<PerformanceRow> = result
             .iter()
