@@ -15,7 +15,7 @@ use orchestration_core::{
 use rmcp::model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Role};
 use serde_json::{Map, Value};
 
-use crate::tools::held_line;
+use crate::tools::{held_line, lease_note};
 
 /// Agents a standup lists at most, and tasks per agent and list.
 const STANDUP_AGENTS: usize = 50;
@@ -320,14 +320,12 @@ fn standup(store: &Store, args: &Args<'_>) -> Result<String, PromptError> {
             .held_tasks(&agent.name)?
             .iter()
             .map(|h| {
-                let lease = match (h.lease_expires_at, h.lapsed) {
-                    (Some(at), true) => format!(", lease lapsed at {}", rfc3339(at)),
-                    (Some(at), false) => format!(", lease ends {}", rfc3339(at)),
-                    (None, _) => String::new(),
-                };
                 format!(
-                    "`{}/{}` ({}{lease})",
-                    h.task.workflow_name, h.task.key, h.task.title
+                    "`{}/{}` ({}{})",
+                    h.task.workflow_name,
+                    h.task.key,
+                    h.task.title,
+                    lease_note(h)
                 )
             })
             .collect();

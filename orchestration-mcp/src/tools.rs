@@ -43,22 +43,29 @@ pub(crate) fn task_name(workflow: &str, key: &str) -> String {
     format!("{workflow}/{key}")
 }
 
-/// One held task as a line for people and models: name, title, token and the lease's end, or
-/// that it lapsed and what that means.
-pub(crate) fn held_line(held: &orchestration_core::HeldTask) -> String {
-    let lease = match (held.lease_expires_at, held.lapsed) {
-        (Some(at), true) => format!(
-            ", lease lapsed at {}: a report is refused now, so drop it and claim again",
-            time(at)
-        ),
+/// When a held task's lease ends, or that it lapsed: `, lease ends …` or `, lease lapsed at …`.
+pub(crate) fn lease_note(held: &orchestration_core::HeldTask) -> String {
+    match (held.lease_expires_at, held.lapsed) {
+        (Some(at), true) => format!(", lease lapsed at {}", time(at)),
         (Some(at), false) => format!(", lease ends {}", time(at)),
         (None, _) => String::new(),
+    }
+}
+
+/// One held task as a line for the agent holding it: name, title, token and the lease's end,
+/// or that it lapsed and what that means.
+pub(crate) fn held_line(held: &orchestration_core::HeldTask) -> String {
+    let advice = if held.lapsed {
+        ": a report is refused now, so drop it and claim again"
+    } else {
+        ""
     };
     format!(
-        "`{}` ({}), token {}{lease}",
+        "`{}` ({}), token {}{}{advice}",
         task_name(&held.task.workflow_name, &held.task.key),
         held.task.title,
-        held.token
+        held.token,
+        lease_note(held)
     )
 }
 
