@@ -48,7 +48,7 @@ pub use crate::agent::{
 };
 pub use crate::clock::{Clock, ManualClock};
 pub use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock, write_blockers};
-pub use crate::error::{Error, Result, SpecError};
+pub use crate::error::{Error, Result, SpecError, StorageError, StorageFault};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::sprint::{

@@ -57,6 +57,84 @@ impl Backend for Sqlite {
     }
 }
 
+/// PostgreSQL: a schema of its own per case, in the database named by the environment
+/// variable `ORCHESTRATION_TEST_POSTGRES` (a URL such as `postgres://postgres@127.0.0.1/test`).
+/// Each case's schema is left behind when it ends and dropped by the next run. Without it
+/// the cases are skipped, except under `CI=true`, where a missing or unreachable
+/// server fails them.
+pub(crate) struct Postgres {
+    base: String,
+    schema: String,
+}
+
+/// The environment variable that names the PostgreSQL database the tests may use.
+pub(crate) const POSTGRES_URL: &str = "ORCHESTRATION_TEST_POSTGRES";
+
+impl Postgres {
+    fn new() -> Option<Postgres> {
+        let base = match std::env::var(POSTGRES_URL) {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("{POSTGRES_URL} must name a PostgreSQL database under CI")
+            }
+            _ => return None,
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let schema = format!(
+            "semantics_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut client = ::postgres::Client::connect(&base, ::postgres::NoTls)
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL}={base} is unreachable: {e}"));
+        // A case's store may outlive its backend value (`fresh()` returns a temporary), so
+        // schemas are not dropped when a case ends: the first case of the next run drops
+        // what earlier runs left.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            let stale: Vec<String> = client
+                .query(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'semantics\\_%'",
+                    &[],
+                )
+                .expect("the schemas of earlier runs")
+                .iter()
+                .map(|row| row.get(0))
+                .filter(|name: &String| {
+                    !name.starts_with(&format!("semantics_{}_", std::process::id()))
+                })
+                .collect();
+            for name in stale {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        });
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .expect("a schema for the case");
+        Some(Postgres { base, schema })
+    }
+
+    fn url(&self) -> String {
+        let joiner = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{joiner}options=-csearch_path%3D{}",
+            self.base, self.schema
+        )
+    }
+}
+
+impl Backend for Postgres {
+    fn open(&self) -> Store {
+        Store::open(self.url()).expect("the database opens")
+    }
+
+    fn fresh(&self) -> Box<dyn Backend> {
+        Box::new(Postgres::new().expect("PostgreSQL is configured"))
+    }
+}
+
 /// Calls `$then!` with `$args` and the path of every case, `module::function`.
 macro_rules! for_each_case {
     ($then:ident!($($args:tt)*)) => {
@@ -120,13 +198,16 @@ macro_rules! for_each_case {
     };
 }
 
-/// One `#[test]` per case, each on a new database made by `$new`.
+/// One `#[test]` per case, each on a new database made by `$new`, or skipped when `$new`
+/// makes none (a backend this machine is not configured for).
 macro_rules! cases_on {
     (($new:expr); $($module:ident::$case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                crate::$module::$case(&$new);
+                if let Some(backend) = $new {
+                    crate::$module::$case(&backend);
+                }
             }
         )*
     };
@@ -134,5 +215,9 @@ macro_rules! cases_on {
 
 /// The backends. A new one is a line here.
 mod sqlite {
-    for_each_case!(cases_on!(crate::Sqlite::new()));
+    for_each_case!(cases_on!(Some(crate::Sqlite::new())));
+}
+
+mod postgres {
+    for_each_case!(cases_on!(crate::Postgres::new()));
 }

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::db::Tx;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Transaction;
 
 use crate::agent::{
     Breakdown, Held, Move, Needs, Ranking, Weights, Workload, assign, rank, workload,
@@ -193,7 +193,7 @@ fn check_weights(weights: &Weights) -> Result<()> {
 }
 
 /// Only a ready task of a running workflow can be handed out.
-fn check_assignable(tx: &Transaction<'_>, row: &TaskRow) -> Result<()> {
+fn check_assignable(tx: &Tx<'_>, row: &TaskRow) -> Result<()> {
     let workflow = WorkflowRow::by_id(tx, row.workflow)?;
     if workflow.status != WorkflowStatus::Running {
         return Err(Error::WorkflowNotRunning {
@@ -274,10 +274,7 @@ impl Store {
 }
 
 /// The fleet's load as stored, with the rows of the tasks it holds by `workflow/key`.
-fn measure(
-    tx: &Transaction<'_>,
-    weights: &Weights,
-) -> Result<(Workload, HashMap<String, TaskRow>)> {
+fn measure(tx: &Tx<'_>, weights: &Weights) -> Result<(Workload, HashMap<String, TaskRow>)> {
     let candidates = candidates(tx)?;
     let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
     let mut rows: HashMap<String, TaskRow> = HashMap::new();
@@ -287,7 +284,7 @@ fn measure(
             sql::states(&LEASED)
         ))?
         .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     for id in leased {
         let row = TaskRow::by_id(tx, id)?;
         let Some(agent) = row.agent.clone() else {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use super::db::{Tx, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
 
 use crate::clock::from_millis;
 use crate::error::Result;
@@ -134,7 +134,7 @@ pub(crate) struct NewEvent<'a> {
 }
 
 pub(crate) fn append(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     at: DateTime<Utc>,
     kind: EventKind,
     event: NewEvent<'_>,
@@ -164,9 +164,8 @@ impl Store {
     /// tell, by asking again, whether anything changed since, whichever process changed it.
     pub fn last_event_seq(&self) -> Result<i64> {
         self.read(|tx, _| {
-            Ok(tx
-                .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
-                .query_row([], |r| r.get(0))?)
+            tx.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+                .query_row([], |r| r.get(0))
         })
     }
 
@@ -204,7 +203,7 @@ impl Store {
                     detail: row.get(12)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            rows.collect::<Result<Vec<_>>>()
         })
     }
 }
