@@ -93,13 +93,50 @@ impl Store {
     ///   [`crate::Error::ReadOnly`].
     pub fn open(location: impl AsRef<Path>) -> Result<Store> {
         let location = location.as_ref();
-        #[cfg(feature = "postgres")]
-        if let Some(url) = location.to_str().filter(|l| postgres::Postgres::is_url(l)) {
-            return Ok(Store::on(Backend::Postgres(postgres::Postgres::open(
-                url, false,
-            )?)));
+        if let Some(url) = Store::server_url(location) {
+            return Store::open_server(url, false);
         }
         Ok(Store::on(Backend::Sqlite(sqlite::Sqlite::open(location)?)))
+    }
+
+    /// The URL of a database server when `location` is one (`postgres://…` or
+    /// `postgresql://…`), `None` for an SQLite file or `:memory:`.
+    pub fn server_url(location: &Path) -> Option<&str> {
+        location
+            .to_str()
+            .filter(|l| l.starts_with("postgres://") || l.starts_with("postgresql://"))
+    }
+
+    /// `location` as messages show it: a server's URL without its password, a path as it is.
+    pub fn shown(location: &Path) -> String {
+        let Some(url) = Store::server_url(location) else {
+            return location.display().to_string();
+        };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        match rest.split_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_owned(),
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_server(url: &str, read_only: bool) -> Result<Store> {
+        Ok(Store::on(Backend::Postgres(postgres::Postgres::open(
+            url, read_only,
+        )?)))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn open_server(_: &str, _: bool) -> Result<Store> {
+        Err(crate::Error::InvalidArgument {
+            field: "database".into(),
+            reason: "this build has no PostgreSQL backend (the `postgres` feature is off)".into(),
+        })
     }
 
     /// Opens an existing database for reading only, even when it is writable: every write
@@ -107,11 +144,8 @@ impl Store {
     /// that nothing is created.
     pub fn open_read_only(location: impl AsRef<Path>) -> Result<Store> {
         let location = location.as_ref();
-        #[cfg(feature = "postgres")]
-        if let Some(url) = location.to_str().filter(|l| postgres::Postgres::is_url(l)) {
-            return Ok(Store::on(Backend::Postgres(postgres::Postgres::open(
-                url, true,
-            )?)));
+        if let Some(url) = Store::server_url(location) {
+            return Store::open_server(url, true);
         }
         Ok(Store::on(Backend::Sqlite(sqlite::Sqlite::open_read_only(
             location,

@@ -96,7 +96,7 @@ pub fn answer(input: &str, context: &HookContext) -> HookAnswer {
 
 /// Opens the database for reading, or says why it cannot: a hook never creates one.
 fn open(context: &HookContext) -> Result<Store, HookAnswer> {
-    if !context.db.exists() {
+    if Store::server_url(&context.db).is_none() && !context.db.exists() {
         return Err(HookAnswer::warn(format!(
             "no database at {}; nothing is checked (set ORCHESTRATION_DB to the file the server uses)",
             context.db.display()
@@ -105,7 +105,7 @@ fn open(context: &HookContext) -> Result<Store, HookAnswer> {
     Store::open_read_only(&context.db).map_err(|e| {
         HookAnswer::warn(format!(
             "cannot read the database at {} ({e}); nothing is checked",
-            context.db.display()
+            Store::shown(&context.db)
         ))
     })
 }

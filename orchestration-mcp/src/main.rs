@@ -54,7 +54,8 @@ struct Cli {
 /// subcommand, and is defined only here.
 #[derive(Debug, Clone, Args)]
 struct DatabaseArgs {
-    /// The database file; `:memory:` for a throwaway one.
+    /// The database: an SQLite file, `:memory:` for a throwaway one, or a PostgreSQL URL
+    /// (`postgres://user@host:port/database`) for a database many hosts share.
     #[arg(
         long,
         global = true,
@@ -355,6 +356,10 @@ impl Database {
     }
 
     fn require_existing(&self, what: &str) -> Result<()> {
+        // A server's database is checked by connecting to it: opening never creates one.
+        if Store::server_url(&self.path).is_some() {
+            return Ok(());
+        }
         if self.path == Path::new(":memory:") {
             bail!(
                 "{what} needs a database file, and `:memory:` is a new, empty database; \
@@ -390,9 +395,9 @@ impl Database {
             Err(orchestration_core::Error::ReadOnly) => bail!(
                 "cannot open {} read-only: its schema must first be created or upgraded, \
                  which needs writing; open it once with write access (without --read-only)",
-                self.path.display()
+                Store::shown(&self.path)
             ),
-            opened => opened.with_context(|| format!("opening {}", self.path.display())),
+            opened => opened.with_context(|| format!("opening {}", Store::shown(&self.path))),
         }
     }
 }
@@ -454,7 +459,11 @@ fn hook(args: HookArgs, database: &Database) -> Result<()> {
         .take(hook::MAX_EVENT_BYTES as u64)
         .read_to_string(&mut input);
     let db = match &args.root {
-        Some(root) if database.path.is_relative() => root.join(&database.path),
+        Some(root)
+            if database.path.is_relative() && Store::server_url(&database.path).is_none() =>
+        {
+            root.join(&database.path)
+        }
         _ => database.path.clone(),
     };
     let context = HookContext {

@@ -27,6 +27,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration as StdDuration;
 
@@ -86,20 +87,20 @@ struct Connection {
 }
 
 impl Postgres {
-    /// Whether `location` names a PostgreSQL database rather than an SQLite file.
-    pub(super) fn is_url(location: &str) -> bool {
-        location.starts_with("postgres://") || location.starts_with("postgresql://")
-    }
-
     /// Connects to the database at `url` and brings its schema to the current version.
     pub(super) fn open(url: &str, read_only: bool) -> Result<Postgres> {
-        let mut config: Config = url.parse().map_err(|e| {
+        let mut config: Config = url.parse().map_err(|e: postgres::Error| {
+            let cause = e
+                .source()
+                .map_or_else(|| e.to_string(), ToString::to_string);
             connection_error(format!(
-                "the PostgreSQL URL is invalid: {e}; expected postgres://user@host:port/database"
+                "the PostgreSQL URL {} is invalid: {cause}; expected \
+                 postgres://user@host:port/database",
+                super::Store::shown(Path::new(url))
             ))
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
-        let shown = shown(url);
+        let shown = super::Store::shown(Path::new(url));
         let db = Postgres {
             config,
             shown,
@@ -331,20 +332,6 @@ fn schema_version_in(tx: &mut postgres::Transaction<'_>) -> Result<i64> {
         .query_opt("SELECT version FROM orchestration_schema", &[])
         .map_err(from_pg)?;
     Ok(row.map_or(0, |row| row.get(0)))
-}
-
-/// The URL as messages show it: without the password.
-fn shown(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 fn connection_error(message: String) -> Error {
@@ -626,16 +613,5 @@ mod tests {
             "SELECT id FROM tasks t WHERE t.id = $1",
         );
         check("SELECT 1", "SELECT 1");
-    }
-
-    #[test]
-    fn urls_are_shown_without_their_password() {
-        let check = |url: &str, shown_as: &str| assert_eq!(shown(url), shown_as);
-        check(
-            "postgres://me:secret@db:5432/orch",
-            "postgres://me@db:5432/orch",
-        );
-        check("postgres://db/orch", "postgres://db/orch");
-        check("postgresql://me@db/orch", "postgresql://me@db/orch");
     }
 }

@@ -366,3 +366,17 @@ fn reads_on_a_file_see_every_write_at_once() {
     );
     assert!(Store::open_in_memory().unwrap().sqlite().reader().is_none());
 }
+
+#[test]
+fn locations_are_shown_without_a_password() {
+    let check = |location: &str, shown: &str| {
+        assert_eq!(Store::shown(std::path::Path::new(location)), shown);
+    };
+    check(
+        "postgres://me:secret@db:5432/orch",
+        "postgres://me@db:5432/orch",
+    );
+    check("postgres://db/orch", "postgres://db/orch");
+    check("postgresql://me@db/orch", "postgresql://me@db/orch");
+    check("data/orchestration.db", "data/orchestration.db");
+}
