@@ -224,6 +224,14 @@ impl Store {
         }
     }
 
+    fn backend_change_notices(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.change_notices(),
+        }
+    }
+
     /// The SQLite backend, for the tests of what is particular to it.
     #[cfg(test)]
     fn sqlite(&self) -> &sqlite::Sqlite {

@@ -221,3 +221,46 @@ mod sqlite {
 mod postgres {
     for_each_case!(cases_on!(crate::Postgres::new()));
 }
+
+/// What only PostgreSQL does: tell every handle on the database that something changed.
+mod postgres_notifications {
+    use std::time::{Duration, Instant};
+
+    use orchestration_core::{CreateOptions, Mode, TaskSpec, WorkflowSpec};
+
+    use crate::Backend;
+
+    #[test]
+    fn a_change_by_one_handle_moves_the_notice_count_of_another() {
+        let Some(db) = crate::Postgres::new() else {
+            return;
+        };
+        let watcher = db.open();
+        let writer = db.open();
+        let started = Instant::now();
+        let before = loop {
+            if let Some(count) = watcher.change_notices() {
+                break count;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let spec = WorkflowSpec::new("w", Mode::Parallel).task(TaskSpec::new("a", "do a"));
+        writer
+            .create_workflow(spec, &CreateOptions::default())
+            .unwrap();
+        let started = Instant::now();
+        while watcher.change_notices() == Some(before) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no notice of the change arrived"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A store that sends no notifications says so, and callers poll the log instead.
+        assert_eq!(crate::Sqlite::new().open().change_notices(), None);
+    }
+}

@@ -28,12 +28,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, IsolationLevel, NoTls};
 
@@ -69,6 +71,19 @@ pub(super) struct Postgres {
     shown: String,
     pool: Mutex<Vec<Connection>>,
     read_only: bool,
+    /// The schema the tables are in: the payload of this database's notifications.
+    schema: String,
+    /// The listener of change notifications, started by the first caller that asks.
+    listener: OnceLock<Arc<Listener>>,
+}
+
+/// What the listening thread shares with the store: how many notifications of this schema
+/// arrived, whether it is listening now, and whether the store is gone.
+#[derive(Debug, Default)]
+struct Listener {
+    notices: AtomicU64,
+    listening: AtomicBool,
+    stop: AtomicBool,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -76,6 +91,7 @@ impl std::fmt::Debug for Postgres {
         f.debug_struct("Postgres")
             .field("database", &self.shown)
             .field("read_only", &self.read_only)
+            .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
 }
@@ -101,16 +117,46 @@ impl Postgres {
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         let shown = super::Store::shown(Path::new(url));
-        let db = Postgres {
+        let mut db = Postgres {
             config,
             shown,
             pool: Mutex::new(Vec::new()),
             read_only,
+            schema: String::new(),
+            listener: OnceLock::new(),
         };
         let mut conn = db.connect()?;
         db.migrate(&mut conn)?;
+        db.schema = conn
+            .client
+            .query_one("SELECT current_schema()", &[])
+            .map_err(from_pg)?
+            .get(0);
         db.give_back(conn);
         Ok(db)
+    }
+
+    /// How many change notifications of this database arrived since the listener started,
+    /// or `None` while it is not listening (it starts on the first call, and reconnects after
+    /// losing its connection), when callers must look at the log themselves.
+    pub(super) fn change_notices(&self) -> Option<u64> {
+        let listener = self.listener.get_or_init(|| {
+            let listener = Arc::new(Listener::default());
+            let config = self.config.clone();
+            let schema = self.schema.clone();
+            let shared = Arc::clone(&listener);
+            let spawned = std::thread::Builder::new()
+                .name("orchestration-listen".into())
+                .spawn(move || listen(&config, &schema, &shared));
+            if spawned.is_err() {
+                listener.stop.store(true, Ordering::SeqCst);
+            }
+            listener
+        });
+        listener
+            .listening
+            .load(Ordering::SeqCst)
+            .then(|| listener.notices.load(Ordering::SeqCst))
     }
 
     fn connect(&self) -> Result<Connection> {
@@ -257,6 +303,49 @@ impl Postgres {
         })();
         self.give_back(conn);
         result
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get() {
+            listener.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The listening thread: `LISTEN orchestration` on a connection of its own, counting the
+/// notifications whose payload is this store's schema, until the store is dropped. A lost
+/// connection is retried every second; meanwhile callers fall back to looking at the log.
+fn listen(config: &Config, schema: &str, listener: &Listener) {
+    const TICK: StdDuration = StdDuration::from_millis(500);
+    while !listener.stop.load(Ordering::SeqCst) {
+        let Ok(mut client) = config.connect(NoTls) else {
+            std::thread::sleep(StdDuration::from_secs(1));
+            continue;
+        };
+        if client.batch_execute("LISTEN orchestration").is_err() {
+            std::thread::sleep(StdDuration::from_secs(1));
+            continue;
+        }
+        // Counted before the flag is raised: a change made in between is seen by a caller
+        // that looks at the log when the count moves or when it falls back.
+        listener.notices.fetch_add(1, Ordering::SeqCst);
+        listener.listening.store(true, Ordering::SeqCst);
+        while !listener.stop.load(Ordering::SeqCst) {
+            let next = client.notifications().timeout_iter(TICK).next();
+            match next {
+                Ok(Some(notification)) => {
+                    if notification.payload() == schema {
+                        listener.notices.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok(None) if client.is_closed() => break,
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        listener.listening.store(false, Ordering::SeqCst);
     }
 }
 

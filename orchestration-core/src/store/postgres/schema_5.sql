@@ -199,3 +199,16 @@ CREATE TABLE sprint_tasks (
 CREATE INDEX sprint_tasks_by_sprint ON sprint_tasks (sprint);
 CREATE INDEX sprint_tasks_by_task ON sprint_tasks (task);
 CREATE UNIQUE INDEX sprint_tasks_current ON sprint_tasks (task) WHERE current = 1;
+
+-- Wake-ups across hosts: a transaction that appends events notifies the channel
+-- `orchestration` once (PostgreSQL folds identical notifications of one transaction into one),
+-- with the schema as the payload, so that waiting calls and subscriptions of every server on
+-- this database look at the log without polling it.
+CREATE FUNCTION orchestration_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('orchestration', current_schema());
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION orchestration_notify();
