@@ -283,19 +283,19 @@ impl Postgres {
         let mut conn = self.take()?;
         let result = (|| {
             let Connection { client, statements } = &mut conn;
-            let mut tx = client
+            let tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()
                 .map_err(from_pg)?;
-            let now = match clock {
-                Clock::System => database_now(&mut tx)?,
-                Clock::Manual(manual) => manual.now(),
-            };
             let pg = PgTx {
                 tx: RefCell::new(tx),
                 statements: RefCell::new(statements),
+            };
+            let now = match clock {
+                Clock::System => database_now(&pg)?,
+                Clock::Manual(manual) => manual.now(),
             };
             let value = f(&pg, now)?;
             pg.tx.into_inner().commit().map_err(from_pg)?;
@@ -362,21 +362,27 @@ fn write_once<T>(
     f: &mut impl FnMut(&Tx<'_>, DateTime<Utc>) -> Result<T>,
 ) -> std::result::Result<T, Failure> {
     let Connection { client, statements } = conn;
-    let mut tx = client
+    let tx = client
         .transaction()
         .map_err(|e| Failure::BeforeCommit(from_pg(e)))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
-        &[&LOCK_CLASS],
-    )
-    .map_err(|e| Failure::BeforeCommit(from_pg(e)))?;
-    let now = match clock {
-        Clock::System => database_now(&mut tx).map_err(Failure::BeforeCommit)?,
-        Clock::Manual(manual) => manual.now(),
-    };
     let pg = PgTx {
         tx: RefCell::new(tx),
         statements: RefCell::new(statements),
+    };
+    // The writers' lock and the time, in one round trip: the time is read once the lock is
+    // held, so it grows with the order of the commits.
+    let locked_at: i64 = (&pg as &Tx<'_>)
+        .query_row(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+             FROM (SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), \
+             hashtext(current_schema()))) AS locked",
+            [i64::from(LOCK_CLASS)],
+            |row| row.get(0),
+        )
+        .map_err(Failure::BeforeCommit)?;
+    let now = match clock {
+        Clock::System => from_millis(locked_at),
+        Clock::Manual(manual) => manual.now(),
     };
     let value = f(&pg, now).map_err(Failure::BeforeCommit)?;
     pg.tx
@@ -387,14 +393,12 @@ fn write_once<T>(
 }
 
 /// The database's time, in the milliseconds the store keeps.
-fn database_now(tx: &mut postgres::Transaction<'_>) -> Result<DateTime<Utc>> {
-    let millis: i64 = tx
-        .query_one(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-            &[],
-        )
-        .map_err(from_pg)?
-        .get(0);
+fn database_now(tx: &Tx<'_>) -> Result<DateTime<Utc>> {
+    let millis: i64 = tx.query_row(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+        [],
+        |row| row.get(0),
+    )?;
     Ok(from_millis(millis))
 }
 
