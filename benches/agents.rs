@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentProfile, AgentStatus, Candidate, ClaimRequest, Clock, CreateOptions, Mode, Needs, Record,
-    Report, Store, TaskRef, TaskSpec, Weights, WorkflowSpec, assign, rank,
+    AgentProfile, AgentStatus, Candidate, ClaimRequest, Clock, CreateOptions, FailureKind, Mode,
+    Needs, Record, Report, Store, TaskRef, TaskSpec, Weights, WorkflowSpec, assign, rank,
 };
 
 const SKILLS: [&str; 8] = [
@@ -112,7 +112,7 @@ fn performance(c: &mut Criterion) {
         let report = if i.is_multiple_of(11) {
             Report::Fail {
                 error: "no".into(),
-                retryable: false,
+                kind: FailureKind::Permanent,
             }
         } else {
             Report::Complete {

@@ -52,26 +52,27 @@ pub use crate::error::{Error, Result, SpecError, StorageError, StorageFault};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::sprint::{
-    Accuracy, Aging, BurnPoint, Capacity, ClosedSprint, Contribution, FOCUS_WINDOW, Finding,
-    FindingsInput, Flow, Forecast, Member, MemberCapacity, Plan, ScopeChange, ScopeChangeKind,
-    ScopeItem, SprintAttempt, SprintReport, SprintStatus, Totals, VELOCITY_WINDOW, Velocity,
-    Window, WorkWeek, accuracy, capacity, contributions, end_of_day, findings, forecast, guideline,
-    learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
+    Accuracy, Aging, BacklogItem, BurnPoint, Capacity, ClosedSprint, Contribution, FOCUS_WINDOW,
+    Finding, FindingsInput, Flow, Forecast, Member, MemberCapacity, Plan, ScopeChange,
+    ScopeChangeKind, ScopeItem, SprintAttempt, SprintReport, SprintStatus, Totals, VELOCITY_WINDOW,
+    Velocity, Window, WorkWeek, accuracy, capacity, contributions, end_of_day, findings, forecast,
+    guideline, learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
 };
 pub use crate::store::SCHEMA_VERSION;
 pub use crate::store::{
     AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimOutcome,
     ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE,
-    DEFAULT_TRIALS, Delegation, DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome,
-    FocusSource, Handoff, HeldTask, Idle, IdleReason, LeasedTask, LockOutcome, MemberSpec, Message,
-    NOTES_SHOWN, Note, PerformanceWindow, Problem, Progress, Rebalanced, Recipients, Report,
-    ReportOutcome, Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast,
-    SprintPlan, SprintSpec, SprintSummary, Store, TaskAttempt, TaskBrief, TaskDetail, TaskRef,
-    TaskView, Tick, Wait, WorkflowRef, WorkflowReport, WorkflowSummary,
+    DEFAULT_TRIALS, Delegation, DelegationMode, Delivery, DependencyEdit, DependencyResult, Event,
+    EventKind, ExecuteOutcome, FocusSource, Handoff, HeldTask, Idle, IdleReason, LeasedTask,
+    LockOutcome, MemberSpec, Message, NOTES_SHOWN, Note, PerformanceWindow, Problem, Progress,
+    Rebalanced, Recipients, Report, ReportOutcome, Retrospective, RetrospectiveOptions, ScopeEdit,
+    SprintAnalytics, SprintForecast, SprintPlan, SprintSpec, SprintSummary, Store, TaskAttempt,
+    TaskBrief, TaskDetail, TaskRef, TaskView, Tick, Wait, WorkflowRef, WorkflowReport,
+    WorkflowSummary,
 };
 pub use crate::text::{counted, points, rfc3339, text_weight};
 pub use crate::workflow::{
-    AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
-    RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,
-    WorkflowSpec, WorkflowStatus, transition,
+    AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailureKind, FailurePolicy,
+    FailureReason, Mode, RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow,
+    WorkflowAction, WorkflowSpec, WorkflowStatus, transition,
 };

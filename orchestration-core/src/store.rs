@@ -42,8 +42,8 @@ pub use crate::workflow::{
     LeasedTask, Progress, TaskBrief, TaskView, WorkflowReport, WorkflowSummary,
 };
 pub use agent::AgentUpdate;
-pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
-pub use delegation::{Assigned, BatchDelegation, Delegation, Rebalanced};
+pub use collaboration::{Delivery, Handoff, LockOutcome, Message, Recipients, Wait};
+pub use delegation::{Assigned, BatchDelegation, Delegation, DelegationMode, Rebalanced};
 pub use event::{Event, EventKind};
 pub use performance::PerformanceWindow;
 pub use refs::{TaskRef, WorkflowRef};

@@ -8,7 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use orchestration_core::{Error, Lock, Store, counted, rfc3339, write_blockers};
+use orchestration_core::{Delivery, Error, Lock, Store, counted, rfc3339, write_blockers};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -216,7 +216,7 @@ fn session_start(context: &HookContext) -> HookAnswer {
         }
         Err(e) => return HookAnswer::warn(format!("cannot read the held tasks ({e})")),
     };
-    let (messages, unread) = match store.inbox(agent, MESSAGES_SHOWN, usize::MAX, false) {
+    let (messages, unread) = match store.inbox(agent, MESSAGES_SHOWN, usize::MAX, Delivery::Peek) {
         Ok(inbox) => inbox,
         Err(e) => return HookAnswer::warn(format!("cannot read the inbox ({e})")),
     };

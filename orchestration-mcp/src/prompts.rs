@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use chrono::Duration;
 use orchestration_core::{
-    EventKind, RetrospectiveOptions, Store, TaskState, counted, limits, rfc3339,
+    Delivery, EventKind, RetrospectiveOptions, Store, TaskState, counted, limits, rfc3339,
 };
 use rmcp::model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Role};
 use serde_json::{Map, Value};
@@ -336,7 +336,7 @@ fn standup(store: &Store, args: &Args<'_>) -> Result<String, PromptError> {
             .map(|w| format!("lock `{}` since {}", w.resource, rfc3339(w.since)))
             .collect();
         let _ = writeln!(text, "- blocked on: {}", listed(&blocked));
-        let (_, unread) = store.inbox(&agent.name, 0, 0, false)?;
+        let (_, unread) = store.inbox(&agent.name, 0, 0, Delivery::Peek)?;
         if unread > 0 {
             let _ = writeln!(text, "- unread messages: {unread}");
         }

@@ -34,7 +34,7 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
             &TaskRef::key("del", "core"),
             &orchestration_core::Weights::default(),
             None,
-            false,
+            DelegationMode::Propose,
         )
         .unwrap();
     assert_eq!(dry.assigned, None);
@@ -54,7 +54,7 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
             &TaskRef::key("del", "core"),
             &orchestration_core::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     assert_eq!(
@@ -73,7 +73,7 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
             &TaskRef::key("del", "core"),
             &orchestration_core::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap_err();
     assert_eq!(
@@ -86,7 +86,12 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
     };
     let err = h
         .store
-        .delegate(&TaskRef::key("del", "other"), &bad, None, true)
+        .delegate(
+            &TaskRef::key("del", "other"),
+            &bad,
+            None,
+            DelegationMode::Assign,
+        )
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -103,7 +108,7 @@ pub(crate) fn an_unclaimed_delegation_returns_to_ready_when_its_lease_ends(db: &
             &TaskRef::key("slow", "a"),
             &orchestration_core::Weights::default(),
             Some(Duration::seconds(30)),
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     h.clock.advance(Duration::seconds(31));
@@ -148,7 +153,7 @@ pub(crate) fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explain
             &"batch".into(),
             &orchestration_core::Weights::default(),
             None,
-            false,
+            DelegationMode::Propose,
         )
         .unwrap();
     assert_eq!(h.event_count(), events, "a dry run writes nothing");
@@ -158,7 +163,7 @@ pub(crate) fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explain
             &"batch".into(),
             &orchestration_core::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     assert_eq!(
@@ -208,7 +213,7 @@ pub(crate) fn an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it
             &TaskRef::key("wip", "a"),
             &orchestration_core::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     assert_eq!(
@@ -244,7 +249,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
             &"move".into(),
             &orchestration_core::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     h.store
@@ -328,7 +333,7 @@ pub(crate) fn agent_performance_is_rebuilt_from_the_event_log(db: &dyn Backend) 
     )
     .unwrap();
     let b = h.claim("ana").unwrap();
-    h.fail(&b, "ana", true);
+    h.fail(&b, "ana", FailureKind::Transient);
     h.clock.advance(Duration::seconds(5));
     let b = long("bo");
     h.clock.advance(Duration::hours(1));

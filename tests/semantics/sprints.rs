@@ -1161,7 +1161,7 @@ pub(crate) fn contributions_count_retries_and_expired_leases_apart_as_agent_perf
             claim.token,
             &Report::Fail {
                 error: "flaky".into(),
-                retryable: true,
+                kind: FailureKind::Transient,
             },
             None,
         )

@@ -83,6 +83,15 @@ pub struct Handoff {
     pub message: i64,
 }
 
+/// What reading an inbox does to the messages read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Only look: the messages stay unread.
+    Peek,
+    /// Take them: they are acknowledged in the same transaction, so each is handed out once.
+    Acknowledge,
+}
+
 impl Store {
     /// Moves a task `from` holds (with its lease `token`) to `to`, with a context note: the
     /// lease moves to `to` (the task becomes assigned to it; its next claim starts it), the
@@ -226,15 +235,16 @@ impl Store {
 
     /// `agent`'s unacknowledged messages, oldest first: at most `limit`, and no more than
     /// `max_bytes` of bodies by [`text_weight`](crate::text_weight) (the first always, however
-    /// long). With `ack`, they are acknowledged in the same transaction, so each is handed out
-    /// exactly once. Returns them with the number still unread after them.
+    /// long). With [`Delivery::Acknowledge`], they are acknowledged in the same transaction, so
+    /// each is handed out exactly once. Returns them with the number still unread after them.
     pub fn inbox(
         &self,
         agent: &str,
         limit: usize,
         max_bytes: usize,
-        ack: bool,
+        delivery: Delivery,
     ) -> Result<(Vec<Message>, usize)> {
+        let ack = delivery == Delivery::Acknowledge;
         check_argument_name("agent", "agent name", agent)?;
         // A look without acknowledging changes nothing, so it reads: it works on a read-only
         // handle and does not queue behind writers.

@@ -1135,7 +1135,7 @@ fn check_members(
 
 /// What planning may choose from.
 struct Backlog {
-    candidates: Vec<crate::sprint::Candidate>,
+    candidates: Vec<crate::sprint::BacklogItem>,
     /// Tasks already in the sprint being planned.
     pinned: Vec<String>,
 }
@@ -1170,7 +1170,7 @@ fn backlog(conn: &Tx<'_>, sprint: Option<i64>, workflows: &[i64]) -> Result<Back
             None => {}
         }
         index.insert(id, candidates.len());
-        candidates.push(crate::sprint::Candidate {
+        candidates.push(crate::sprint::BacklogItem {
             task,
             estimate: row.get(2)?,
             priority: row.get(3)?,

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::id::LeaseToken;
 use crate::limits::{self, CLAIM_SCAN_LIMIT, FIT_SCAN_LIMIT};
 use crate::text::{counted, counted_are};
+use crate::workflow::FailureKind;
 use crate::workflow::{
     AfterFailure, ClaimRank, FailureReason, TaskEvent, TaskState, WorkflowStatus,
     check_argument_name, on_lease_expired,
@@ -241,7 +242,7 @@ pub enum Report {
         /// What went wrong.
         error: String,
         /// Whether another attempt could succeed.
-        retryable: bool,
+        kind: FailureKind,
     },
     /// Give the task back untouched; the attempt does not count.
     Release,
@@ -361,12 +362,12 @@ impl Store {
                     apply(tx, now, &mut row, TaskEvent::Complete, change)?;
                     unblocked = settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
                 }
-                Report::Fail { error, retryable } => {
+                Report::Fail { error, kind } => {
                     let decision = workflow.retry.after_failure(
                         row.uuid,
                         row.attempt,
                         row.max_attempts,
-                        *retryable,
+                        *kind,
                         now,
                     );
                     let (event, change) = match decision {
@@ -875,7 +876,7 @@ fn next_task(tx: &Tx<'_>, request: &ClaimRequest, profile: &AgentProfile) -> Res
     // Each running workflow offers its best suitable task; the best of those wins. One index
     // per workflow keeps every claim and report to a few pages of writes, and there are few
     // running workflows at a time.
-    let mut best: Option<Candidate> = None;
+    let mut best: Option<ClaimCandidate> = None;
     let mut scan = Scan {
         budget: CLAIM_SCAN_LIMIT,
         unqualified: 0,
@@ -916,7 +917,7 @@ struct Scan {
 }
 
 /// A ready task and its place in the claim order.
-struct Candidate {
+struct ClaimCandidate {
     id: i64,
     rank: ClaimRank,
 }
@@ -928,11 +929,11 @@ fn best_in_workflow(
     workflow: i64,
     profile: &AgentProfile,
     scan: &mut Scan,
-) -> Result<Option<Candidate>> {
+) -> Result<Option<ClaimCandidate>> {
     // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
     // The rows stream: a claim usually stops at the first one.
-    let mut best: Option<Candidate> = None;
-    let mut perfect: Option<Candidate> = None;
+    let mut best: Option<ClaimCandidate> = None;
+    let mut perfect: Option<ClaimCandidate> = None;
     let mut compared = 0;
     tx.rows(
         sql::ready_in_workflow(),
@@ -972,7 +973,7 @@ fn best_in_workflow(
             } else {
                 1.0
             };
-            let candidate = Candidate {
+            let candidate = ClaimCandidate {
                 id,
                 rank: ClaimRank {
                     priority,

@@ -5,8 +5,8 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use crate::{
-    AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailurePolicy, ManualClock,
-    Mode, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
+    AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailureKind, FailurePolicy,
+    ManualClock, Mode, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
 };
 
 struct Harness {
@@ -94,13 +94,13 @@ impl Harness {
         .unwrap();
     }
 
-    fn fail(&self, claim: &Claim, agent: &str, retryable: bool) {
+    fn fail(&self, claim: &Claim, agent: &str, kind: FailureKind) {
         self.report(
             claim,
             agent,
             Report::Fail {
                 error: "boom".into(),
-                retryable,
+                kind,
             },
         )
         .unwrap();
@@ -216,7 +216,7 @@ fn agent_records_count_finished_attempts_but_not_releases() {
     )
     .unwrap();
     let c = h.claim("ana").unwrap();
-    h.fail(&c, "ana", true);
+    h.fail(&c, "ana", FailureKind::Transient);
     let d = h.claim("ana").unwrap();
     h.report(&d, "ana", Report::Release).unwrap();
     let e = h

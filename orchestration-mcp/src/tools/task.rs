@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use orchestration_core::{
-    ClaimOutcome, ClaimRequest, DependencyResult, HeldTask, IdleReason, LeaseToken, Report,
-    TaskDetail, TaskView, WorkflowRef, counted,
+    ClaimOutcome, ClaimRequest, DependencyResult, FailureKind, HeldTask, IdleReason, LeaseToken,
+    Report, TaskDetail, TaskView, WorkflowRef, counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -635,7 +635,11 @@ impl OrchestrationServer {
                 )?;
                 Report::Fail {
                     error: need(input.error, "error", "fail")?,
-                    retryable: input.retryable.unwrap_or(true),
+                    kind: if input.retryable.unwrap_or(true) {
+                        FailureKind::Transient
+                    } else {
+                        FailureKind::Permanent
+                    },
                 }
             }
             UpdateActionIn::Release => {
