@@ -6,8 +6,8 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use orchestration::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, DelegationMode, FailureKind, Mode, Report,
-    RetryPolicy, Store, TaskRef, TaskSpec, Weights, WorkflowRef, WorkflowSpec,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, FailureKind, Mode, Report, RetryPolicy, Store,
+    TaskRef, TaskSpec, WorkflowRef, WorkflowSpec, agent::Weights, store::DelegationMode,
 };
 
 /// An agent of the simulation: its skills, how often it succeeds, how fast it works.

@@ -1,12 +1,14 @@
-//! The store: the only stateful type. Its use cases are written once, against the storage
-//! seam ([`db::Sql`]); a backend (SQLite here, in `store/sqlite.rs`) opens connections, runs
-//! transactions and migrations, and nothing else.
+//! The store, [`Store`]: the only stateful type, and the types its use cases take and return.
 //!
-//! Each public method is one use case and one transaction: read the time once, load what the
-//! pure logic needs, call it, save the result and append events, commit. Write transactions of
-//! one database never interleave: SQLite begins them with `BEGIN IMMEDIATE`, so two processes
-//! never both read a row and then both update it; the second waits for the first to commit
-//! and then sees its result.
+//! A store opens an SQLite file (the default, for the processes of one machine) or a
+//! PostgreSQL database (for many hosts), and behaves the same on both. Each method is one use
+//! case and one transaction: read the time once, load what the pure logic needs, call it, save
+//! the result and append events, commit. Write transactions of one database never interleave,
+//! so two processes never both read a row and then both update it: the second waits for the
+//! first to commit and then sees its result.
+//!
+//! Inside, the use cases are written once against a small storage seam (run a statement, read
+//! rows); each backend implements it in a file of its own.
 
 mod agent;
 mod collaboration;

@@ -8,7 +8,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use orchestration_core::{Delivery, Error, Lock, Store, counted, rfc3339, write_blockers};
+use orchestration_core::{
+    Error, Store, collaboration::Lock, collaboration::write_blockers, store::Delivery,
+    text::counted, text::rfc3339,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -411,7 +411,7 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
             let store = database.open_for_reading("`sprint burndown`")?;
             let analytics = store.sprint_analytics(
                 &name,
-                &orchestration_core::AnalyticsOptions {
+                &orchestration_core::store::AnalyticsOptions {
                     trials: 1_000,
                     seed: None,
                 },
@@ -426,7 +426,7 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
                 report.totals.completed,
                 report.totals.scope
             );
-            println!("{}", orchestration_core::text_chart(report, 8));
+            println!("{}", orchestration_core::sprint::text_chart(report, 8));
             if let Some(f) = &analytics.forecast {
                 println!(
                     "forecast: {:.1} points left, done by {} (p50), {} (p85), {} (p95); {:.0}% chance by the end",
@@ -439,7 +439,7 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
             }
             if let Some(path) = svg {
                 let title = format!("Sprint {name}: burndown and burnup");
-                std::fs::write(&path, orchestration_core::svg(&title, report))
+                std::fs::write(&path, orchestration_core::sprint::svg(&title, report))
                     .with_context(|| format!("writing {}", path.display()))?;
                 println!("wrote {}", path.display());
             }

@@ -10,7 +10,8 @@ use std::fmt::Write;
 
 use chrono::Duration;
 use orchestration_core::{
-    Delivery, EventKind, RetrospectiveOptions, Store, TaskState, counted, limits, rfc3339,
+    EventKind, Store, TaskState, limits, store::Delivery, store::RetrospectiveOptions,
+    text::counted, text::rfc3339,
 };
 use rmcp::model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Role};
 use serde_json::{Map, Value};

@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orchestration_core::{EventKind, SprintStatus, Store};
+use orchestration_core::{EventKind, Store, sprint::SprintStatus};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Resource, ResourceContents, ResourceTemplate,
     ResourceUpdatedNotificationParam,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Duration;
+use orchestration_core::store::*;
 use orchestration_core::*;
 
 use crate::Backend;
@@ -32,7 +33,7 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         .store
         .delegate(
             &TaskRef::key("del", "core"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Propose,
         )
@@ -52,7 +53,7 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         .store
         .delegate(
             &TaskRef::key("del", "core"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Assign,
         )
@@ -71,7 +72,7 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         .store
         .delegate(
             &TaskRef::key("del", "core"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Assign,
         )
@@ -80,9 +81,9 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         again.to_string(),
         "task `del/core` is running: it cannot be assigned"
     );
-    let bad = orchestration_core::Weights {
+    let bad = orchestration_core::agent::Weights {
         fit: f64::NAN,
-        ..orchestration_core::Weights::default()
+        ..orchestration_core::agent::Weights::default()
     };
     let err = h
         .store
@@ -106,7 +107,7 @@ pub(crate) fn an_unclaimed_delegation_returns_to_ready_when_its_lease_ends(db: &
     h.store
         .delegate(
             &TaskRef::key("slow", "a"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             Some(Duration::seconds(30)),
             DelegationMode::Assign,
         )
@@ -151,7 +152,7 @@ pub(crate) fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explain
         .store
         .delegate_workflow(
             &"batch".into(),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Propose,
         )
@@ -161,7 +162,7 @@ pub(crate) fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explain
         .store
         .delegate_workflow(
             &"batch".into(),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Assign,
         )
@@ -211,7 +212,7 @@ pub(crate) fn an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it
     h.store
         .delegate(
             &TaskRef::key("wip", "a"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Assign,
         )
@@ -247,7 +248,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     h.store
         .delegate_workflow(
             &"move".into(),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
             DelegationMode::Assign,
         )
@@ -261,7 +262,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     let events = h.event_count();
     let proposal = h
         .store
-        .workload(&orchestration_core::Weights::default())
+        .workload(&orchestration_core::agent::Weights::default())
         .unwrap();
     assert_eq!(h.event_count(), events, "proposing writes nothing");
     assert_eq!(proposal.overloaded, ["leaving"]);
@@ -273,7 +274,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     );
     let applied = h
         .store
-        .rebalance(&orchestration_core::Weights::default(), None)
+        .rebalance(&orchestration_core::agent::Weights::default(), None)
         .unwrap();
     assert_eq!(
         applied.moved, proposal.proposals,
@@ -287,7 +288,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     );
     let after = h
         .store
-        .workload(&orchestration_core::Weights::default())
+        .workload(&orchestration_core::agent::Weights::default())
         .unwrap();
     let arriving = after.agents.iter().find(|l| l.agent == "arriving").unwrap();
     assert_eq!((arriving.queued, arriving.utilisation), (1, 1.0));

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
+use orchestration_core::store::*;
 use orchestration_core::*;
 
 use crate::Backend;
@@ -250,12 +251,12 @@ pub(crate) fn concurrent_consumers_receive_each_message_exactly_once(db: &dyn Ba
 }
 
 pub(crate) fn locks_conflict_expire_release_only_by_owner_and_refuse_deadlocks(db: &dyn Backend) {
-    use orchestration_core::{LockMode, Resource};
+    use orchestration_core::{collaboration::LockMode, collaboration::Resource};
     let h = harness(db);
     let ttl = Duration::minutes(5);
     let exact = |name: &str| Resource::Exact(name.into());
-    let acquired = |outcome: orchestration_core::LockOutcome| {
-        matches!(outcome, orchestration_core::LockOutcome::Acquired(_))
+    let acquired = |outcome: orchestration_core::store::LockOutcome| {
+        matches!(outcome, orchestration_core::store::LockOutcome::Acquired(_))
     };
     register(&h.store, &["ana", "bo", "cy"]);
     assert!(acquired(
@@ -273,7 +274,9 @@ pub(crate) fn locks_conflict_expire_release_only_by_owner_and_refuse_deadlocks(d
         )
         .unwrap()
     {
-        orchestration_core::LockOutcome::Blocked(holders) => assert_eq!(holders[0].owner, "ana"),
+        orchestration_core::store::LockOutcome::Blocked(holders) => {
+            assert_eq!(holders[0].owner, "ana")
+        }
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert!(acquired(

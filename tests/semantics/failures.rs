@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Duration;
 use orchestration_core::*;
+use orchestration_core::{store::*, workflow::*};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 

@@ -1,6 +1,7 @@
 //! Creating workflows, their actions (pause, resume, cancel, retry), dependency edits with cycle checks, status reports and the event log.
 
 use chrono::Duration;
+use orchestration_core::store::*;
 use orchestration_core::*;
 
 use crate::Backend;

@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// `agent`'s unacknowledged messages, oldest first: at most `limit`, and no more than
-    /// `max_bytes` of bodies by [`text_weight`](crate::text_weight) (the first always, however
+    /// `max_bytes` of bodies by [`text_weight`](crate::text::text_weight) (the first always, however
     /// long). With [`Delivery::Acknowledge`], they are acknowledged in the same transaction, so
     /// each is handed out exactly once. Returns them with the number still unread after them.
     pub fn inbox(

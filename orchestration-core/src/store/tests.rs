@@ -174,7 +174,7 @@ fn profile(skills: &[(&str, u8)], max: u32) -> AgentUpdate {
     }
 }
 
-fn record_of(h: &Harness, agent: &str) -> crate::Record {
+fn record_of(h: &Harness, agent: &str) -> crate::agent::Record {
     let conn = h.store.sqlite().connection();
     super::agent::candidates(&*conn)
         .unwrap()

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use orchestration_core::{
-    AgentProfile, AgentStatus, AgentUpdate, Assigned, Breakdown, DelegationMode, Load, Metrics,
-    Move, Weights, WorkflowRef, counted, limits,
+    AgentProfile, AgentStatus, AgentUpdate, WorkflowRef, agent::Breakdown, agent::Load,
+    agent::Metrics, agent::Move, agent::Weights, limits, store::Assigned, store::DelegationMode,
+    text::counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};

@@ -2,8 +2,8 @@
 
 use chrono::Duration;
 use orchestration_core::{
-    Delivery, LeaseToken, Lock, LockMode, LockOutcome, Message, Recipients, Resource, WorkflowRef,
-    counted,
+    LeaseToken, WorkflowRef, collaboration::Lock, collaboration::LockMode, collaboration::Resource,
+    store::Delivery, store::LockOutcome, store::Message, store::Recipients, text::counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -173,8 +173,8 @@ impl From<Message> for MessageOut {
     }
 }
 
-impl From<orchestration_core::Wait> for WaitOut {
-    fn from(w: orchestration_core::Wait) -> Self {
+impl From<orchestration_core::store::Wait> for WaitOut {
+    fn from(w: orchestration_core::store::Wait) -> Self {
         WaitOut {
             waiter: w.waiter,
             resource: w.resource.to_string(),

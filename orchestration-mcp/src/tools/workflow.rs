@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use orchestration_core::{
-    Analysis, CreateOptions, CriticalPath, DependencyEdit, FailurePolicy, Mode, Progress,
-    RetryPolicy, TaskSpec, TaskState, WorkflowAction, WorkflowRef, WorkflowReport, WorkflowSpec,
-    WorkflowSummary, counted, limits,
+    CreateOptions, FailurePolicy, Mode, RetryPolicy, TaskSpec, TaskState, WorkflowAction,
+    WorkflowRef, WorkflowSpec, limits, store::DependencyEdit, store::Progress,
+    store::WorkflowReport, store::WorkflowSummary, text::counted, workflow::Analysis,
+    workflow::CriticalPath,
 };
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
@@ -747,7 +748,7 @@ fn path_out(workflow: &str, path: &CriticalPath, cut: &mut Cut) -> PathOut {
     }
 }
 
-fn out_name(view: &orchestration_core::TaskView) -> String {
+fn out_name(view: &orchestration_core::store::TaskView) -> String {
     task_name(&view.workflow_name, &view.key)
 }
 
@@ -783,7 +784,7 @@ fn summary_out(summary: WorkflowSummary, full: bool) -> SummaryOut {
     }
 }
 
-fn brief_out(workflow: &str, brief: &orchestration_core::TaskBrief) -> BriefOut {
+fn brief_out(workflow: &str, brief: &orchestration_core::store::TaskBrief) -> BriefOut {
     BriefOut {
         task: task_name(workflow, &brief.key),
         state: brief.state.to_string(),
@@ -795,7 +796,7 @@ fn brief_out(workflow: &str, brief: &orchestration_core::TaskBrief) -> BriefOut 
     }
 }
 
-fn leased_out(workflow: &str, leased: &orchestration_core::LeasedTask) -> LeasedOut {
+fn leased_out(workflow: &str, leased: &orchestration_core::store::LeasedTask) -> LeasedOut {
     LeasedOut {
         task: task_name(workflow, &leased.key),
         state: leased.state.to_string(),

@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 
 use chrono::Duration;
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Delivery, LockMode, Mode, Recipients, Resource,
-    Store, TaskSpec, WorkflowSpec, rfc3339,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskSpec, WorkflowSpec,
+    collaboration::LockMode, collaboration::Resource, store::Delivery, store::Recipients,
+    text::rfc3339,
 };
 use serde_json::{Value, json};
 
