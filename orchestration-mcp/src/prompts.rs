@@ -287,15 +287,11 @@ fn standup(store: &Store, args: &Args<'_>) -> Result<String, PromptError> {
             }
         },
     };
-    let now = store.clock().now();
-    let since = now - Duration::hours(hours);
-    let head = store.last_event_seq()?;
-    let first = head.saturating_sub(STANDUP_EVENTS as i64);
+    let now = store.now()?;
     let mut done: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for event in store.events_since(first, STANDUP_EVENTS)? {
+    for event in store.recent_events(Duration::hours(hours), STANDUP_EVENTS)? {
         if event.kind == EventKind::TaskState
             && event.to == Some(TaskState::Succeeded)
-            && event.at >= since
             && let (Some(agent), Some(workflow), Some(key)) =
                 (event.agent, event.workflow_name, event.task_key)
         {

@@ -93,10 +93,13 @@ impl Wait {
         due: Option<DateTime<Utc>>,
         why: &str,
     ) -> Result<bool, ToolFailure> {
-        let due = due.map(|at| {
-            let from_now = (at - self.store.clock().now()).to_std().unwrap_or_default();
-            Instant::now() + from_now
-        });
+        let due = match due {
+            Some(at) => {
+                let from_now = blocking(&self.store, move |store| store.time_until(at)).await?;
+                Some(Instant::now() + from_now)
+            }
+            None => None,
+        };
         loop {
             let now = Instant::now();
             if self.context.ct.is_cancelled() || now >= self.deadline {

@@ -148,6 +148,7 @@ macro_rules! for_each_case {
             workflows::status_reports_leases_blockers_critical_path_and_forecast,
             workflows::a_workflow_nobody_can_work_on_is_reported_as_stalled,
             workflows::every_state_change_is_in_the_event_log,
+            workflows::recent_events_and_waits_are_measured_by_the_stores_time,
             workflows::state_survives_closing_and_reopening,
             claims::claims_follow_priority_then_b_level_then_age,
             claims::a_claim_hands_over_the_results_of_dependencies,
