@@ -61,13 +61,14 @@ pub use crate::sprint::{
 pub use crate::store::SCHEMA_VERSION;
 pub use crate::store::{
     AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimOutcome,
-    ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE,
-    DEFAULT_TRIALS, Delegation, DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome,
-    FocusSource, Handoff, HeldTask, Idle, IdleReason, LeasedTask, LockOutcome, MemberSpec, Message,
-    NOTES_SHOWN, Note, PerformanceWindow, Problem, Progress, Rebalanced, Recipients, Report,
-    ReportOutcome, Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast,
-    SprintPlan, SprintSpec, SprintSummary, Store, TaskAttempt, TaskBrief, TaskDetail, TaskRef,
-    TaskView, Tick, Wait, WorkflowRef, WorkflowReport, WorkflowSummary,
+    ClaimRequest, Comparison, Copied, CreateOptions, Created, DEFAULT_DB_PATH,
+    DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE, DEFAULT_TRIALS, Delegation, DependencyEdit,
+    DependencyResult, Difference, Event, EventKind, ExecuteOutcome, FocusSource, Handoff, HeldTask,
+    Idle, IdleReason, LeasedTask, LockOutcome, MemberSpec, Message, NOTES_SHOWN, Note,
+    PerformanceWindow, Problem, Progress, Rebalanced, Recipients, Report, ReportOutcome,
+    Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast, SprintPlan,
+    SprintSpec, SprintSummary, Store, TaskAttempt, TaskBrief, TaskDetail, TaskRef, TaskView, Tick,
+    Wait, WorkflowRef, WorkflowReport, WorkflowSummary,
 };
 pub use crate::text::{counted, points, rfc3339, text_weight};
 pub use crate::workflow::{

@@ -10,6 +10,7 @@
 
 mod agent;
 mod collaboration;
+mod copy;
 pub(crate) mod db;
 mod delegation;
 mod event;
@@ -43,6 +44,7 @@ pub use crate::workflow::{
 };
 pub use agent::AgentUpdate;
 pub use collaboration::{Handoff, LockOutcome, Message, Recipients, Wait};
+pub use copy::{Comparison, Copied, Difference};
 pub use delegation::{Assigned, BatchDelegation, Delegation, Rebalanced};
 pub use event::{Event, EventKind};
 pub use performance::PerformanceWindow;

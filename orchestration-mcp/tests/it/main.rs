@@ -1,7 +1,7 @@
 //! Integration tests of the MCP server: every tool through an in-process client, the
 //! `tools/list` snapshot, the built binary driven by real clients over stdio and HTTP, its
-//! command line, servers side by side, many servers on one PostgreSQL database, and the
-//! versions the Python and npm packages carry.
+//! command line, servers side by side, many servers on one PostgreSQL database, `migrate`, and
+//! the versions the Python and npm packages carry.
 
 mod cli;
 mod clients;
@@ -13,6 +13,7 @@ mod http;
 mod http_client;
 mod http_load;
 mod limits;
+mod migrate;
 mod packaging;
 mod postgres;
 mod processes;

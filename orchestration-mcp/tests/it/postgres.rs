@@ -28,7 +28,7 @@ const POSTGRES_URL: &str = "ORCHESTRATION_TEST_POSTGRES";
 /// Runs `f` on a thread of its own: the synchronous PostgreSQL client (under the tests' side
 /// connections and the store) runs a runtime of its own, which cannot start on a thread that
 /// drives the test's.
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
         scope
             .spawn(f)
@@ -38,7 +38,7 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 /// A schema of its own for one test, dropped when the test ends.
-struct Database {
+pub(crate) struct Database {
     base: String,
     schema: String,
 }
@@ -46,7 +46,7 @@ struct Database {
 impl Database {
     /// A fresh schema named after `test`, or `None` when no database is configured (a
     /// failure under CI).
-    fn new(test: &str) -> Option<Database> {
+    pub(crate) fn new(test: &str) -> Option<Database> {
         let base = match std::env::var(POSTGRES_URL) {
             Ok(url) if !url.is_empty() => url,
             _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
@@ -75,7 +75,7 @@ impl Database {
 
     /// The URL the servers open: the schema first on the search path, and an application
     /// name by which the test finds the servers' connections and only theirs.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let joiner = if self.base.contains('?') { '&' } else { '?' };
         format!(
             "{}{joiner}options=-csearch_path%3D{}&application_name={}",
