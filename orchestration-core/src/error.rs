@@ -224,6 +224,16 @@ pub enum Error {
     /// The database cannot be written: its file is read-only or it was opened read-only.
     #[error("the database is read-only, so nothing was changed; reads still work")]
     ReadOnly,
+    /// A copy was asked into a database that already holds rows; nothing was copied.
+    #[error(
+        "the target database is not empty: its table `{table}` has {rows} row(s), and a copy goes only into a new, empty database; nothing was copied"
+    )]
+    TargetNotEmpty {
+        /// The first table found with rows.
+        table: String,
+        /// How many rows it has.
+        rows: u64,
+    },
     /// The disk holding the database is full.
     #[error("the disk holding the database is full, so nothing was changed; reads still work")]
     DiskFull,

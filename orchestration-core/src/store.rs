@@ -12,6 +12,7 @@
 
 mod agent;
 mod collaboration;
+mod copy;
 pub(crate) mod db;
 mod delegation;
 mod event;
@@ -45,6 +46,7 @@ pub use crate::workflow::{
 };
 pub use agent::AgentUpdate;
 pub use collaboration::{Delivery, Handoff, LockOutcome, Message, Recipients, Wait};
+pub use copy::{Comparison, Copied, Difference};
 pub use delegation::{Assigned, BatchDelegation, Delegation, DelegationMode, Rebalanced};
 pub use event::{Event, EventKind};
 pub use performance::PerformanceWindow;

@@ -64,7 +64,7 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::StaleLease { .. } | Error::LeaseExpired { .. } | Error::NotLeaseHolder { .. } => {
             "do not report on this task any more; task_claim for new work"
         }
-        Error::DependencyLocked { .. } => "",
+        Error::DependencyLocked { .. } | Error::TargetNotEmpty { .. } => "",
         Error::NotQualified { .. } | Error::Deadlock { .. } => "",
         Error::LockNotHeld { .. } => "agent_collaboration action=locks lists the locks",
         Error::UnknownMessage { .. } => "agent_collaboration action=inbox lists your messages",

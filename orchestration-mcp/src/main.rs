@@ -78,6 +78,23 @@ enum Command {
     /// Answer one Claude Code hook event (JSON on stdin): deny edits of files another agent
     /// locked, add held tasks and messages at session start, flag held tasks at stop.
     Hook(HookArgs),
+    /// Copy a whole database (workflows, tasks, agents, sprints, locks, messages, the event
+    /// log) into a new, empty one, typically an SQLite file into PostgreSQL, then compare the
+    /// two by their reports. Stop the servers of the source first: what they write after the
+    /// copy began is not copied.
+    Migrate(MigrateArgs),
+}
+
+/// The flags of `migrate`.
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The database to copy: an SQLite file (or a PostgreSQL URL).
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// The empty database to copy into: a PostgreSQL URL such as
+    /// postgres://user@host:5432/database (or an SQLite file).
+    #[arg(long, value_name = "URL")]
+    to: PathBuf,
 }
 
 /// The flags of `hook`. The agent is named by ORCHESTRATION_AGENT.
@@ -283,6 +300,7 @@ fn main() -> Result<()> {
                 Command::Serve(args) => args,
                 Command::Sprint(command) => return sprint(command, &database),
                 Command::Hook(args) => return hook(args, &database),
+                Command::Migrate(args) => return migrate(&args),
             }
         }
     };
@@ -446,6 +464,69 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Copies the database `--from` into the empty database `--to` and compares the two. The
+/// summary goes to stdout: this command is not the server.
+#[allow(clippy::print_stdout)]
+fn migrate(args: &MigrateArgs) -> Result<()> {
+    let is_file = Store::server_url(&args.from).is_none();
+    if is_file && (args.from == Path::new(":memory:") || !args.from.exists()) {
+        bail!(
+            "no database at {}: --from names the SQLite file to copy (the --db the servers \
+             used), and it must exist",
+            args.from.display()
+        );
+    }
+    if args.from == args.to {
+        bail!("--from and --to name the same database; --to must be a new, empty one");
+    }
+    // Opening the source brings an older file's schema up to date, as a server would: the
+    // copy is between two databases of this build's schema.
+    let source = Store::open(&args.from)
+        .with_context(|| format!("opening the source {}", Store::shown(&args.from)))?;
+    let target = Store::open(&args.to)
+        .with_context(|| format!("opening the target {}", Store::shown(&args.to)))?;
+    let copied = source.copy_into(&target).with_context(|| {
+        format!(
+            "copying {} into {}",
+            Store::shown(&args.from),
+            Store::shown(&args.to)
+        )
+    })?;
+    let comparison = source
+        .compare(&target)
+        .context("comparing the copy with the source")?;
+    println!(
+        "copied {} rows from {} to {}:",
+        copied.rows(),
+        Store::shown(&args.from),
+        Store::shown(&args.to)
+    );
+    for (table, rows) in &copied.tables {
+        println!("  {table:<15} {rows:>9}");
+    }
+    if !comparison.differences.is_empty() {
+        let differences: Vec<String> = comparison
+            .differences
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        bail!(
+            "the copy does not match its source: {}",
+            differences.join("; ")
+        );
+    }
+    println!(
+        "verified: {} workflow report(s), {} agent(s), {} sprint(s) and {} event(s) up to \
+         #{} read the same from both databases",
+        comparison.workflows,
+        comparison.agents,
+        comparison.sprints,
+        comparison.events,
+        comparison.last_event_seq
+    );
+    Ok(())
 }
 
 /// Answers one hook event. Whatever goes wrong, the answer lets the call go ahead and says

@@ -637,7 +637,7 @@ fn summary(conn: &Tx<'_>, row: &WorkflowRow) -> Result<WorkflowSummary> {
     })
 }
 
-fn report(tx: &Tx<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<WorkflowReport> {
+pub(super) fn report(tx: &Tx<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<WorkflowReport> {
     let graph = Graph::load(tx, row.id)?;
     let mut skills: HashMap<i64, BTreeMap<String, u8>> = HashMap::new();
     {

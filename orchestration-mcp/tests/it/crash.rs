@@ -20,13 +20,13 @@ const TASKS: usize = 4_000;
 /// Concurrent claim-complete loops on each server.
 const LOOPS: usize = 4;
 /// Short leases, so that tasks a killed server held come back within the test.
-const LEASE_SECONDS: u64 = 1;
+pub(crate) const LEASE_SECONDS: u64 = 1;
 
 /// A small deterministic generator (SplitMix64), so a failing run can be repeated by seed.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -34,22 +34,26 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// What the clients saw acknowledged: claims as (task, agent), completions by task.
 #[derive(Debug, Default)]
-struct Acknowledged {
-    claims: Vec<(String, String)>,
-    completions: HashMap<String, String>,
+pub(crate) struct Acknowledged {
+    pub(crate) claims: Vec<(String, String)>,
+    pub(crate) completions: HashMap<String, String>,
     /// Tool errors other than the ones a crash or a run-out lease explain.
-    unexpected: Vec<String>,
+    pub(crate) unexpected: Vec<String>,
 }
 
 /// Claims and completes as `agent` until the server goes away or the workflow is done.
-async fn work(process: Arc<Process>, agent: String, acknowledged: Arc<Mutex<Acknowledged>>) {
+pub(crate) async fn work(
+    process: Arc<Process>,
+    agent: String,
+    acknowledged: Arc<Mutex<Acknowledged>>,
+) {
     // Only registered agents take work; a crash may come first.
     let registered = call(
         &process.client,
@@ -144,7 +148,10 @@ fn note(acknowledged: &Mutex<Acknowledged>, error: String) {
 }
 
 /// Opens the database as a restarted server would and checks it against what was acknowledged.
-fn check(db: &Path, acknowledged: &Acknowledged) -> Vec<orchestration_core::store::TaskView> {
+pub(crate) fn check(
+    db: &Path,
+    acknowledged: &Acknowledged,
+) -> Vec<orchestration_core::store::TaskView> {
     let store = Store::open(db).expect("the database opens after a kill");
     assert_eq!(
         store.integrity_problems().unwrap(),

@@ -213,7 +213,7 @@ async fn eight_processes_on_one_database_complete_every_task_exactly_once() {
 
 /// Replays the event log and checks it against the task table: each task's last state, its
 /// attempt count, and the agent that completed it.
-fn check_log_agrees(
+pub(crate) fn check_log_agrees(
     store: &Store,
     tasks: &[orchestration_core::store::TaskView],
     completed_by: &HashMap<&str, usize>,
