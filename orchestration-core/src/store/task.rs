@@ -866,34 +866,18 @@ fn next_task(
         return Ok(Found::Idle(reason, workflow));
     }
 
-    let workflows = match workflow {
-        Some(id) => vec![id],
-        None => tx
-            .prepare_cached(query!(
-                "SELECT id FROM workflows WHERE status = {} ORDER BY id",
-                sql::status(WorkflowStatus::Running)
-            ))?
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
-    };
-    // Each running workflow offers its best suitable task; the best of those wins. One index
-    // per workflow keeps every claim and report to a few pages of writes, and there are few
-    // running workflows at a time.
-    let mut best: Option<Candidate> = None;
+    // One walk down a claim-order index: the named workflow's, or the one over every
+    // workflow, which skips the ready tasks of workflows not running. Either way a claim costs
+    // a few index steps, however many workflows run.
     let mut scan = Scan {
         budget: CLAIM_SCAN_LIMIT,
         unqualified: 0,
         example: None,
     };
-    for workflow in workflows {
-        if let Some(candidate) = best_in_workflow(tx, workflow, profile, &mut scan)?
-            && best
-                .as_ref()
-                .is_none_or(|best| candidate.rank.before(&best.rank))
-        {
-            best = Some(candidate);
-        }
-    }
+    let best = match workflow {
+        Some(id) => best_ready(tx, sql::ready_in_workflow(), [id], profile, &mut scan)?,
+        None => best_ready(tx, sql::ready_anywhere(), [], profile, &mut scan)?,
+    };
     match (best, scan.example) {
         (Some(candidate), _) => {
             TaskRow::by_id(tx, candidate.id).map(|row| Found::Task(Box::new(row)))
@@ -925,17 +909,19 @@ struct Candidate {
     rank: ClaimRank,
 }
 
-/// The best ready task of `workflow` for the agent: the highest priority it has the skills for,
-/// and within that priority the best fit for its skills, then the claim order.
-fn best_in_workflow(
+/// The best of the ready tasks that `query` yields in claim order for the agent: the highest
+/// priority it has the skills for, and within that priority the best fit for its skills, then
+/// the claim order.
+fn best_ready(
     tx: &Transaction<'_>,
-    workflow: i64,
+    query: &str,
+    params: impl rusqlite::Params,
     profile: &AgentProfile,
     scan: &mut Scan,
 ) -> Result<Option<Candidate>> {
-    // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
-    let mut stmt = tx.prepare_cached(sql::ready_in_workflow())?;
-    let mut rows = stmt.query([workflow])?;
+    // `INDEXED BY` pins the plan to a claim-order index, which yields rows already sorted.
+    let mut stmt = tx.prepare_cached(query)?;
+    let mut rows = stmt.query(params)?;
     let mut best: Option<Candidate> = None;
     let mut compared = 0;
     while let Some(row) = rows.next()? {

@@ -6,7 +6,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use crate::{
     AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailurePolicy, ManualClock,
-    Mode, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
+    Mode, Report, SCHEMA_VERSION, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
 };
 
 struct Harness {
@@ -118,7 +118,9 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database has schema version 99, newer than the 5 this build understands; upgrade orchestration"
+        format!(
+            "the database has schema version 99, newer than the {SCHEMA_VERSION} this build understands; upgrade orchestration"
+        )
     );
 }
 
@@ -150,8 +152,9 @@ fn hot_statements_are_prepared_once() {
     let conn = h.store.connection();
     let by_id = super::sql::task_by_id();
     let ready = super::sql::ready_in_workflow();
+    let anywhere = super::sql::ready_anywhere();
     let delegated = super::sql::delegated_anywhere();
-    for sql in [by_id, ready, delegated] {
+    for sql in [by_id, ready, anywhere, delegated] {
         let stmt = conn.prepare_cached(sql).unwrap();
         let runs = stmt.get_status(rusqlite::StatementStatus::Run);
         assert!(
@@ -360,4 +363,21 @@ fn reads_on_a_file_see_every_write_at_once() {
         other.events_since(0, 1_000).unwrap().len()
     );
     assert!(Store::open_in_memory().unwrap().reader().is_none());
+}
+
+/// Opening a database whose schema is current writes nothing, so it needs no write lock: it
+/// succeeds while another connection holds one, where a write would wait out the busy timeout
+/// and fail.
+#[test]
+fn opening_a_current_database_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("current.db");
+    drop(Store::open(&path).unwrap());
+    let mut other = rusqlite::Connection::open(&path).unwrap();
+    let writing = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.workflows().unwrap(), vec![]);
+    writing.rollback().unwrap();
 }
