@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentProfile, AgentStatus, Candidate, ClaimRequest, Clock, CreateOptions, Mode, Needs, Record,
-    Report, Store, TaskRef, TaskSpec, Weights, WorkflowSpec, assign, rank,
+    AgentProfile, AgentStatus, AgentUpdate, Candidate, ClaimRequest, Clock, CreateOptions, Mode,
+    Needs, Record, Report, Store, TaskRef, TaskSpec, Weights, WorkflowSpec, assign, rank,
 };
 
 const SKILLS: [&str; 8] = [
@@ -101,6 +101,12 @@ fn performance(c: &mut Criterion) {
             },
         )
         .unwrap();
+    // Only registered agents take work.
+    for i in 0..50 {
+        store
+            .upsert_agent(&format!("agent-{i}"), &AgentUpdate::default())
+            .unwrap();
+    }
     let mut i = 0usize;
     while let Some(claim) = store
         .claim(&ClaimRequest::new(format!("agent-{}", i % 50)))
