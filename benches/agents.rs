@@ -1,7 +1,7 @@
 //! Agent benchmarks: ranking 1,000 agents for one task, batch-assigning 500 ready tasks to 100
 //! agents with 5 slots each, and agent performance over 100,000 events.
 //!
-//! Targets on a 2-core machine: rank in <= 1 ms; batch in <= 100 ms; performance in <= 50 ms.
+//! Targets on a 2-core machine: rank in <= 1 ms; batch in <= 100 ms; performance in <= 5 ms.
 
 use std::collections::BTreeMap;
 
