@@ -2,7 +2,7 @@
 //! file database, and the graph analysis of 100k nodes and 1M edges.
 //!
 //! Targets on a 2-core machine: a 100k-task workflow created and persisted in <= 1 s; at least
-//! 10,000 claim+complete pairs per second on one thread, each its own transaction; stages and
+//! 15,000 claim+complete pairs per second on one thread, each its own transaction; stages and
 //! critical path of 100k nodes / 1M edges in <= 150 ms.
 
 use std::time::{Duration, Instant};

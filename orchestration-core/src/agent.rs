@@ -79,7 +79,7 @@ pub struct AgentProfile {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
-    /// When the agent last claimed or reported.
+    /// When the agent last claimed or reported, to within a second.
     pub last_active_at: Option<DateTime<Utc>>,
 }
 

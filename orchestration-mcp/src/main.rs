@@ -310,10 +310,16 @@ fn main() -> Result<()> {
         .clone()
         .unwrap_or_else(|| Toolset::ALL.to_vec());
     let server = OrchestrationServer::with_toolsets(Arc::new(store), &toolsets);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    // One client on stdio needs no worker threads: the store's calls run on the blocking pool
+    // either way, and a runtime that starts none answers `initialize` sooner. HTTP serves many
+    // sessions at once, so it gets a worker per core.
+    let runtime = match args.http {
+        Some(_) => tokio::runtime::Builder::new_multi_thread(),
+        None => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
+    .context("starting the async runtime")?;
     runtime.block_on(async move {
         match args.http {
             Some(addr) => serve_http(server, addr, args).await,

@@ -27,6 +27,46 @@ pub(crate) fn claims_follow_priority_then_b_level_then_age(db: &dyn Backend) {
     assert_eq!(order, ["urgent", "long", "short", "low"]);
 }
 
+pub(crate) fn a_claim_takes_the_best_ready_task_of_all_running_workflows(db: &dyn Backend) {
+    let h = harness(db);
+    h.create(
+        "low",
+        FailurePolicy::default(),
+        vec![task("a", &[]).priority(10)],
+    );
+    h.create(
+        "paused",
+        FailurePolicy::default(),
+        vec![task("b", &[]).priority(90)],
+    );
+    h.create(
+        "high",
+        FailurePolicy::default(),
+        vec![task("c", &[]).priority(50)],
+    );
+    h.create(
+        "middle",
+        FailurePolicy::default(),
+        vec![task("d", &[]).priority(30)],
+    );
+    h.store
+        .execute(&WorkflowRef::from("paused"), WorkflowAction::Pause)
+        .unwrap();
+    let order: Vec<String> = (0..3)
+        .map(|i| {
+            let claim = h.claim(&format!("agent-{i}")).unwrap();
+            format!("{}/{}", claim.task.workflow_name, claim.task.key)
+        })
+        .collect();
+    // The paused workflow's task, the most urgent of all, is not handed out.
+    assert_eq!(order, ["high/c", "middle/d", "low/a"]);
+    assert!(h.claim("agent-3").is_none());
+    h.store
+        .execute(&WorkflowRef::from("paused"), WorkflowAction::Resume)
+        .unwrap();
+    assert_eq!(h.claim_key("agent-3"), "b");
+}
+
 pub(crate) fn a_claim_hands_over_the_results_of_dependencies(db: &dyn Backend) {
     let h = harness(db);
     h.create(

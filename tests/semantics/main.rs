@@ -151,6 +151,7 @@ macro_rules! for_each_case {
             workflows::recent_events_and_waits_are_measured_by_the_stores_time,
             workflows::state_survives_closing_and_reopening,
             claims::claims_follow_priority_then_b_level_then_age,
+            claims::a_claim_takes_the_best_ready_task_of_all_running_workflows,
             claims::a_claim_hands_over_the_results_of_dependencies,
             claims::a_claim_respects_skills_status_and_wip_limit_of_a_profiled_agent,
             claims::leases_expire_into_failed_attempts_and_stale_tokens_are_rejected,

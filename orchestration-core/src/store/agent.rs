@@ -266,10 +266,15 @@ pub(crate) fn unknown_agent(conn: &Tx<'_>, name: &str) -> Result<Error> {
     })
 }
 
-/// Records that `name` was active at `now`, when it has a profile.
+/// Records that `name` was active at `now`, when it has a profile, to within a second: a
+/// busy agent's claims and reports within one second leave the row alone, so most of them
+/// write one page fewer (of about eight).
 pub(crate) fn touch(tx: &Tx<'_>, name: &str, now: DateTime<Utc>) -> Result<()> {
-    tx.prepare_cached("UPDATE agents SET last_active_at = ?2 WHERE name = ?1")?
-        .execute(params![name, millis(now)])?;
+    tx.prepare_cached(
+        "UPDATE agents SET last_active_at = ?2 WHERE name = ?1 \
+         AND (last_active_at IS NULL OR last_active_at NOT BETWEEN ?2 - 999 AND ?2)",
+    )?
+    .execute(params![name, millis(now)])?;
     Ok(())
 }
 

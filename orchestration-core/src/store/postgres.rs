@@ -45,9 +45,9 @@ use crate::error::{Error, Result, StorageError, StorageFault};
 use super::db::{RawRow, Row, Sql, Tx, Value};
 
 /// The schema's versions on PostgreSQL: `(version, script)`, each taking a database to
-/// `version`. The first brings an empty schema to SQLite's version 5 in one step; later entries
-/// follow SQLite's own, one for one.
-const MIGRATIONS: [(i64, &str); 1] = [(5, include_str!("postgres/schema_5.sql"))];
+/// `version`. The first brings an empty schema to SQLite's version 6 in one step (no PostgreSQL
+/// database predates it); later entries follow SQLite's own, one for one.
+const MIGRATIONS: [(i64, &str); 1] = [(6, include_str!("postgres/schema.sql"))];
 
 /// How many connections a store keeps open at most. Writers are serialised anyway; the others
 /// serve reads beside them.
@@ -692,6 +692,14 @@ impl<'a> FromSql<'a> for Numeric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_migration_reaches_the_schema_version_sqlite_has() {
+        assert_eq!(
+            MIGRATIONS.last().map(|m| m.0),
+            Some(super::super::SCHEMA_VERSION)
+        );
+    }
 
     #[test]
     fn the_dialect_numbers_parameters_and_drops_index_hints() {

@@ -95,6 +95,21 @@ pub(crate) fn ready_in_workflow() -> &'static str {
     )
 }
 
+/// The ready tasks of every running workflow in claim order, as a claim that names no
+/// workflow scans them: the claim-order index over all workflows yields the rows sorted, and
+/// the status of each row's workflow is one lookup by primary key. Only a paused workflow
+/// keeps ready tasks while it is not running, so few rows are skipped.
+pub(crate) fn ready_anywhere() -> &'static str {
+    query!(
+        "SELECT id, has_skills, priority, b_level, ready_at FROM tasks t \
+         INDEXED BY tasks_ready_anywhere WHERE state = {} \
+         AND (SELECT status FROM workflows WHERE id = t.workflow) = {} \
+         ORDER BY {CLAIM_ORDER}",
+        state(TaskState::Ready),
+        status(WorkflowStatus::Running)
+    )
+}
+
 /// The oldest task assigned to an agent (`?1`) in any running workflow.
 pub(crate) fn delegated_anywhere() -> &'static str {
     query!(

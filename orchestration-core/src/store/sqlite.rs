@@ -30,12 +30,13 @@ const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`. The version
 /// is kept in `PRAGMA user_version`.
-pub(super) const MIGRATIONS: [&str; 5] = [
+pub(super) const MIGRATIONS: [&str; 6] = [
     include_str!("schema.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
+    include_str!("schema_7.sql"),
 ];
 
 /// An SQLite database, file or memory.
@@ -205,27 +206,18 @@ fn prepare(conn: &mut Connection) -> Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    // A read-only database can be served as it is when its schema is current; an older one
-    // would need writing, which fails below with Error::ReadOnly.
-    if conn.is_readonly(rusqlite::MAIN_DB)? {
-        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if version == super::SCHEMA_VERSION {
-            return Ok(());
-        }
-        if version > super::SCHEMA_VERSION {
-            return Err(Error::IncompatibleSchema {
-                found: version,
-                supported: super::SCHEMA_VERSION,
-            });
-        }
+    // The version is read before any write, so opening a database whose schema is current
+    // writes nothing: even a write transaction that changes nothing appends to the WAL, and
+    // the first frame of a new WAL is synced to disk, an fsync of several milliseconds on
+    // every start. A read-only database at an older version fails below with ReadOnly.
+    if schema_version(conn)? == super::SCHEMA_VERSION {
+        return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version > super::SCHEMA_VERSION {
-        return Err(Error::IncompatibleSchema {
-            found: version,
-            supported: super::SCHEMA_VERSION,
-        });
+    // Read again under the write lock: another process may have migrated in between.
+    let version = schema_version(&tx)?;
+    if version == super::SCHEMA_VERSION {
+        return Ok(());
     }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.execute_batch(migration)?;
@@ -236,6 +228,18 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     tx.pragma_update(None, "user_version", super::SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// The schema version of the open database, refused when it is newer than this build's.
+fn schema_version(conn: &Connection) -> Result<i64> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > super::SCHEMA_VERSION {
+        return Err(Error::IncompatibleSchema {
+            found: version,
+            supported: super::SCHEMA_VERSION,
+        });
+    }
+    Ok(version)
 }
 
 impl From<rusqlite::Error> for Error {

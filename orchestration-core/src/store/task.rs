@@ -863,34 +863,24 @@ fn next_task(tx: &Tx<'_>, request: &ClaimRequest, profile: &AgentProfile) -> Res
         return Ok(Found::Idle(reason, workflow));
     }
 
-    let workflows = match workflow {
-        Some(id) => vec![id],
-        None => tx
-            .prepare_cached(query!(
-                "SELECT id FROM workflows WHERE status = {} ORDER BY id",
-                sql::status(WorkflowStatus::Running)
-            ))?
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_>>()?,
-    };
-    // Each running workflow offers its best suitable task; the best of those wins. One index
-    // per workflow keeps every claim and report to a few pages of writes, and there are few
-    // running workflows at a time.
-    let mut best: Option<ClaimCandidate> = None;
+    // One walk down a claim-order index: the named workflow's, or the one over every
+    // workflow, which skips the ready tasks of workflows not running. Either way a claim costs
+    // a few index steps, however many workflows run.
     let mut scan = Scan {
         budget: CLAIM_SCAN_LIMIT,
         unqualified: 0,
         example: None,
     };
-    for workflow in workflows {
-        if let Some(candidate) = best_in_workflow(tx, workflow, profile, &mut scan)?
-            && best
-                .as_ref()
-                .is_none_or(|best| candidate.rank.before(&best.rank))
-        {
-            best = Some(candidate);
-        }
-    }
+    let best = match workflow {
+        Some(id) => best_ready(
+            tx,
+            sql::ready_in_workflow(),
+            &[Value::Integer(id)],
+            profile,
+            &mut scan,
+        )?,
+        None => best_ready(tx, sql::ready_anywhere(), &[], profile, &mut scan)?,
+    };
     match (best, scan.example) {
         (Some(candidate), _) => {
             TaskRow::by_id(tx, candidate.id).map(|row| Found::Task(Box::new(row)))
@@ -922,80 +912,77 @@ struct ClaimCandidate {
     rank: ClaimRank,
 }
 
-/// The best ready task of `workflow` for the agent: the highest priority it has the skills for,
-/// and within that priority the best fit for its skills, then the claim order.
-fn best_in_workflow(
+/// The best of the ready tasks that `query` yields in claim order for the agent: the highest
+/// priority it has the skills for, and within that priority the best fit for its skills, then
+/// the claim order.
+fn best_ready(
     tx: &Tx<'_>,
-    workflow: i64,
+    query: &str,
+    params: &[Value<'_>],
     profile: &AgentProfile,
     scan: &mut Scan,
 ) -> Result<Option<ClaimCandidate>> {
-    // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
+    // `INDEXED BY` pins the plan to a claim-order index, which yields rows already sorted.
     // The rows stream: a claim usually stops at the first one.
     let mut best: Option<ClaimCandidate> = None;
     let mut perfect: Option<ClaimCandidate> = None;
     let mut compared = 0;
-    tx.rows(
-        sql::ready_in_workflow(),
-        &[Value::Integer(workflow)],
-        &mut |row| {
-            if scan.budget == 0 {
-                return Ok(false);
-            }
-            scan.budget -= 1;
-            let (id, has_skills, priority): (i64, bool, i64) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            if let Some(best) = &best
-                && (priority < best.rank.priority || compared >= FIT_SCAN_LIMIT)
-            {
-                return Ok(false);
-            }
-            let fit = if has_skills {
-                let skills = task_skills(tx, id)?;
-                if let Some(lacks) = profile.unmet_skill(&skills) {
-                    scan.unqualified += 1;
-                    if scan.example.is_none() {
-                        let key: String = tx
-                            .prepare_cached(
-                                "SELECT w.name || '/' || t.key FROM tasks t \
+    tx.rows(query, params, &mut |row| {
+        if scan.budget == 0 {
+            return Ok(false);
+        }
+        scan.budget -= 1;
+        let (id, has_skills, priority): (i64, bool, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        if let Some(best) = &best
+            && (priority < best.rank.priority || compared >= FIT_SCAN_LIMIT)
+        {
+            return Ok(false);
+        }
+        let fit = if has_skills {
+            let skills = task_skills(tx, id)?;
+            if let Some(lacks) = profile.unmet_skill(&skills) {
+                scan.unqualified += 1;
+                if scan.example.is_none() {
+                    let key: String = tx
+                        .prepare_cached(
+                            "SELECT w.name || '/' || t.key FROM tasks t \
                              JOIN workflows w ON w.id = t.workflow WHERE t.id = ?1",
-                            )?
-                            .query_row([id], |r| r.get(0))?;
-                        scan.example = Some((key, lacks));
-                    }
-                    return Ok(true);
+                        )?
+                        .query_row([id], |r| r.get(0))?;
+                    scan.example = Some((key, lacks));
                 }
-                let needs = Needs {
-                    skills,
-                    estimate: 0.0,
-                };
-                crate::agent::fit(profile, &needs)
-            } else {
-                1.0
-            };
-            let candidate = ClaimCandidate {
-                id,
-                rank: ClaimRank {
-                    priority,
-                    fit,
-                    b_level: row.get(3)?,
-                    ready_at: row.get::<_, Option<i64>>(4)?.map(crate::clock::from_millis),
-                    created: id,
-                },
-            };
-            // No fit beats a perfect one, and rows come in claim order within a priority: the
-            // first perfect fit is the answer, as it is for every task without skills.
-            if fit >= 1.0 && best.as_ref().is_none_or(|b| b.rank.priority < priority) {
-                perfect = Some(candidate);
-                return Ok(false);
+                return Ok(true);
             }
-            compared += 1;
-            if best.as_ref().is_none_or(|b| candidate.rank.before(&b.rank)) {
-                best = Some(candidate);
-            }
-            Ok(true)
-        },
-    )?;
+            let needs = Needs {
+                skills,
+                estimate: 0.0,
+            };
+            crate::agent::fit(profile, &needs)
+        } else {
+            1.0
+        };
+        let candidate = ClaimCandidate {
+            id,
+            rank: ClaimRank {
+                priority,
+                fit,
+                b_level: row.get(3)?,
+                ready_at: row.get::<_, Option<i64>>(4)?.map(crate::clock::from_millis),
+                created: id,
+            },
+        };
+        // No fit beats a perfect one, and rows come in claim order within a priority: the
+        // first perfect fit is the answer, as it is for every task without skills.
+        if fit >= 1.0 && best.as_ref().is_none_or(|b| b.rank.priority < priority) {
+            perfect = Some(candidate);
+            return Ok(false);
+        }
+        compared += 1;
+        if best.as_ref().is_none_or(|b| candidate.rank.before(&b.rank)) {
+            best = Some(candidate);
+        }
+        Ok(true)
+    })?;
     Ok(perfect.or(best))
 }
 

@@ -76,10 +76,12 @@ fn the_partial_indexes_repeat_the_conditions_the_queries_use() {
         "{}",
         index("tasks_leased")
     );
-    let ready = index("tasks_ready_in_workflow");
-    assert!(
-        ready.contains(&format!("WHERE state = {}", state(TaskState::Ready))),
-        "{ready}"
-    );
-    assert!(ready.contains(CLAIM_ORDER), "{ready}");
+    for name in ["tasks_ready_in_workflow", "tasks_ready_anywhere"] {
+        let ready = index(name);
+        assert!(
+            ready.contains(&format!("WHERE state = {}", state(TaskState::Ready))),
+            "{ready}"
+        );
+        assert!(ready.contains(CLAIM_ORDER), "{ready}");
+    }
 }

@@ -1,5 +1,5 @@
--- PostgreSQL, schema version 5: the whole schema SQLite reaches through its versions 1 to 5, in
--- one step (no PostgreSQL database predates it). Applied in one transaction; the table
+-- PostgreSQL, schema version 6: the whole schema SQLite reaches through its versions 1 to 6, in
+-- one step (no PostgreSQL database predates it); later versions follow SQLite's one for one. Applied in one transaction; the table
 -- orchestration_schema records the version. Types follow SQLite's storage classes: BIGINT for
 -- integers and flags, DOUBLE PRECISION for reals, BYTEA for UUIDs, TEXT in the "C" collation so
 -- that names sort by bytes as they do in SQLite.
@@ -62,6 +62,8 @@ CREATE TABLE tasks (
 );
 
 CREATE INDEX tasks_ready_in_workflow ON tasks (workflow, priority DESC, b_level DESC, ready_at, id)
+    WHERE state = 'ready';
+CREATE INDEX tasks_ready_anywhere ON tasks (priority DESC, b_level DESC, ready_at, id, workflow, has_skills)
     WHERE state = 'ready';
 CREATE INDEX tasks_deadline ON tasks (deadline) WHERE deadline IS NOT NULL;
 CREATE INDEX tasks_leased ON tasks (agent, state) WHERE state IN ('assigned', 'running');
