@@ -46,6 +46,10 @@ const ROUNDS: usize = 40;
 enum Engine {
     Sqlite,
     Postgres,
+    /// PostgreSQL with `synchronous_commit = off`: a commit returns before its WAL is flushed.
+    /// Never how the store runs (an acknowledged change must be durable); measured only to
+    /// show how much of a pair's time is the flush.
+    PostgresWithoutFlushWait,
 }
 
 impl Engine {
@@ -53,6 +57,7 @@ impl Engine {
         match self {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
+            Engine::PostgresWithoutFlushWait => "postgres*",
         }
     }
 }
@@ -97,7 +102,7 @@ impl Database {
                     schema: None,
                 }
             }
-            Engine::Postgres => {
+            Engine::Postgres | Engine::PostgresWithoutFlushWait => {
                 static NEXT: AtomicU32 = AtomicU32::new(0);
                 let base = postgres_url().expect("PostgreSQL is configured");
                 let schema = format!(
@@ -111,8 +116,13 @@ impl Database {
                     ))
                     .unwrap();
                 let joiner = if base.contains('?') { '&' } else { '?' };
+                let extra = if engine == Engine::PostgresWithoutFlushWait {
+                    "%20-csynchronous_commit%3Doff"
+                } else {
+                    ""
+                };
                 Database {
-                    location: format!("{base}{joiner}options=-csearch_path%3D{schema}"),
+                    location: format!("{base}{joiner}options=-csearch_path%3D{schema}{extra}"),
                     _dir: None,
                     schema: Some((base, schema)),
                 }
@@ -255,6 +265,16 @@ fn pairs(c: &mut Criterion) {
         }
     }
     group.finish();
+    if engines.contains(&Engine::Postgres) {
+        let mut team = Team::new(Engine::PostgresWithoutFlushWait, 8);
+        let workflow = team.workflow(PAIRS);
+        let (wall, done) = team.drain(&workflow);
+        rows.push((
+            Engine::PostgresWithoutFlushWait,
+            8,
+            done as f64 / wall.as_secs_f64(),
+        ));
+    }
 
     println!("\nclaim+complete pairs per second (store API, {PAIRS} pairs per run)");
     println!(
@@ -276,6 +296,10 @@ fn pairs(c: &mut Criterion) {
         );
     }
     if engines.contains(&Engine::Postgres) {
+        println!(
+            "(postgres*: synchronous_commit = off, a diagnosis only: commits return before \
+             their WAL is flushed)"
+        );
         commit_latency();
     }
 }
@@ -314,6 +338,13 @@ fn commit_latency() {
         "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(1, 2); \
          INSERT INTO scratch VALUES ($i); COMMIT",
     );
+    let concurrent: Vec<(&str, f64)> = [
+        ("8 connections, durable commits, no shared lock", false),
+        ("8 connections, durable commits, one advisory lock", true),
+    ]
+    .into_iter()
+    .map(|(what, shared)| (what, commits_per_second(base, schema, 8, shared)))
+    .collect();
     println!("\nPostgreSQL transactions alone (500 each, one connection)");
     println!("{:<52} {:>9} {:>9}", "transaction", "p50", "p99");
     for (what, (p50, p99)) in [
@@ -327,6 +358,41 @@ fn commit_latency() {
             p99.as_secs_f64() * 1e3
         );
     }
+    for (what, rate) in concurrent {
+        println!("{what:<52} {rate:>7.0} commits/s");
+    }
+}
+
+/// Durable commits per second of `connections` connections inserting at once, each commit
+/// under one shared advisory lock when `shared_lock`, as the store's writers are. Without
+/// the lock PostgreSQL flushes the WAL of several commits at once (group commit); with it the
+/// commits, and their flushes, come one at a time.
+fn commits_per_second(base: &str, schema: &str, connections: usize, shared_lock: bool) -> f64 {
+    const EACH: usize = 100;
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..connections {
+            scope.spawn(|| {
+                let mut client = side_connection(base);
+                client
+                    .batch_execute(&format!("SET search_path TO {schema}"))
+                    .unwrap();
+                let lock = if shared_lock {
+                    "SELECT pg_advisory_xact_lock(1, 2);"
+                } else {
+                    ""
+                };
+                for i in 0..EACH {
+                    client
+                        .batch_execute(&format!(
+                            "BEGIN; {lock} INSERT INTO scratch VALUES ({i}); COMMIT"
+                        ))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (connections * EACH) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// A release server process on `db`, killed on drop.
