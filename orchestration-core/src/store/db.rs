@@ -291,29 +291,43 @@ impl<T: ToValue> ToValue for Option<T> {
     }
 }
 
-/// The parameters of one statement: `params![a, b]`, an array of one type, or `[]`.
+/// The parameters of one statement: `params![a, b]`, an array of one type, or `[]`. They are
+/// converted on the stack for the statement's run: binding allocates nothing.
 pub(crate) trait Params {
-    fn values(&self) -> Vec<Value<'_>>;
+    fn bind<R>(&self, run: impl FnOnce(&[Value<'_>]) -> R) -> R;
 }
 
+/// How many parameters are converted on the stack; a statement with more (none today)
+/// converts them on the heap.
+const STACK_PARAMS: usize = 16;
+
 impl Params for &[&dyn ToValue] {
-    fn values(&self) -> Vec<Value<'_>> {
-        self.iter().map(|p| p.to_value()).collect()
+    fn bind<R>(&self, run: impl FnOnce(&[Value<'_>]) -> R) -> R {
+        if self.len() > STACK_PARAMS {
+            let values: Vec<Value<'_>> = self.iter().map(|p| p.to_value()).collect();
+            return run(&values);
+        }
+        let mut values = [Value::Null; STACK_PARAMS];
+        for (slot, param) in values.iter_mut().zip(self.iter()) {
+            *slot = param.to_value();
+        }
+        run(&values[..self.len()])
     }
 }
 
 // No parameters: `[]`, whose element type is this one so that inference needs no hint.
 impl Params for [&dyn ToValue; 0] {
-    fn values(&self) -> Vec<Value<'_>> {
-        Vec::new()
+    fn bind<R>(&self, run: impl FnOnce(&[Value<'_>]) -> R) -> R {
+        run(&[])
     }
 }
 
 macro_rules! array_params {
     ($($n:literal),*) => {$(
         impl<T: ToValue> Params for [T; $n] {
-            fn values(&self) -> Vec<Value<'_>> {
-                self.iter().map(ToValue::to_value).collect()
+            fn bind<R>(&self, run: impl FnOnce(&[Value<'_>]) -> R) -> R {
+                let values: [Value<'_>; $n] = std::array::from_fn(|i| self[i].to_value());
+                run(&values)
             }
         }
     )*};
@@ -343,7 +357,7 @@ pub(crate) struct Statement<'a> {
 impl<'a> Statement<'a> {
     /// Runs it; returns how many rows it changed.
     pub(crate) fn execute(&mut self, params: impl Params) -> Result<usize> {
-        self.tx.run(self.sql, &params.values())
+        params.bind(|values| self.tx.run(self.sql, values))
     }
 
     /// The first row, or a storage error of no rows (see [`OptionalExtension`]).
@@ -361,22 +375,23 @@ impl<'a> Statement<'a> {
         params: impl Params,
         f: impl FnMut(&Row<'_>) -> Result<T>,
     ) -> Result<std::vec::IntoIter<Result<T>>> {
-        Ok(query_map(self.tx, self.sql, params, f)?
-            .into_iter()
-            .map(Ok)
-            .collect::<Vec<_>>()
-            .into_iter())
+        // Each row is mapped as it is read; the results are handed out as rusqlite's are, one
+        // `Result` per row, from one allocation.
+        let mut f = f;
+        Ok(query_map(self.tx, self.sql, params, |row| Ok(Ok(f(row)?)))?.into_iter())
     }
 
     /// Every row, read into memory, to walk with `next` while running other statements.
     pub(crate) fn query(&mut self, params: impl Params) -> Result<Rows> {
         let mut rows = Vec::new();
-        self.tx.rows(self.sql, &params.values(), &mut |row| {
-            let values = (0..row.0.width())
-                .map(|i| row.0.value(i).map(Owned::from))
-                .collect::<Result<Vec<_>>>()?;
-            rows.push(values);
-            Ok(true)
+        params.bind(|values| {
+            self.tx.rows(self.sql, values, &mut |row| {
+                let values = (0..row.0.width())
+                    .map(|i| row.0.value(i).map(Owned::from))
+                    .collect::<Result<Vec<_>>>()?;
+                rows.push(values);
+                Ok(true)
+            })
         })?;
         Ok(Rows {
             rows: rows.into_iter(),
@@ -458,11 +473,13 @@ fn query_row<T>(
 ) -> Result<T> {
     let mut f = Some(f);
     let mut out = None;
-    tx.rows(sql, &params.values(), &mut |row| {
-        if let Some(f) = f.take() {
-            out = Some(f(row)?);
-        }
-        Ok(false)
+    params.bind(|values| {
+        tx.rows(sql, values, &mut |row| {
+            if let Some(f) = f.take() {
+                out = Some(f(row)?);
+            }
+            Ok(false)
+        })
     })?;
     out.ok_or_else(|| Error::Storage(StorageError::no_rows()))
 }
@@ -474,9 +491,11 @@ fn query_map<T>(
     mut f: impl FnMut(&Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    tx.rows(sql, &params.values(), &mut |row| {
-        out.push(f(row)?);
-        Ok(true)
+    params.bind(|values| {
+        tx.rows(sql, values, &mut |row| {
+            out.push(f(row)?);
+            Ok(true)
+        })
     })?;
     Ok(out)
 }
