@@ -71,7 +71,7 @@ pub use crate::store::{
 };
 pub use crate::text::{counted, points, rfc3339, text_weight};
 pub use crate::workflow::{
-    AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason, Mode,
-    RetryPolicy, Schedule, TaskEvent, TaskSpec, TaskState, ValidatedWorkflow, WorkflowAction,
-    WorkflowSpec, WorkflowStatus, transition,
+    AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason,
+    GateDecision, Mode, RetryPolicy, Schedule, TaskEvent, TaskKind, TaskSpec, TaskState,
+    ValidatedWorkflow, WorkflowAction, WorkflowSpec, WorkflowStatus, transition,
 };

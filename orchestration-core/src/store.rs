@@ -9,6 +9,7 @@ mod agent;
 mod collaboration;
 mod delegation;
 mod event;
+mod gate;
 mod performance;
 mod refs;
 mod sprint;
@@ -64,12 +65,13 @@ const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("store/schema.sql"),
     include_str!("store/schema_2.sql"),
     include_str!("store/schema_3.sql"),
     include_str!("store/schema_4.sql"),
     include_str!("store/schema_5.sql"),
+    include_str!("store/schema_6.sql"),
 ];
 /// The database schema version this build writes and reads (`PRAGMA user_version`): a database
 /// of an older version is migrated when opened, one of a newer version is refused.

@@ -70,6 +70,7 @@ pub(crate) fn router(store: Arc<Store>, access: ConsoleAccess) -> Router {
             "/workflows/{name}/tasks/{key}/release",
             post(actions::release),
         )
+        .route("/workflows/{name}/tasks/{key}/gate", post(actions::gate))
         .route("/agents", get(views::agents))
         .route("/agents/{name}", get(views::agent))
         .route("/collaboration", get(views::collaboration))

@@ -118,7 +118,7 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database has schema version 99, newer than the 5 this build understands; upgrade orchestration"
+        "the database has schema version 99, newer than the 6 this build understands; upgrade orchestration"
     );
 }
 

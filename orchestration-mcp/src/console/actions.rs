@@ -1,5 +1,6 @@
 //! What an operator does from the console, each a core call that appends to the event log:
-//! a workflow's start, pause, resume, cancel and retry, and the release of a lease; and the
+//! a workflow's start, pause, resume, cancel and retry, the release of a lease, a decision on
+//! a gate; and the
 //! login form that sets the token cookie. Every POST spends a single-use CSRF token.
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use orchestration_core::{Report, TaskRef, WorkflowAction, WorkflowRef};
+use orchestration_core::{GateDecision, Report, TaskRef, WorkflowAction, WorkflowRef};
 use serde::Deserialize;
 
 use super::auth::{COOKIE, Viewer};
@@ -101,6 +102,42 @@ pub(crate) async fn release(
             )));
         };
         store.report(&detail.task.id.into(), agent, token, &Report::Release, None)?;
+        Ok(())
+    })
+    .await?;
+    Ok(Redirect::to(&target))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GateForm {
+    csrf: String,
+    decision: String,
+    note: Option<String>,
+}
+
+/// Approves or rejects a gate waiting for approval.
+pub(crate) async fn gate(
+    State(console): State<Arc<Console>>,
+    Extension(viewer): Extension<Viewer>,
+    Path((name, key)): Path<(String, String)>,
+    Form(form): Form<GateForm>,
+) -> Result<Redirect, PageError> {
+    operator(&viewer)?;
+    let decision = match form.decision.as_str() {
+        "approve" => GateDecision::Approve,
+        "reject" => GateDecision::Reject,
+        other => {
+            return Err(PageError::BadRequest(format!(
+                "`{other}` is not a decision: approve or reject"
+            )));
+        }
+    };
+    console.spend(&form.csrf)?;
+    let target = task_href(&name, &key);
+    let note = form.note.filter(|n| !n.trim().is_empty());
+    read(&console, move |store| {
+        let task = TaskRef::key(WorkflowRef::from(name.as_str()), key);
+        store.decide_gate(&task, decision, note.as_deref())?;
         Ok(())
     })
     .await?;

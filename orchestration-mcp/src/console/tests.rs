@@ -408,3 +408,51 @@ async fn a_thousand_task_workflow_is_drawn_by_stages_and_its_tasks_paged() {
     assert!(last.body.contains(r#"?task=t999#panel-h""#));
     assert!(!last.body.contains(r#"?task=t0#panel-h""#));
 }
+
+#[tokio::test]
+async fn an_operator_approves_a_gate_and_its_dependents_move() {
+    let (app, store) = setup(Some(TOKEN));
+    let spec = WorkflowSpec::new("gated", Mode::Dag)
+        .task(TaskSpec::new("check", "Look at it").gate())
+        .task(TaskSpec::new("after", "Then this").after(["check"]));
+    store
+        .create_workflow(
+            spec,
+            &CreateOptions {
+                start: true,
+                ..CreateOptions::default()
+            },
+        )
+        .unwrap();
+    let overview = get(&app, "/", &[BEARER]).await;
+    assert!(
+        overview
+            .body
+            .contains(r#"href="/workflows/gated/tasks/check""#)
+    );
+    let page = get(&app, "/workflows/gated/tasks/check", &[BEARER]).await;
+    assert!(page.body.contains("awaiting_approval"));
+    assert!(page.body.contains(r#"value="approve""#));
+    let nonce = csrf(&page.body, None);
+    let bogus = post(
+        &app,
+        "/workflows/gated/tasks/check/gate",
+        &[BEARER],
+        &format!("csrf={nonce}&decision=maybe"),
+    )
+    .await;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    // The refused decision did not spend the form's token.
+    let approved = post(
+        &app,
+        "/workflows/gated/tasks/check/gate",
+        &[BEARER],
+        &format!("csrf={nonce}&decision=approve&note=fine"),
+    )
+    .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER);
+    let gate = orchestration_core::TaskRef::key(WorkflowRef::from("gated"), "check");
+    assert_eq!(store.task(&gate).unwrap().state, TaskState::Succeeded);
+    let after = orchestration_core::TaskRef::key(WorkflowRef::from("gated"), "after");
+    assert_eq!(store.task(&after).unwrap().state, TaskState::Ready);
+}

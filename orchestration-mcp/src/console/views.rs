@@ -96,6 +96,16 @@ fn overview_body(data: &Overview) -> Markup {
             _ => None,
         })
         .collect();
+    let gates: Vec<(&str, &orchestration_core::TaskView)> = data
+        .reports
+        .iter()
+        .flat_map(|r| {
+            r.tasks
+                .iter()
+                .filter(|t| t.state == TaskState::AwaitingApproval)
+                .map(move |t| (r.summary.name.as_str(), t))
+        })
+        .collect();
     html! {
         section aria-labelledby="workflows-h" {
             h2 #workflows-h { "Workflows" }
@@ -124,6 +134,13 @@ fn overview_body(data: &Overview) -> Markup {
                 @if stalled.is_empty() { p.muted { "Nothing is stalled." } }
                 ul { @for (name, why) in &stalled {
                     li { a href=(workflow_href(name)) { (name) } ": " (why) }
+                } }
+            }
+            section.card aria-labelledby="gates-h" {
+                h2 #gates-h { "Gates waiting for approval" }
+                @if gates.is_empty() { p.muted { "No gate is waiting." } }
+                ul { @for (name, task) in &gates {
+                    li { a href=(task_href(name, &task.key)) { (name) "/" (task.key) } ": " (task.title) }
                 } }
             }
             section.card aria-labelledby="expiring-h" {

@@ -9,7 +9,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use maud::{Markup, PreEscaped, html};
 use orchestration_core::{
-    TaskDetail, TaskRef, TaskView, WorkflowAction, WorkflowRef, WorkflowReport,
+    TaskDetail, TaskKind, TaskRef, TaskState, TaskView, WorkflowAction, WorkflowRef, WorkflowReport,
 };
 use serde::Deserialize;
 
@@ -418,6 +418,17 @@ fn task_panel(detail: &TaskDetail, viewer: &Viewer) -> Markup {
                     input type="hidden" name="csrf" value=(viewer.nonce());
                     button type="submit" { "Release the lease" }
                 }
+            }
+        }
+        @if t.kind == TaskKind::Gate {
+            p { strong { "A gate:" } " a person approves or rejects it once its dependencies are done; no agent claims it." }
+        }
+        @if viewer.is_operator() && t.state == TaskState::AwaitingApproval {
+            form.actions method="post" action={ (base) "/gate" } aria-label="Decide on this gate" {
+                input type="hidden" name="csrf" value=(viewer.nonce());
+                label { "Note (optional)" input name="note" maxlength="10000"; }
+                button type="submit" name="decision" value="approve" { "Approve" }
+                button.danger type="submit" name="decision" value="reject" { "Reject" }
             }
         }
         @if let Some(d) = &t.description { h3 { "Description" } pre { (d) } }
