@@ -21,7 +21,7 @@ mod tests;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
@@ -30,6 +30,7 @@ use maud::Markup;
 use orchestration_core::Store;
 
 use crate::auth::AgentTokens;
+use crate::telemetry::Telemetry;
 
 pub(crate) use crate::console::auth::Nonces;
 
@@ -46,20 +47,42 @@ pub(crate) struct ConsoleAccess {
     pub(crate) allowed_origins: Vec<String>,
 }
 
+/// Counts the open MCP sessions, for the metrics.
+#[derive(Clone)]
+pub(crate) struct SessionCount(pub(crate) Arc<dyn Fn() -> usize + Send + Sync>);
+
+impl std::fmt::Debug for SessionCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionCount({})", (self.0)())
+    }
+}
+
+/// What the metrics are drawn from besides the store.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetricsSource {
+    /// This process's tool calls.
+    pub(crate) telemetry: Arc<Telemetry>,
+    /// The open MCP sessions, when MCP is served over HTTP.
+    pub(crate) sessions: Option<SessionCount>,
+}
+
 /// What every console handler shares.
 #[derive(Debug)]
 pub(crate) struct Console {
     store: Arc<Store>,
     access: ConsoleAccess,
     nonces: Nonces,
+    metrics: MetricsSource,
 }
 
-/// The console's routes over `store`, checked as `access` says.
-pub(crate) fn router(store: Arc<Store>, access: ConsoleAccess) -> Router {
+/// The console's routes over `store`, checked as `access` says, with `/metrics` drawn from
+/// `metrics` and the store.
+pub(crate) fn router(store: Arc<Store>, access: ConsoleAccess, metrics: MetricsSource) -> Router {
     let console = Arc::new(Console {
         store,
         access,
         nonces: Nonces::default(),
+        metrics,
     });
     Router::new()
         .route("/", get(views::overview))
@@ -78,6 +101,7 @@ pub(crate) fn router(store: Arc<Store>, access: ConsoleAccess) -> Router {
         .route("/sprints/{name}", get(views::sprint))
         .route("/events", get(views::events))
         .route("/live", get(live::live))
+        .route("/metrics", get(serve_metrics))
         .route("/login", get(actions::login_form).post(actions::login))
         .route("/logout", post(actions::logout))
         .route("/assets/console.css", get(page::stylesheet))
@@ -151,6 +175,25 @@ pub(crate) type PageResult = Result<Html<String>, PageError>;
 
 fn html(markup: Markup) -> Html<String> {
     Html(markup.into_string())
+}
+
+/// `/metrics`: the Prometheus text format.
+async fn serve_metrics(State(console): State<Arc<Console>>) -> Result<Response, PageError> {
+    let telemetry = Arc::clone(&console.metrics.telemetry);
+    let sessions = console.metrics.sessions.as_ref().map(|count| (count.0)());
+    let text = read(
+        &console,
+        move |store| Ok(telemetry.render(store, sessions)?),
+    )
+    .await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn not_found_route(request: Request) -> PageError {

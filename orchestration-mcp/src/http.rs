@@ -108,6 +108,7 @@ pub async fn serve_http(
 fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
     let access = console_access(&options);
     let store = Arc::clone(server.store());
+    let telemetry = Arc::clone(server.telemetry());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts)
         .with_allowed_origins(options.allowed_origins)
@@ -116,6 +117,7 @@ fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
     // The factory runs once per MCP session: cloning the server clones a prebuilt router and
     // a handle on the shared store, nothing more.
     let sessions = Sessions::start(options.sessions);
+    let counted = Arc::clone(&sessions);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(SharedSessions(Arc::clone(&sessions))),
@@ -132,7 +134,13 @@ fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
             cap,
             refuse_sessions_over_cap,
         ));
-    let mut console = crate::console::router(store, access);
+    let metrics = crate::console::MetricsSource {
+        telemetry,
+        sessions: Some(crate::console::SessionCount(Arc::new(move || {
+            counted.len()
+        }))),
+    };
+    let mut console = crate::console::router(store, access, metrics);
     // Layers run outermost last added: the connection's bookkeeping, then authentication,
     // then the rate limit, which counts against the agent authentication found. The console
     // checks its callers itself (it also takes the login cookie), and shares the buckets.
@@ -173,7 +181,8 @@ pub async fn serve_console(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let listener = Listener::new(listener, options.connections);
-    let mut app = crate::console::router(store, console_access(&options));
+    let metrics = crate::console::MetricsSource::default();
+    let mut app = crate::console::router(store, console_access(&options), metrics);
     if let Some(limit) = options.rate_limit {
         app = app.layer(middleware::from_fn_with_state(
             Buckets::start(limit),

@@ -16,6 +16,7 @@ mod output;
 mod prompts;
 mod resources;
 mod server;
+mod telemetry;
 mod tools;
 mod wait;
 

@@ -95,7 +95,9 @@ pub(crate) async fn check(
             return PageError::Forbidden("that token is not valid here; log in again".into())
                 .into_response();
         }
-        if request.method() == Method::GET && path != "/live" {
+        // Pages send a browser to the login form; the stream and the metrics, read by
+        // programs, are refused outright.
+        if request.method() == Method::GET && path != "/live" && path != "/metrics" {
             let target = request
                 .uri()
                 .path_and_query()

@@ -48,7 +48,10 @@ fn setup(token: Option<&str>) -> (Router, Arc<Store>) {
         allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
         allowed_origins: vec!["http://127.0.0.1:*".into()],
     };
-    (router(Arc::clone(&store), access), store)
+    (
+        router(Arc::clone(&store), access, super::MetricsSource::default()),
+        store,
+    )
 }
 
 struct Answer {
@@ -455,4 +458,49 @@ async fn an_operator_approves_a_gate_and_its_dependents_move() {
     assert_eq!(store.task(&gate).unwrap().state, TaskState::Succeeded);
     let after = orchestration_core::TaskRef::key(WorkflowRef::from("gated"), "after");
     assert_eq!(store.task(&after).unwrap().state, TaskState::Ready);
+}
+
+#[tokio::test]
+async fn metrics_count_what_the_event_log_and_the_store_say() {
+    let (app, store) = setup(Some(TOKEN));
+    let claim = store
+        .claim(&ClaimRequest::new("a1"))
+        .unwrap()
+        .claimed()
+        .unwrap();
+    let done = orchestration_core::Report::Complete {
+        result: None,
+        actual: None,
+    };
+    store
+        .report(&claim.task.id.into(), "a1", claim.token, &done, None)
+        .unwrap();
+    assert_eq!(
+        get(&app, "/metrics", &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let metrics = get(&app, "/metrics", &[BEARER]).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(
+        metrics.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let body = metrics.body;
+    for line in [
+        "orchestration_claims_total 1",
+        "orchestration_reports_total{outcome=\"complete\"} 1",
+        "orchestration_reports_total{outcome=\"fail\"} 0",
+        "orchestration_lease_expiries_total 0",
+        "orchestration_workflow_tasks{workflow=\"release\",state=\"succeeded\"} 1",
+        "orchestration_workflow_tasks{workflow=\"release\",state=\"ready\"} 2",
+        "orchestration_gates_waiting 0",
+        "# TYPE orchestration_tool_call_duration_seconds histogram",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} in\n{body}");
+    }
+    // A second scrape counts only what is new: nothing is counted twice.
+    let again = get(&app, "/metrics", &[BEARER]).await.body;
+    assert!(again.lines().any(|l| l == "orchestration_claims_total 1"));
 }
