@@ -107,6 +107,8 @@ fn workflow_actions(report: &WorkflowReport, viewer: &Viewer) -> Markup {
     ]
     .into_iter()
     .filter(|a| a.apply(status).is_some())
+    // Retrying is offered only when there is something to retry, as the core requires.
+    .filter(|a| *a != WorkflowAction::RetryFailed || has_failures(report))
     .collect();
     let href = format!("{}/action", workflow_href(&report.summary.name));
     html! {
@@ -124,6 +126,11 @@ fn workflow_actions(report: &WorkflowReport, viewer: &Viewer) -> Markup {
             }
         }
     }
+}
+
+/// Whether some task failed, was cancelled or failed upstream: what a retry puts back.
+fn has_failures(report: &WorkflowReport) -> bool {
+    report.summary.counts.keys().any(|state| state.is_failure())
 }
 
 fn action_label(action: WorkflowAction) -> &'static str {
@@ -206,8 +213,8 @@ fn workflow_body(
                                 @if critical.contains(t.key.as_str()) { " " span.error title="on the remaining critical path" { "●" } }
                                 " " span.muted { (t.title) }
                             }
-                            td { (page::state(t.state)) }
-                            td.num { (report.stages.get(start + i).copied().unwrap_or(0)) }
+                            td { (page::state(t.state)) @if t.kind == TaskKind::Gate { " " span.badge.gate { "gate" } } }
+                            td.num { (report.stages.get(start + i).copied().unwrap_or(0) + 1) }
                             td.num { (points(t.estimate)) }
                             td { @if let Some(a) = &t.agent { a href=(agent_href(a)) { (a) } } }
                             td { (t.attempt) "/" (t.max_attempts) }
@@ -291,15 +298,17 @@ pub(crate) fn graph_svg(report: &WorkflowReport, critical: &HashSet<&str>) -> St
             continue;
         };
         let (x, y) = at(p);
-        let class = if critical.contains(task.key.as_str()) {
-            format!("s-{} critical", task.state.as_str())
-        } else {
-            format!("s-{}", task.state.as_str())
-        };
+        let mut class = format!("s-{}", task.state.as_str());
+        if critical.contains(task.key.as_str()) {
+            class.push_str(" critical");
+        }
+        if task.kind == TaskKind::Gate {
+            class.push_str(" gate");
+        }
         let label: String = task.key.chars().take(22).collect();
         let _ = write!(
             out,
-            r#"<a href="{href}"><g class="{class}"><title>{key}: {title} ({state})</title><rect class="node" x="{x}" y="{y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" rx="5"/><text x="{tx}" y="{ty}">{label}</text></g></a>"#,
+            r#"<a href="{href}"><g class="{class}"><title>{key}: {title} ({state}{gate})</title><rect class="node" x="{x}" y="{y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" rx="5"/><text x="{tx}" y="{ty}">{label}</text></g></a>"#,
             href = escape(&format!(
                 "{}?task={}#panel-h",
                 workflow_href(&report.summary.name),
@@ -308,6 +317,11 @@ pub(crate) fn graph_svg(report: &WorkflowReport, critical: &HashSet<&str>) -> St
             key = escape(&task.key),
             title = escape(&task.title),
             state = task.state.as_str(),
+            gate = if task.kind == TaskKind::Gate {
+                ", a gate"
+            } else {
+                ""
+            },
             tx = x + 8,
             ty = y + 17,
             label = escape(&label),
@@ -395,9 +409,13 @@ fn task_panel(detail: &TaskDetail, viewer: &Viewer) -> Markup {
             dt { "State" } dd { (page::state(t.state)) @if let Some(r) = &t.reason { " " span.muted { (r.as_str()) } } }
             dt { "Points" } dd { (points(t.estimate)) @if let Some(a) = t.actual { " (spent " (points(a)) ")" } }
             dt { "Priority" } dd { (t.priority) }
-            dt { "Attempt" } dd { (t.attempt) " of " (t.max_attempts) }
-            dt { "Agent" } dd { @if let Some(a) = &t.agent { a href=(agent_href(a)) { (a) } } @else { "–" } }
-            dt { "Lease ends" } dd { (maybe_time(t.lease_expires_at)) }
+            @if t.kind == TaskKind::Work {
+                dt { "Attempt" } dd { (t.attempt) " of " (t.max_attempts) }
+                dt { "Agent" } dd { @if let Some(a) = &t.agent { a href=(agent_href(a)) { (a) } } @else { "–" } }
+                dt { "Lease ends" } dd { (maybe_time(t.lease_expires_at)) }
+            } @else {
+                dt { "Kind" } dd { "gate" }
+            }
             @if t.next_attempt_at.is_some() { dt { "Next attempt" } dd { (maybe_time(t.next_attempt_at)) } }
             dt { "Depends on" } dd {
                 @if t.depends_on.is_empty() { "–" }
