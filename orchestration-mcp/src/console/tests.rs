@@ -124,7 +124,7 @@ const BEARER: (&str, &str) = ("authorization", "Bearer operator-token-0123456789
 
 #[tokio::test]
 async fn every_view_renders_what_the_store_holds() {
-    let (app, _store) = setup(None);
+    let (app, store) = setup(None);
     let overview = get(&app, "/", &[]).await;
     assert_eq!(overview.status, StatusCode::OK);
     assert!(overview.body.contains(r#"href="/workflows/release""#));
@@ -141,6 +141,15 @@ async fn every_view_renders_what_the_store_holds() {
         task.body
             .contains(r#"href="/workflows/release/tasks/build""#)
     );
+    // The score breakdown of every agent for the task; ranking assigns nothing.
+    assert!(task.body.contains("Who fits"));
+    assert!(
+        task.body
+            .contains(r#"<th scope="row"><a href="/agents/a1">a1</a></th>"#)
+    );
+    let events = store.last_event_seq().unwrap();
+    get(&app, "/workflows/release/tasks/build", &[]).await;
+    assert_eq!(store.last_event_seq().unwrap(), events);
     for (path, expected) in [
         ("/agents", r#"href="/agents/a1""#),
         ("/agents/a1", "It holds no task."),

@@ -9,7 +9,8 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use maud::{Markup, PreEscaped, html};
 use orchestration_core::{
-    TaskDetail, TaskKind, TaskRef, TaskState, TaskView, WorkflowAction, WorkflowRef, WorkflowReport,
+    Ranking, TaskDetail, TaskKind, TaskRef, TaskState, TaskView, Weights, WorkflowAction,
+    WorkflowRef, WorkflowReport,
 };
 use serde::Deserialize;
 
@@ -75,9 +76,10 @@ pub(crate) async fn task(
     Extension(viewer): Extension<Viewer>,
     Path((name, key)): Path<(String, String)>,
 ) -> PageResult {
-    let (seq, detail) = read(&console, move |store| {
+    let (seq, detail, ranking) = read(&console, move |store| {
         let detail = store.task_detail(&TaskRef::key(WorkflowRef::from(name.as_str()), key))?;
-        Ok((store.last_event_seq()?, detail))
+        let ranking = ranking(store, &detail);
+        Ok((store.last_event_seq()?, detail, ranking))
     })
     .await?;
     let t = &detail.task;
@@ -85,6 +87,7 @@ pub(crate) async fn task(
     let body = html! {
         p { a href=(workflow_href(&t.workflow_name)) { "← Workflow " (t.workflow_name) } }
         (task_panel(&detail, &viewer))
+        @if let Some(ranking) = &ranking { (ranking_table(ranking)) }
     };
     Ok(page_html(layout(
         &title,
@@ -93,6 +96,53 @@ pub(crate) async fn task(
         Some(seq),
         body,
     )))
+}
+
+/// How every agent scores for a task an agent could still take: the breakdown behind a
+/// delegation. Ranking without assigning changes nothing; on a database opened read-only
+/// it cannot run, and the panel goes without it.
+fn ranking(store: &orchestration_core::Store, detail: &TaskDetail) -> Option<Ranking> {
+    let task = &detail.task;
+    if task.kind != TaskKind::Work || task.state.is_terminal() {
+        return None;
+    }
+    store
+        .delegate(&task.id.into(), &Weights::default(), None, false)
+        .ok()
+        .map(|delegation| delegation.ranking)
+}
+
+fn ranking_table(ranking: &Ranking) -> Markup {
+    html! {
+        section aria-labelledby="ranking-h" {
+            h2 #ranking-h { "Who fits" }
+            @if ranking.ranked.is_empty() && ranking.rejected.is_empty() { p.muted { "No agent is registered." } }
+            @if !ranking.ranked.is_empty() {
+                table {
+                    caption.muted { "Each qualified agent's score and its parts, best first" }
+                    thead { tr {
+                        th scope="col" { "Agent" } th scope="col" class="num" { "Score" } th scope="col" class="num" { "Fit" }
+                        th scope="col" class="num" { "Quality" } th scope="col" class="num" { "Speed" } th scope="col" class="num" { "Free capacity" }
+                    } }
+                    tbody { @for r in ranking.ranked.iter().take(super::page::PAGE_SIZE) {
+                        tr {
+                            th scope="row" { a href=(agent_href(&r.agent)) { (r.agent) } }
+                            td.num { (format!("{:.3}", r.breakdown.score)) }
+                            td.num { (format!("{:.2}", r.breakdown.fit)) }
+                            td.num { (format!("{:.2}", r.breakdown.quality)) " (" (r.breakdown.observations) ")" }
+                            td.num { (format!("{:.2}", r.breakdown.speed)) }
+                            td.num { (format!("{:.2}", r.breakdown.free_capacity)) }
+                        }
+                    } }
+                }
+            }
+            @if !ranking.rejected.is_empty() {
+                ul { @for (agent, why) in ranking.rejected.iter().take(super::page::PAGE_SIZE) {
+                    li { a href=(agent_href(agent)) { (agent) } ": " span.muted { (why.to_string()) } }
+                } }
+            }
+        }
+    }
 }
 
 /// The actions an operator can take on a workflow in its status.
