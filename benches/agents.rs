@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentProfile, AgentStatus, Candidate, ClaimRequest, Clock, CreateOptions, Mode, Needs, Record,
-    Report, Store, TaskRef, TaskSpec, Weights, WorkflowSpec, assign, rank,
+    AgentProfile, AgentStatus, ClaimRequest, Clock, CreateOptions, FailureKind, Mode, Report,
+    Store, TaskRef, TaskSpec, WorkflowSpec, agent::Candidate, agent::Needs, agent::Record,
+    agent::Weights, agent::assign, agent::rank,
 };
 
 const SKILLS: [&str; 8] = [
@@ -112,7 +113,7 @@ fn performance(c: &mut Criterion) {
         let report = if i.is_multiple_of(11) {
             Report::Fail {
                 error: "no".into(),
-                retryable: false,
+                kind: FailureKind::Permanent,
             }
         } else {
             Report::Complete {

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
+use orchestration_core::store::{MemberSpec, SprintSpec};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, MemberSpec, Mode, Report, SprintSpec, Store,
-    TaskSpec, WorkflowSpec,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec,
 };
 use support::percentile;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Dag, Mode, Report, Store, TaskRef, TaskSpec,
-    WorkflowSpec,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskRef, TaskSpec, WorkflowSpec,
+    workflow::Dag,
 };
 
 /// A small deterministic generator, so every run measures the same graphs.

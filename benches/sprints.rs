@@ -8,8 +8,8 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentUpdate, AnalyticsOptions, ClaimRequest, Clock, CreateOptions, MemberSpec, Mode, Report,
-    SprintSpec, Store, TaskRef, TaskSpec, WorkflowSpec, forecast,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, Mode, Report, Store, TaskRef, TaskSpec,
+    WorkflowSpec, sprint::forecast, store::AnalyticsOptions, store::MemberSpec, store::SprintSpec,
 };
 
 const SKILLS: [&str; 4] = ["rust", "web", "docs", "sql"];

@@ -6,8 +6,8 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use orchestration::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, Mode, Report, RetryPolicy, Store, TaskRef,
-    TaskSpec, Weights, WorkflowRef, WorkflowSpec,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, FailureKind, Mode, Report, RetryPolicy, Store,
+    TaskRef, TaskSpec, WorkflowRef, WorkflowSpec, agent::Weights, store::DelegationMode,
 };
 
 /// An agent of the simulation: its skills, how often it succeeds, how fast it works.
@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &workflow,
             &Weights::default(),
             Some(Duration::hours(8)),
-            true,
+            DelegationMode::Assign,
         )?;
         for assigned in &batch.assigned {
             let b = assigned.breakdown;
@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     Report::Fail {
                         error: "tests failed".into(),
-                        retryable: true,
+                        kind: FailureKind::Transient,
                     }
                 };
                 time.advance(Duration::minutes(

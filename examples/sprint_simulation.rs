@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use orchestration::{
-    AgentUpdate, AnalyticsOptions, ClaimRequest, Clock, CreateOptions, LeaseToken, ManualClock,
-    MemberSpec, Mode, Report, RetrospectiveOptions, SprintSpec, Store, TaskRef, TaskSpec,
-    TaskState, WorkflowSpec, text_chart,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, LeaseToken, ManualClock, Mode, Report, Store,
+    TaskRef, TaskSpec, TaskState, WorkflowSpec, sprint::text_chart, store::AnalyticsOptions,
+    store::MemberSpec, store::RetrospectiveOptions, store::SprintSpec,
 };
 
 /// An agent of the simulation.

@@ -227,9 +227,79 @@ pub enum Error {
     /// The disk holding the database is full.
     #[error("the disk holding the database is full, so nothing was changed; reads still work")]
     DiskFull,
-    /// SQLite failed.
+    /// The database failed: its engine reported an error, a value did not have the type the
+    /// schema gives it, or the connection was lost.
     #[error("storage error: {0}")]
-    Storage(rusqlite::Error),
+    Storage(StorageError),
+}
+
+/// A failure of the database under the store, with the engine's own message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    fault: StorageFault,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What kind of storage failure it was: what the store may do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageFault {
+    /// A query expected a row and found none.
+    NoRows,
+    /// Another writer holds the database; the transaction may be retried.
+    Busy,
+    /// Concurrent transactions conflicted (a serialization failure or a deadlock); the
+    /// transaction was rolled back and may be retried.
+    Conflict,
+    /// The connection to the database server was lost or refused.
+    Connection,
+    /// A value read did not have the type the schema gives it.
+    Conversion,
+    /// Any other error of the engine.
+    Engine,
+}
+
+impl StorageError {
+    /// A failure of the engine, kept as the error's source.
+    pub fn new(
+        fault: StorageFault,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError {
+            fault,
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A failure described by the store itself.
+    pub fn message(fault: StorageFault, message: impl Into<String>) -> StorageError {
+        StorageError {
+            fault,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn no_rows() -> StorageError {
+        StorageError::message(StorageFault::NoRows, "the query returned no rows")
+    }
+
+    pub(crate) fn conversion(message: String) -> StorageError {
+        StorageError::message(StorageFault::Conversion, message)
+    }
+
+    /// What kind of failure it was.
+    pub fn fault(&self) -> StorageFault {
+        self.fault
+    }
+
+    pub(crate) fn is_no_rows(&self) -> bool {
+        self.fault == StorageFault::NoRows
+    }
 }
 
 /// "; did you mean `a` or `b`?" when there is something to suggest.

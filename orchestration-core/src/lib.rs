@@ -26,52 +26,34 @@
 //! # Ok::<(), orchestration_core::Error>(())
 //! ```
 
-mod agent;
+pub mod agent;
 mod clock;
-mod collaboration;
+pub mod collaboration;
 mod error;
 mod id;
 pub mod limits;
 mod runner;
-mod sprint;
-mod store;
-mod text;
+pub mod sprint;
+pub mod store;
+pub mod text;
 #[cfg(test)]
 mod tidy;
-mod workflow;
+pub mod workflow;
 
-pub use crate::agent::{
-    AgentPerformance, AgentProfile, AgentStatus, Assignment, Attempt, AttemptEnd, Breakdown,
-    Candidate, EXHAUSTIVE_TEAM_LIMIT, Fleet, Held, Load, Metrics, Move, Needs, OPTIMAL_LIMIT,
-    Ranked, Ranking, Record, Rejection, Team, Weights, Workload, assemble_team, assign, check, fit,
-    performance, rank, score, workload,
-};
+// The names most programs need are here; the rest live in their modules: `workflow` (the DAG,
+// its analysis and the state machine), `agent` (profiles, scoring, assignment, workload),
+// `sprint` (capacity, velocity, planning, forecasts, reports), `collaboration` (locks and
+// deadlocks), `store` (what the store's use cases take and return) and `text`.
+pub use crate::agent::{AgentProfile, AgentStatus};
 pub use crate::clock::{Clock, ManualClock};
-pub use crate::collaboration::{Lock, LockMode, Resource, conflicts, deadlock, write_blockers};
-pub use crate::error::{Error, Result, SpecError};
+pub use crate::error::{Error, Result, SpecError, StorageError, StorageFault};
 pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
-pub use crate::sprint::{
-    Accuracy, Aging, BurnPoint, Capacity, ClosedSprint, Contribution, FOCUS_WINDOW, Finding,
-    FindingsInput, Flow, Forecast, Member, MemberCapacity, Plan, ScopeChange, ScopeChangeKind,
-    ScopeItem, SprintAttempt, SprintReport, SprintStatus, Totals, VELOCITY_WINDOW, Velocity,
-    Window, WorkWeek, accuracy, capacity, contributions, end_of_day, findings, forecast, guideline,
-    learnt_focus_factor, plan, sprint_report, svg, text_chart, velocity, working_days,
-};
-pub use crate::store::SCHEMA_VERSION;
 pub use crate::store::{
-    AgentUpdate, AnalyticsOptions, Assigned, BatchDelegation, CarryOver, Claim, ClaimOutcome,
-    ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, DEFAULT_FOCUS_FACTOR, DEFAULT_LEASE,
-    DEFAULT_TRIALS, Delegation, DependencyEdit, DependencyResult, Event, EventKind, ExecuteOutcome,
-    FocusSource, Handoff, HeldTask, Idle, IdleReason, LeasedTask, LockOutcome, MemberSpec, Message,
-    NOTES_SHOWN, Note, PerformanceWindow, Problem, Progress, Rebalanced, Recipients, Report,
-    ReportOutcome, Retrospective, RetrospectiveOptions, ScopeEdit, SprintAnalytics, SprintForecast,
-    SprintPlan, SprintSpec, SprintSummary, Store, TaskAttempt, TaskBrief, TaskDetail, TaskRef,
-    TaskView, Tick, Wait, WorkflowRef, WorkflowReport, WorkflowSummary,
+    AgentUpdate, Claim, ClaimOutcome, ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, Event,
+    EventKind, Report, ReportOutcome, SCHEMA_VERSION, Store, TaskRef, WorkflowRef,
 };
-pub use crate::text::{counted, points, rfc3339, text_weight};
 pub use crate::workflow::{
-    AfterFailure, Analysis, CriticalPath, CycleNodes, Dag, FailurePolicy, FailureReason,
-    GateDecision, Mode, RetryPolicy, Schedule, TaskEvent, TaskKind, TaskSpec, TaskState,
-    ValidatedWorkflow, WorkflowAction, WorkflowSpec, WorkflowStatus, transition,
+    FailureKind, FailurePolicy, Mode, RetryPolicy, TaskSpec, TaskState, WorkflowAction,
+    WorkflowSpec, WorkflowStatus,
 };

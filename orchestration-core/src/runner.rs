@@ -11,6 +11,7 @@ use chrono::Duration;
 use crate::error::Result;
 use crate::id::LeaseToken;
 use crate::store::{AgentUpdate, Claim, ClaimRequest, Report, Store, TaskRef, WorkflowRef};
+use crate::workflow::FailureKind;
 use crate::workflow::WorkflowStatus;
 
 #[cfg(test)]
@@ -66,7 +67,7 @@ pub struct TaskFailure {
     /// What went wrong.
     pub message: String,
     /// Whether another attempt could succeed.
-    pub retryable: bool,
+    pub kind: FailureKind,
 }
 
 impl TaskFailure {
@@ -74,7 +75,7 @@ impl TaskFailure {
     pub fn retryable(message: impl Into<String>) -> TaskFailure {
         TaskFailure {
             message: message.into(),
-            retryable: true,
+            kind: FailureKind::Transient,
         }
     }
 
@@ -82,7 +83,7 @@ impl TaskFailure {
     pub fn permanent(message: impl Into<String>) -> TaskFailure {
         TaskFailure {
             message: message.into(),
-            retryable: false,
+            kind: FailureKind::Permanent,
         }
     }
 }
@@ -218,7 +219,7 @@ impl Runner {
                 },
                 Err(failure) => Report::Fail {
                     error: failure.message,
-                    retryable: failure.retryable,
+                    kind: failure.kind,
                 },
             };
             self.report(&claim, agent, claim.token, &report)?;

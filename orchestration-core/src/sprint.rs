@@ -373,7 +373,7 @@ pub fn guideline(committed: f64, working_days: usize) -> Vec<f64> {
 
 /// A task that planning may choose.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
+pub struct BacklogItem {
     /// Its reference (`workflow/key`).
     pub task: String,
     /// Points.
@@ -408,7 +408,7 @@ pub struct Plan {
 /// `pinned` tasks (already in the sprint, such as carried-over work) are chosen first whatever
 /// the budget, with their unfinished dependencies; the budget then covers what is left.
 pub fn plan(
-    candidates: &[Candidate],
+    candidates: &[BacklogItem],
     members: &[Member],
     capacity: &Capacity,
     budget: f64,
@@ -544,7 +544,7 @@ pub fn plan(
         .filter_map(|(i, why)| why.map(|why| (candidates[i].task.clone(), why)))
         .collect();
     left_out.sort();
-    let by_task: HashMap<&str, &Candidate> =
+    let by_task: HashMap<&str, &BacklogItem> =
         candidates.iter().map(|c| (c.task.as_str(), c)).collect();
 
     // Allocation: each chosen task to the qualified member with the most capacity left.
@@ -669,6 +669,6 @@ pub(crate) fn removal_warnings(cut: &[CutDependency]) -> Vec<String> {
 }
 
 /// Whether `member` has every skill `task` needs at its level.
-fn qualified(member: &Member, task: &Candidate) -> bool {
+fn qualified(member: &Member, task: &BacklogItem) -> bool {
     crate::agent::skill_gap(&member.skills, &task.skills).is_none()
 }

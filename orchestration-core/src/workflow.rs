@@ -26,7 +26,7 @@ pub(crate) use order::ClaimRank;
 pub(crate) use record::{TaskRecord, WorkflowRecord};
 pub(crate) use report::report;
 pub use report::{LeasedTask, Progress, TaskBrief, WorkflowReport, WorkflowSummary};
-pub use retry::{AfterFailure, RetryPolicy};
+pub use retry::{AfterFailure, FailureKind, RetryPolicy};
 pub use spec::{Analysis, CriticalPath, Mode, TaskSpec, ValidatedWorkflow, WorkflowSpec};
 pub(crate) use spec::{
     analyse as spec_analyse, check_argument_name, cycle_keys as spec_cycle_keys,

@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, Error, LeaseToken, LockMode, LockOutcome,
-    ManualClock, Mode, Report, Resource, Store, TaskRef, TaskSpec, TaskState, WorkflowSpec, limits,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, Error, LeaseToken, ManualClock, Mode, Report,
+    Store, TaskRef, TaskSpec, TaskState, WorkflowSpec, collaboration::LockMode,
+    collaboration::Resource, limits, store::LockOutcome,
 };
 
 fn start() -> DateTime<Utc> {

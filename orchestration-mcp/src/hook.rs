@@ -8,7 +8,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use orchestration_core::{Error, Lock, Store, counted, rfc3339, write_blockers};
+use orchestration_core::{
+    Error, Store, collaboration::Lock, collaboration::write_blockers, store::Delivery,
+    text::counted, text::rfc3339,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -96,7 +99,7 @@ pub fn answer(input: &str, context: &HookContext) -> HookAnswer {
 
 /// Opens the database for reading, or says why it cannot: a hook never creates one.
 fn open(context: &HookContext) -> Result<Store, HookAnswer> {
-    if !context.db.exists() {
+    if Store::server_url(&context.db).is_none() && !context.db.exists() {
         return Err(HookAnswer::warn(format!(
             "no database at {}; nothing is checked (set ORCHESTRATION_DB to the file the server uses)",
             context.db.display()
@@ -105,7 +108,7 @@ fn open(context: &HookContext) -> Result<Store, HookAnswer> {
     Store::open_read_only(&context.db).map_err(|e| {
         HookAnswer::warn(format!(
             "cannot read the database at {} ({e}); nothing is checked",
-            context.db.display()
+            Store::shown(&context.db)
         ))
     })
 }
@@ -216,7 +219,7 @@ fn session_start(context: &HookContext) -> HookAnswer {
         }
         Err(e) => return HookAnswer::warn(format!("cannot read the held tasks ({e})")),
     };
-    let (messages, unread) = match store.inbox(agent, MESSAGES_SHOWN, usize::MAX, false) {
+    let (messages, unread) = match store.inbox(agent, MESSAGES_SHOWN, usize::MAX, Delivery::Peek) {
         Ok(inbox) => inbox,
         Err(e) => return HookAnswer::warn(format!("cannot read the inbox ({e})")),
     };

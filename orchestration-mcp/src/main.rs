@@ -57,7 +57,8 @@ struct Cli {
 /// subcommand, and is defined only here.
 #[derive(Debug, Clone, Args)]
 struct DatabaseArgs {
-    /// The database file; `:memory:` for a throwaway one.
+    /// The database: an SQLite file, `:memory:` for a throwaway one, or a PostgreSQL URL
+    /// (`postgres://user@host:port/database`) for a database many hosts share.
     #[arg(
         long,
         global = true,
@@ -393,6 +394,10 @@ impl Database {
     }
 
     fn require_existing(&self, what: &str) -> Result<()> {
+        // A server's database is checked by connecting to it: opening never creates one.
+        if Store::server_url(&self.path).is_some() {
+            return Ok(());
+        }
         if self.path == Path::new(":memory:") {
             bail!(
                 "{what} needs a database file, and `:memory:` is a new, empty database; \
@@ -428,9 +433,9 @@ impl Database {
             Err(orchestration_core::Error::ReadOnly) => bail!(
                 "cannot open {} read-only: its schema must first be created or upgraded, \
                  which needs writing; open it once with write access (without --read-only)",
-                self.path.display()
+                Store::shown(&self.path)
             ),
-            opened => opened.with_context(|| format!("opening {}", self.path.display())),
+            opened => opened.with_context(|| format!("opening {}", Store::shown(&self.path))),
         }
     }
 }
@@ -444,7 +449,7 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
             let store = database.open_for_reading("`sprint burndown`")?;
             let analytics = store.sprint_analytics(
                 &name,
-                &orchestration_core::AnalyticsOptions {
+                &orchestration_core::store::AnalyticsOptions {
                     trials: 1_000,
                     seed: None,
                 },
@@ -459,7 +464,7 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
                 report.totals.completed,
                 report.totals.scope
             );
-            println!("{}", orchestration_core::text_chart(report, 8));
+            println!("{}", orchestration_core::sprint::text_chart(report, 8));
             if let Some(f) = &analytics.forecast {
                 println!(
                     "forecast: {:.1} points left, done by {} (p50), {} (p85), {} (p95); {:.0}% chance by the end",
@@ -472,7 +477,7 @@ fn sprint(command: SprintCommand, database: &Database) -> Result<()> {
             }
             if let Some(path) = svg {
                 let title = format!("Sprint {name}: burndown and burnup");
-                std::fs::write(&path, orchestration_core::svg(&title, report))
+                std::fs::write(&path, orchestration_core::sprint::svg(&title, report))
                     .with_context(|| format!("writing {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
@@ -492,7 +497,11 @@ fn hook(args: HookArgs, database: &Database) -> Result<()> {
         .take(hook::MAX_EVENT_BYTES as u64)
         .read_to_string(&mut input);
     let db = match &args.root {
-        Some(root) if database.path.is_relative() => root.join(&database.path),
+        Some(root)
+            if database.path.is_relative() && Store::server_url(&database.path).is_none() =>
+        {
+            root.join(&database.path)
+        }
         _ => database.path.clone(),
     };
     let context = HookContext {

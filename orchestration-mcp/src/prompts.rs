@@ -10,7 +10,8 @@ use std::fmt::Write;
 
 use chrono::Duration;
 use orchestration_core::{
-    EventKind, RetrospectiveOptions, Store, TaskState, counted, limits, rfc3339,
+    EventKind, Store, TaskState, limits, store::Delivery, store::RetrospectiveOptions,
+    text::counted, text::rfc3339,
 };
 use rmcp::model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Role};
 use serde_json::{Map, Value};
@@ -286,15 +287,11 @@ fn standup(store: &Store, args: &Args<'_>) -> Result<String, PromptError> {
             }
         },
     };
-    let now = store.clock().now();
-    let since = now - Duration::hours(hours);
-    let head = store.last_event_seq()?;
-    let first = head.saturating_sub(STANDUP_EVENTS as i64);
+    let now = store.now()?;
     let mut done: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for event in store.events_since(first, STANDUP_EVENTS)? {
+    for event in store.recent_events(Duration::hours(hours), STANDUP_EVENTS)? {
         if event.kind == EventKind::TaskState
             && event.to == Some(TaskState::Succeeded)
-            && event.at >= since
             && let (Some(agent), Some(workflow), Some(key)) =
                 (event.agent, event.workflow_name, event.task_key)
         {
@@ -336,7 +333,7 @@ fn standup(store: &Store, args: &Args<'_>) -> Result<String, PromptError> {
             .map(|w| format!("lock `{}` since {}", w.resource, rfc3339(w.since)))
             .collect();
         let _ = writeln!(text, "- blocked on: {}", listed(&blocked));
-        let (_, unread) = store.inbox(&agent.name, 0, 0, false)?;
+        let (_, unread) = store.inbox(&agent.name, 0, 0, Delivery::Peek)?;
         if unread > 0 {
             let _ = writeln!(text, "- unread messages: {unread}");
         }

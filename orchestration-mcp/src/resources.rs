@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orchestration_core::{EventKind, SprintStatus, Store};
+use orchestration_core::{EventKind, Store, sprint::SprintStatus};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Resource, ResourceContents, ResourceTemplate,
     ResourceUpdatedNotificationParam,
@@ -336,8 +336,21 @@ async fn watch(
     peer: Peer<RoleServer>,
     mut seen: i64,
 ) {
+    // With the database server's notifications, the log is read only when they say it moved,
+    // and now and then in case one was lost.
+    let mut notices = store.change_notices();
+    let mut looked = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
+        let now_notices = store.change_notices();
+        if now_notices.is_some()
+            && now_notices == notices
+            && looked.elapsed() < crate::wait::LOOK_ANYWAY_EVERY
+        {
+            continue;
+        }
+        notices = now_notices;
+        looked = tokio::time::Instant::now();
         let subscribed = {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
             if state.uris.is_empty() {

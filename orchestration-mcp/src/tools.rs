@@ -35,7 +35,7 @@ where
 
 /// RFC 3339 with milliseconds, the format of every timestamp in tool results.
 pub(crate) fn time(at: chrono::DateTime<chrono::Utc>) -> String {
-    orchestration_core::rfc3339(at)
+    orchestration_core::text::rfc3339(at)
 }
 
 /// `workflow/key`: how every task is named in results.
@@ -44,7 +44,7 @@ pub(crate) fn task_name(workflow: &str, key: &str) -> String {
 }
 
 /// When a held task's lease ends, or that it lapsed: `, lease ends …` or `, lease lapsed at …`.
-pub(crate) fn lease_note(held: &orchestration_core::HeldTask) -> String {
+pub(crate) fn lease_note(held: &orchestration_core::store::HeldTask) -> String {
     match (held.lease_expires_at, held.lapsed) {
         (Some(at), true) => format!(", lease lapsed at {}", time(at)),
         (Some(at), false) => format!(", lease ends {}", time(at)),
@@ -54,7 +54,7 @@ pub(crate) fn lease_note(held: &orchestration_core::HeldTask) -> String {
 
 /// One held task as a line for the agent holding it: name, title, token and the lease's end,
 /// or that it lapsed and what that means.
-pub(crate) fn held_line(held: &orchestration_core::HeldTask) -> String {
+pub(crate) fn held_line(held: &orchestration_core::store::HeldTask) -> String {
     let advice = if held.lapsed {
         ": a report is refused now, so drop it and claim again"
     } else {

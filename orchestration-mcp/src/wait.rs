@@ -21,6 +21,10 @@ use crate::tools::blocking;
 /// a read of the log's last position.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 
+/// How often the log is looked at even when the database server's notifications say nothing
+/// changed: in case one was lost.
+pub(crate) const LOOK_ANYWAY_EVERY: Duration = Duration::from_secs(2);
+
 /// How often a waiting call tells a client that asked for progress that it is still waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -31,6 +35,11 @@ pub(crate) struct Wait {
     deadline: Instant,
     /// The log's position when the caller last looked.
     seen: i64,
+    /// The server's count of change notices at the last look, and when that was: with
+    /// notifications, the log is read only when the count moved (see
+    /// [`Store::change_notices`]).
+    notices: Option<u64>,
+    looked: Instant,
     /// The call's context: its cancellation, and the peer that progress goes to.
     context: RequestContext<RoleServer>,
     progress: Option<ProgressToken>,
@@ -54,6 +63,7 @@ impl Wait {
                 format!("{seconds} is more than {MAX_WAIT_SECONDS}; wait again after that"),
             ));
         }
+        let notices = store.change_notices();
         let seen = blocking(store, Store::last_event_seq).await?;
         let started = Instant::now();
         Ok(Wait {
@@ -61,6 +71,8 @@ impl Wait {
             started,
             deadline: started + Duration::from_secs(seconds.into()),
             seen,
+            notices,
+            looked: started,
             context: context.clone(),
             progress: context.meta.get_progress_token(),
             next_progress: started,
@@ -81,10 +93,13 @@ impl Wait {
         due: Option<DateTime<Utc>>,
         why: &str,
     ) -> Result<bool, ToolFailure> {
-        let due = due.map(|at| {
-            let from_now = (at - self.store.clock().now()).to_std().unwrap_or_default();
-            Instant::now() + from_now
-        });
+        let due = match due {
+            Some(at) => {
+                let from_now = blocking(&self.store, move |store| store.time_until(at)).await?;
+                Some(Instant::now() + from_now)
+            }
+            None => None,
+        };
         loop {
             let now = Instant::now();
             if self.context.ct.is_cancelled() || now >= self.deadline {
@@ -102,6 +117,15 @@ impl Wait {
                 () = self.context.ct.cancelled() => return Ok(false),
                 () = tokio::time::sleep(nap) => {}
             }
+            let notices = self.store.change_notices();
+            if notices.is_some()
+                && notices == self.notices
+                && self.looked.elapsed() < LOOK_ANYWAY_EVERY
+            {
+                continue;
+            }
+            self.notices = notices;
+            self.looked = Instant::now();
             let head = blocking(&self.store, Store::last_event_seq).await?;
             if head != self.seen {
                 self.seen = head;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Duration;
+use orchestration_core::store::*;
 use orchestration_core::*;
 
 use crate::Backend;
@@ -32,9 +33,9 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         .store
         .delegate(
             &TaskRef::key("del", "core"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            false,
+            DelegationMode::Propose,
         )
         .unwrap();
     assert_eq!(dry.assigned, None);
@@ -52,9 +53,9 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         .store
         .delegate(
             &TaskRef::key("del", "core"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     assert_eq!(
@@ -71,22 +72,27 @@ pub(crate) fn delegation_leases_the_task_to_the_best_agent_who_then_claims_it(db
         .store
         .delegate(
             &TaskRef::key("del", "core"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap_err();
     assert_eq!(
         again.to_string(),
         "task `del/core` is running: it cannot be assigned"
     );
-    let bad = orchestration_core::Weights {
+    let bad = orchestration_core::agent::Weights {
         fit: f64::NAN,
-        ..orchestration_core::Weights::default()
+        ..orchestration_core::agent::Weights::default()
     };
     let err = h
         .store
-        .delegate(&TaskRef::key("del", "other"), &bad, None, true)
+        .delegate(
+            &TaskRef::key("del", "other"),
+            &bad,
+            None,
+            DelegationMode::Assign,
+        )
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -101,9 +107,9 @@ pub(crate) fn an_unclaimed_delegation_returns_to_ready_when_its_lease_ends(db: &
     h.store
         .delegate(
             &TaskRef::key("slow", "a"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             Some(Duration::seconds(30)),
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     h.clock.advance(Duration::seconds(31));
@@ -146,9 +152,9 @@ pub(crate) fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explain
         .store
         .delegate_workflow(
             &"batch".into(),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            false,
+            DelegationMode::Propose,
         )
         .unwrap();
     assert_eq!(h.event_count(), events, "a dry run writes nothing");
@@ -156,9 +162,9 @@ pub(crate) fn batch_delegation_assigns_ready_tasks_within_wip_limits_and_explain
         .store
         .delegate_workflow(
             &"batch".into(),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     assert_eq!(
@@ -206,9 +212,9 @@ pub(crate) fn an_agent_at_its_wip_limit_can_still_start_what_was_delegated_to_it
     h.store
         .delegate(
             &TaskRef::key("wip", "a"),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     assert_eq!(
@@ -242,9 +248,9 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     h.store
         .delegate_workflow(
             &"move".into(),
-            &orchestration_core::Weights::default(),
+            &orchestration_core::agent::Weights::default(),
             None,
-            true,
+            DelegationMode::Assign,
         )
         .unwrap();
     h.store
@@ -256,7 +262,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     let events = h.event_count();
     let proposal = h
         .store
-        .workload(&orchestration_core::Weights::default())
+        .workload(&orchestration_core::agent::Weights::default())
         .unwrap();
     assert_eq!(h.event_count(), events, "proposing writes nothing");
     assert_eq!(proposal.overloaded, ["leaving"]);
@@ -268,7 +274,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     );
     let applied = h
         .store
-        .rebalance(&orchestration_core::Weights::default(), None)
+        .rebalance(&orchestration_core::agent::Weights::default(), None)
         .unwrap();
     assert_eq!(
         applied.moved, proposal.proposals,
@@ -282,7 +288,7 @@ pub(crate) fn rebalancing_moves_delegated_work_off_an_agent_that_went_offline(db
     );
     let after = h
         .store
-        .workload(&orchestration_core::Weights::default())
+        .workload(&orchestration_core::agent::Weights::default())
         .unwrap();
     let arriving = after.agents.iter().find(|l| l.agent == "arriving").unwrap();
     assert_eq!((arriving.queued, arriving.utilisation), (1, 1.0));
@@ -328,7 +334,7 @@ pub(crate) fn agent_performance_is_rebuilt_from_the_event_log(db: &dyn Backend) 
     )
     .unwrap();
     let b = h.claim("ana").unwrap();
-    h.fail(&b, "ana", true);
+    h.fail(&b, "ana", FailureKind::Transient);
     h.clock.advance(Duration::seconds(5));
     let b = long("bo");
     h.clock.advance(Duration::hours(1));

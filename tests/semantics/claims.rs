@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
+use orchestration_core::workflow::*;
 use orchestration_core::*;
 
 use crate::Backend;
@@ -80,8 +81,8 @@ pub(crate) fn a_claim_respects_skills_status_and_wip_limit_of_a_profiled_agent(d
     let idle = h.store.claim(&ClaimRequest::new("junior")).unwrap();
     assert_eq!(
         idle,
-        orchestration_core::ClaimOutcome::Idle(orchestration_core::Idle {
-            reason: orchestration_core::IdleReason::AtWipLimit { held: 1, limit: 1 },
+        orchestration_core::ClaimOutcome::Idle(orchestration_core::store::Idle {
+            reason: orchestration_core::store::IdleReason::AtWipLimit { held: 1, limit: 1 },
             next_retry_at: None,
         }),
         "at its WIP limit, an agent is told so, not refused"
@@ -111,7 +112,7 @@ pub(crate) fn a_claim_respects_skills_status_and_wip_limit_of_a_profiled_agent(d
     };
     assert_eq!(
         idle.reason,
-        orchestration_core::IdleReason::AgentInactive(AgentStatus::Paused)
+        orchestration_core::store::IdleReason::AgentInactive(AgentStatus::Paused)
     );
     assert_eq!(
         idle.reason.to_string(),

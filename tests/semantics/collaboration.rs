@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
+use orchestration_core::store::*;
 use orchestration_core::*;
 
 use crate::Backend;
@@ -92,7 +93,11 @@ pub(crate) fn a_handoff_moves_the_task_and_its_lease_with_a_note(db: &dyn Backen
         )
         .unwrap_err();
     assert!(err.to_string().contains("leased to `bo`"), "{err}");
-    let inbox = h.store.inbox("bo", 10, usize::MAX, false).unwrap().0;
+    let inbox = h
+        .store
+        .inbox("bo", 10, usize::MAX, Delivery::Peek)
+        .unwrap()
+        .0;
     assert_eq!(
         inbox[0].body,
         "handoff of `hand/a` from `ana`: schema is in a.sql"
@@ -162,14 +167,18 @@ pub(crate) fn messages_reach_agents_workflows_and_everyone_and_are_acknowledged_
     }
     let bo: Vec<String> = h
         .store
-        .inbox("bo", 10, usize::MAX, false)
+        .inbox("bo", 10, usize::MAX, Delivery::Peek)
         .unwrap()
         .0
         .into_iter()
         .map(|m| m.body)
         .collect();
     assert_eq!(bo, ["who has talk?", "standup"]);
-    let cy = h.store.inbox("cy", 10, usize::MAX, false).unwrap().0;
+    let cy = h
+        .store
+        .inbox("cy", 10, usize::MAX, Delivery::Peek)
+        .unwrap()
+        .0;
     let err = h.store.ack("bo", &[cy[0].id]).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -181,11 +190,15 @@ pub(crate) fn messages_reach_agents_workflows_and_everyone_and_are_acknowledged_
         err.to_string().contains("is not in `cy`'s inbox"),
         "acknowledged once only"
     );
-    let taken = h.store.inbox("cy", 10, usize::MAX, true).unwrap().0;
+    let taken = h
+        .store
+        .inbox("cy", 10, usize::MAX, Delivery::Acknowledge)
+        .unwrap()
+        .0;
     assert_eq!(taken.len(), 1);
     assert!(
         h.store
-            .inbox("cy", 10, usize::MAX, true)
+            .inbox("cy", 10, usize::MAX, Delivery::Acknowledge)
             .unwrap()
             .0
             .is_empty(),
@@ -213,7 +226,10 @@ pub(crate) fn concurrent_consumers_receive_each_message_exactly_once(db: &dyn Ba
             scope.spawn(move || {
                 let store = db.open();
                 loop {
-                    let batch = store.inbox("many", 7, usize::MAX, true).unwrap().0;
+                    let batch = store
+                        .inbox("many", 7, usize::MAX, Delivery::Acknowledge)
+                        .unwrap()
+                        .0;
                     if batch.is_empty() {
                         break;
                     }
@@ -235,12 +251,12 @@ pub(crate) fn concurrent_consumers_receive_each_message_exactly_once(db: &dyn Ba
 }
 
 pub(crate) fn locks_conflict_expire_release_only_by_owner_and_refuse_deadlocks(db: &dyn Backend) {
-    use orchestration_core::{LockMode, Resource};
+    use orchestration_core::{collaboration::LockMode, collaboration::Resource};
     let h = harness(db);
     let ttl = Duration::minutes(5);
     let exact = |name: &str| Resource::Exact(name.into());
-    let acquired = |outcome: orchestration_core::LockOutcome| {
-        matches!(outcome, orchestration_core::LockOutcome::Acquired(_))
+    let acquired = |outcome: orchestration_core::store::LockOutcome| {
+        matches!(outcome, orchestration_core::store::LockOutcome::Acquired(_))
     };
     register(&h.store, &["ana", "bo", "cy"]);
     assert!(acquired(
@@ -258,7 +274,9 @@ pub(crate) fn locks_conflict_expire_release_only_by_owner_and_refuse_deadlocks(d
         )
         .unwrap()
     {
-        orchestration_core::LockOutcome::Blocked(holders) => assert_eq!(holders[0].owner, "ana"),
+        orchestration_core::store::LockOutcome::Blocked(holders) => {
+            assert_eq!(holders[0].owner, "ana")
+        }
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert!(acquired(

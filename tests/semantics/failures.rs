@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Duration;
 use orchestration_core::*;
+use orchestration_core::{store::*, workflow::*};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -32,7 +33,7 @@ pub(crate) fn retries_wait_for_their_backoff_on_the_manual_clock(db: &dyn Backen
         let claim = h.claim("w").unwrap();
         assert_eq!(claim.task.attempt, attempt);
         let failed_at = h.clock.now();
-        h.fail(&claim, "w", true);
+        h.fail(&claim, "w", FailureKind::Transient);
         let view = h.store.task(&TaskRef::Id(claim.task.id)).unwrap();
         assert_eq!(view.state, TaskState::WaitingRetry);
         let wait = view.next_attempt_at.unwrap() - failed_at;
@@ -44,7 +45,7 @@ pub(crate) fn retries_wait_for_their_backoff_on_the_manual_clock(db: &dyn Backen
     }
     let last = h.claim("w").unwrap();
     assert_eq!(last.task.attempt, 4);
-    h.fail(&last, "w", true);
+    h.fail(&last, "w", FailureKind::Transient);
     let view = h.store.task(&TaskRef::Id(last.task.id)).unwrap();
     assert_eq!(
         (view.state, view.reason),
@@ -60,7 +61,7 @@ pub(crate) fn a_non_retryable_failure_skips_the_retries(db: &dyn Backend) {
         vec![task("a", &[]).max_attempts(5)],
     );
     let claim = h.claim("w").unwrap();
-    h.fail(&claim, "w", false);
+    h.fail(&claim, "w", FailureKind::Permanent);
     let view = h.store.task(&TaskRef::Id(claim.task.id)).unwrap();
     assert_eq!(
         (view.state, view.reason),
@@ -87,7 +88,7 @@ pub(crate) fn block_dependents_fails_downstream_at_once_and_lets_other_branches_
     h.create("block", FailurePolicy::BlockDependents, diamond());
     let a = h.claim("w").unwrap();
     assert_eq!(a.task.key, "a");
-    h.fail(&a, "w", true);
+    h.fail(&a, "w", FailureKind::Transient);
     check_states(
         &h,
         "block",
@@ -117,7 +118,7 @@ pub(crate) fn continue_treats_a_failure_as_done(db: &dyn Backend) {
     let h = harness(db);
     h.create("continue", FailurePolicy::Continue, diamond());
     let a = h.claim("w").unwrap();
-    h.fail(&a, "w", true);
+    h.fail(&a, "w", FailureKind::Transient);
     check_states(
         &h,
         "continue",
@@ -139,7 +140,7 @@ pub(crate) fn fail_fast_cancels_unstarted_work_and_lets_running_work_finish(db: 
     let a = h.claim("w1").unwrap();
     let x = h.claim("w2").unwrap();
     assert_eq!((a.task.key.as_str(), x.task.key.as_str()), ("a", "x"));
-    h.fail(&a, "w1", true);
+    h.fail(&a, "w1", FailureKind::Transient);
     check_states(
         &h,
         "fast",
@@ -176,7 +177,7 @@ pub(crate) fn retry_failed_resets_failed_and_upstream_failed_tasks(db: &dyn Back
     let h = harness(db);
     h.create("again", FailurePolicy::BlockDependents, diamond());
     let a = h.claim("w").unwrap();
-    h.fail(&a, "w", true);
+    h.fail(&a, "w", FailureKind::Transient);
     while let Some(claim) = h.claim("w") {
         h.complete(&claim, "w");
     }
@@ -275,7 +276,7 @@ fn run_random_workflow(
             started_at.entry(key.clone()).or_default().push(step);
             let agent = claim.task.agent.clone().unwrap();
             if failures[(index + claim.task.attempt as usize) % failures.len()].is_multiple_of(4) {
-                h.fail(&claim, &agent, true);
+                h.fail(&claim, &agent, FailureKind::Transient);
             } else {
                 h.complete(&claim, &agent);
                 assert!(succeeded.insert(key.clone()), "{key} succeeded twice");

@@ -1,6 +1,8 @@
 //! Gates: tasks a person approves or rejects. No agent claims one; approval lets its
 //! dependents move, rejection fails it under the workflow's failure policy.
 
+use orchestration_core::store::Progress;
+use orchestration_core::workflow::{FailureReason, GateDecision, TaskKind};
 use orchestration_core::*;
 
 use crate::Backend;

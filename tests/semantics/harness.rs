@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use orchestration_core::{
-    AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailurePolicy, ManualClock,
-    Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec, WorkflowStatus,
+    AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailureKind, FailurePolicy,
+    ManualClock, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
+    WorkflowStatus,
 };
 
 use crate::Backend;
@@ -106,13 +107,13 @@ impl Harness {
         .unwrap();
     }
 
-    pub(crate) fn fail(&self, claim: &Claim, agent: &str, retryable: bool) {
+    pub(crate) fn fail(&self, claim: &Claim, agent: &str, kind: FailureKind) {
         self.report(
             claim,
             agent,
             Report::Fail {
                 error: "boom".into(),
-                retryable,
+                kind,
             },
         )
         .unwrap();

@@ -58,6 +58,84 @@ impl Backend for Sqlite {
     }
 }
 
+/// PostgreSQL: a schema of its own per case, in the database named by the environment
+/// variable `ORCHESTRATION_TEST_POSTGRES` (a URL such as `postgres://postgres@127.0.0.1/test`).
+/// Each case's schema is left behind when it ends and dropped by the next run. Without it
+/// the cases are skipped, except under `CI=true`, where a missing or unreachable
+/// server fails them.
+pub(crate) struct Postgres {
+    base: String,
+    schema: String,
+}
+
+/// The environment variable that names the PostgreSQL database the tests may use.
+pub(crate) const POSTGRES_URL: &str = "ORCHESTRATION_TEST_POSTGRES";
+
+impl Postgres {
+    fn new() -> Option<Postgres> {
+        let base = match std::env::var(POSTGRES_URL) {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("{POSTGRES_URL} must name a PostgreSQL database under CI")
+            }
+            _ => return None,
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let schema = format!(
+            "semantics_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut client = ::postgres::Client::connect(&base, ::postgres::NoTls)
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL}={base} is unreachable: {e}"));
+        // A case's store may outlive its backend value (`fresh()` returns a temporary), so
+        // schemas are not dropped when a case ends: the first case of the next run drops
+        // what earlier runs left.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            let stale: Vec<String> = client
+                .query(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'semantics\\_%'",
+                    &[],
+                )
+                .expect("the schemas of earlier runs")
+                .iter()
+                .map(|row| row.get(0))
+                .filter(|name: &String| {
+                    !name.starts_with(&format!("semantics_{}_", std::process::id()))
+                })
+                .collect();
+            for name in stale {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        });
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .expect("a schema for the case");
+        Some(Postgres { base, schema })
+    }
+
+    fn url(&self) -> String {
+        let joiner = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{joiner}options=-csearch_path%3D{}",
+            self.base, self.schema
+        )
+    }
+}
+
+impl Backend for Postgres {
+    fn open(&self) -> Store {
+        Store::open(self.url()).expect("the database opens")
+    }
+
+    fn fresh(&self) -> Box<dyn Backend> {
+        Box::new(Postgres::new().expect("PostgreSQL is configured"))
+    }
+}
+
 /// Calls `$then!` with `$args` and the path of every case, `module::function`.
 macro_rules! for_each_case {
     ($then:ident!($($args:tt)*)) => {
@@ -71,6 +149,7 @@ macro_rules! for_each_case {
             workflows::status_reports_leases_blockers_critical_path_and_forecast,
             workflows::a_workflow_nobody_can_work_on_is_reported_as_stalled,
             workflows::every_state_change_is_in_the_event_log,
+            workflows::recent_events_and_waits_are_measured_by_the_stores_time,
             workflows::state_survives_closing_and_reopening,
             claims::claims_follow_priority_then_b_level_then_age,
             claims::a_claim_hands_over_the_results_of_dependencies,
@@ -123,13 +202,16 @@ macro_rules! for_each_case {
     };
 }
 
-/// One `#[test]` per case, each on a new database made by `$new`.
+/// One `#[test]` per case, each on a new database made by `$new`, or skipped when `$new`
+/// makes none (a backend this machine is not configured for).
 macro_rules! cases_on {
     (($new:expr); $($module:ident::$case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                crate::$module::$case(&$new);
+                if let Some(backend) = $new {
+                    crate::$module::$case(&backend);
+                }
             }
         )*
     };
@@ -137,5 +219,52 @@ macro_rules! cases_on {
 
 /// The backends. A new one is a line here.
 mod sqlite {
-    for_each_case!(cases_on!(crate::Sqlite::new()));
+    for_each_case!(cases_on!(Some(crate::Sqlite::new())));
+}
+
+mod postgres {
+    for_each_case!(cases_on!(crate::Postgres::new()));
+}
+
+/// What only PostgreSQL does: tell every handle on the database that something changed.
+mod postgres_notifications {
+    use std::time::{Duration, Instant};
+
+    use orchestration_core::{CreateOptions, Mode, TaskSpec, WorkflowSpec};
+
+    use crate::Backend;
+
+    #[test]
+    fn a_change_by_one_handle_moves_the_notice_count_of_another() {
+        let Some(db) = crate::Postgres::new() else {
+            return;
+        };
+        let watcher = db.open();
+        let writer = db.open();
+        let started = Instant::now();
+        let before = loop {
+            if let Some(count) = watcher.change_notices() {
+                break count;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let spec = WorkflowSpec::new("w", Mode::Parallel).task(TaskSpec::new("a", "do a"));
+        writer
+            .create_workflow(spec, &CreateOptions::default())
+            .unwrap();
+        let started = Instant::now();
+        while watcher.change_notices() == Some(before) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no notice of the change arrived"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A store that sends no notifications says so, and callers poll the log instead.
+        assert_eq!(crate::Sqlite::new().open().change_notices(), None);
+    }
 }

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use orchestration_core::*;
+use orchestration_core::{sprint::*, store::*};
 
 use crate::Backend;
 
@@ -621,7 +622,7 @@ pub(crate) fn workload_shows_each_members_sprint_allocation_against_capacity(db:
     let _c = team.claim("bo", "c", at(3, 3, 10, 0));
     let workload = team
         .store
-        .workload(&orchestration_core::Weights::default())
+        .workload(&orchestration_core::agent::Weights::default())
         .unwrap();
     let loads: Vec<(String, String, f64, f64, f64, f64)> = workload
         .agents
@@ -844,7 +845,7 @@ pub(crate) fn a_start_of_a_planned_sprint_refuses_planning_arguments_and_of_an_u
         (
             "working days",
             SprintSpec {
-                week: Some(orchestration_core::WorkWeek::default()),
+                week: Some(orchestration_core::sprint::WorkWeek::default()),
                 ..start_of("s1")
             },
             refused("work_days"),
@@ -1161,7 +1162,7 @@ pub(crate) fn contributions_count_retries_and_expired_leases_apart_as_agent_perf
             claim.token,
             &Report::Fail {
                 error: "flaky".into(),
-                retryable: true,
+                kind: FailureKind::Transient,
             },
             None,
         )
@@ -1242,9 +1243,9 @@ fn check_chart(team: &Team, sprint: &str, header: &str, ticks: &[&str], scope: (
         .sprint_analytics(sprint, &AnalyticsOptions::default())
         .unwrap()
         .report;
-    let text = orchestration_core::text_chart(&report, 3);
+    let text = orchestration_core::sprint::text_chart(&report, 3);
     assert_eq!(text.lines().next().unwrap(), header, "{text}");
-    let (axis, line) = svg_axis(&orchestration_core::svg(sprint, &report));
+    let (axis, line) = svg_axis(&orchestration_core::sprint::svg(sprint, &report));
     let axis: Vec<&str> = axis.iter().map(String::as_str).collect();
     assert_eq!(
         (axis.as_slice(), (line[0].as_str(), line.len())),
@@ -1275,7 +1276,7 @@ pub(crate) fn charts_scale_to_the_planned_scope_before_the_start_and_to_the_comm
         .unwrap()
         .report;
     assert_eq!(
-        orchestration_core::text_chart(&report, 3),
+        orchestration_core::sprint::text_chart(&report, 3),
         format!(
             "burndown (● remaining, · ideal), 10 points at the top{PLANNED}\n\
              │●●·\n\

@@ -1,6 +1,7 @@
 //! Creating workflows, their actions (pause, resume, cancel, retry), dependency edits with cycle checks, status reports and the event log.
 
 use chrono::Duration;
+use orchestration_core::store::*;
 use orchestration_core::*;
 
 use crate::Backend;
@@ -363,5 +364,36 @@ pub(crate) fn state_survives_closing_and_reopening(db: &dyn Backend) {
             .task
             .key,
         "b"
+    );
+}
+
+pub(crate) fn recent_events_and_waits_are_measured_by_the_stores_time(db: &dyn Backend) {
+    let h = harness(db);
+    h.create("early", FailurePolicy::default(), vec![task("a", &[])]);
+    h.clock.advance(Duration::hours(3));
+    h.create("late", FailurePolicy::default(), vec![task("b", &[])]);
+    let workflows_of = |events: Vec<Event>| -> Vec<String> {
+        let mut names: Vec<String> = events.into_iter().filter_map(|e| e.workflow_name).collect();
+        names.dedup();
+        names
+    };
+    // The last two hours hold only what happened after the clock moved; the last four hold both,
+    // oldest first, and a limit keeps the newest.
+    let recent = h.store.recent_events(Duration::hours(2), 100).unwrap();
+    assert_eq!(workflows_of(recent), ["late"]);
+    let all = h.store.recent_events(Duration::hours(4), 100).unwrap();
+    assert_eq!(workflows_of(all.clone()), ["early", "late"]);
+    let newest = h.store.recent_events(Duration::hours(4), 1).unwrap();
+    assert_eq!(newest, all[all.len() - 1..].to_vec());
+    // The store's now is its clock's, and a wait for a time is measured from it.
+    let now = h.store.now().unwrap();
+    assert_eq!(now, h.clock.now());
+    assert_eq!(
+        h.store.time_until(now + Duration::seconds(90)).unwrap(),
+        std::time::Duration::from_secs(90)
+    );
+    assert_eq!(
+        h.store.time_until(now - Duration::seconds(1)).unwrap(),
+        std::time::Duration::ZERO
     );
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::limits::MAX_SPRINT_DAYS;
 
 use super::{
-    Candidate, Capacity, ClosedSprint, FOCUS_WINDOW, Member, Plan, Velocity, WorkWeek, capacity,
+    BacklogItem, Capacity, ClosedSprint, FOCUS_WINDOW, Member, Plan, Velocity, WorkWeek, capacity,
     learnt_focus_factor, plan, plan_warnings, velocity,
 };
 
@@ -90,7 +90,7 @@ pub(crate) fn check_window(start: NaiveDate, end: NaiveDate, week: &WorkWeek) ->
 /// already in it) in the plan.
 pub(crate) fn draft(
     input: &DraftInput<'_>,
-    candidates: &[Candidate],
+    candidates: &[BacklogItem],
     pinned: &[String],
 ) -> Result<Draft> {
     let mut warnings = Vec::new();

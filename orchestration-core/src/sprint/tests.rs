@@ -135,8 +135,8 @@ fn candidate(
     priority: i64,
     skills: &[(&str, u8)],
     deps: &[&str],
-) -> Candidate {
-    Candidate {
+) -> BacklogItem {
+    BacklogItem {
         task: task.into(),
         estimate,
         priority,
@@ -210,7 +210,7 @@ proptest! {
         capacity_points in 0u8..40,
     ) {
         let edges: BTreeSet<(usize, usize)> = raw.into_iter().map(|(a, b)| (a % n, b % n)).filter(|(a, b)| a < b).collect();
-        let candidates: Vec<Candidate> = (0..n)
+        let candidates: Vec<BacklogItem> = (0..n)
             .map(|i| {
                 let deps: Vec<String> = edges.iter().filter(|(_, b)| *b == i).map(|(a, _)| format!("t{a}")).collect();
                 let deps: Vec<&str> = deps.iter().map(String::as_str).collect();

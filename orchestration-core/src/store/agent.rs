@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::db::{OptionalExtension, Tx, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::agent::{AgentProfile, AgentStatus, Candidate, Record};
 use crate::clock::from_millis;
@@ -94,7 +94,7 @@ impl Store {
             let names: Vec<String> = tx
                 .prepare_cached("SELECT name FROM agents ORDER BY name")?
                 .query_map([], |row| row.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<Result<_>>()?;
             let mut profiles = Vec::with_capacity(names.len());
             for name in &names {
                 profiles.extend(load_profile(tx, name)?);
@@ -176,7 +176,7 @@ fn merge(
     }
 }
 
-fn save_profile(tx: &Transaction<'_>, profile: &AgentProfile) -> Result<()> {
+fn save_profile(tx: &Tx<'_>, profile: &AgentProfile) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO agents (name, status, max_concurrent, points_per_day, created_at, updated_at, \
          last_active_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET \
@@ -206,7 +206,7 @@ fn save_profile(tx: &Transaction<'_>, profile: &AgentProfile) -> Result<()> {
 }
 
 /// The profile of `name`, if it has one.
-pub(crate) fn load_profile(conn: &Connection, name: &str) -> Result<Option<AgentProfile>> {
+pub(crate) fn load_profile(conn: &Tx<'_>, name: &str) -> Result<Option<AgentProfile>> {
     let row = conn
         .prepare_cached(
             "SELECT id, status, max_concurrent, points_per_day, created_at, updated_at, \
@@ -232,7 +232,7 @@ pub(crate) fn load_profile(conn: &Connection, name: &str) -> Result<Option<Agent
         .query_map([id], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, u8>(1)?))
         })?
-        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        .collect::<Result<BTreeMap<_, _>>>()?;
     Ok(Some(AgentProfile {
         name: name.to_owned(),
         capabilities,
@@ -247,7 +247,7 @@ pub(crate) fn load_profile(conn: &Connection, name: &str) -> Result<Option<Agent
 
 /// The profile of `name`, which must be registered: acting for an agent nobody registered is
 /// refused, with the registered names closest to it, so that a typo never acts as a new agent.
-pub(crate) fn registered(conn: &Connection, name: &str) -> Result<AgentProfile> {
+pub(crate) fn registered(conn: &Tx<'_>, name: &str) -> Result<AgentProfile> {
     match load_profile(conn, name)? {
         Some(profile) => Ok(profile),
         None => Err(unknown_agent(conn, name)?),
@@ -255,11 +255,11 @@ pub(crate) fn registered(conn: &Connection, name: &str) -> Result<AgentProfile> 
 }
 
 /// The error for an agent nobody registered, with the registered names closest to it.
-pub(crate) fn unknown_agent(conn: &Connection, name: &str) -> Result<Error> {
+pub(crate) fn unknown_agent(conn: &Tx<'_>, name: &str) -> Result<Error> {
     let names: Vec<String> = conn
         .prepare_cached("SELECT name FROM agents")?
         .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     Ok(Error::UnknownAgent {
         name: name.to_owned(),
         closest: closest(name, names.iter().map(String::as_str)),
@@ -267,7 +267,7 @@ pub(crate) fn unknown_agent(conn: &Connection, name: &str) -> Result<Error> {
 }
 
 /// Records that `name` was active at `now`, when it has a profile.
-pub(crate) fn touch(tx: &Transaction<'_>, name: &str, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn touch(tx: &Tx<'_>, name: &str, now: DateTime<Utc>) -> Result<()> {
     tx.prepare_cached("UPDATE agents SET last_active_at = ?2 WHERE name = ?1")?
         .execute(params![name, millis(now)])?;
     Ok(())
@@ -276,7 +276,7 @@ pub(crate) fn touch(tx: &Transaction<'_>, name: &str, now: DateTime<Utc>) -> Res
 /// Adds one finished attempt to `agent`'s aggregates: a success or not, and for a success with
 /// reported effort, the log ratio of actual to estimated effort.
 pub(crate) fn record_attempt(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     agent: &str,
     succeeded: bool,
     log_ratio: Option<f64>,
@@ -284,9 +284,10 @@ pub(crate) fn record_attempt(
     tx.prepare_cached(
         "INSERT INTO agent_stats (agent, succeeded, attempts, log_ratio_sum, log_ratio_count) \
          VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (agent) DO UPDATE SET \
-         succeeded = succeeded + excluded.succeeded, attempts = attempts + 1, \
-         log_ratio_sum = log_ratio_sum + excluded.log_ratio_sum, \
-         log_ratio_count = log_ratio_count + excluded.log_ratio_count",
+         succeeded = agent_stats.succeeded + excluded.succeeded, \
+         attempts = agent_stats.attempts + 1, \
+         log_ratio_sum = agent_stats.log_ratio_sum + excluded.log_ratio_sum, \
+         log_ratio_count = agent_stats.log_ratio_count + excluded.log_ratio_count",
     )?
     .execute(params![
         agent,
@@ -298,7 +299,7 @@ pub(crate) fn record_attempt(
 }
 
 /// Migration step: the log ratios of completions already in the event log.
-pub(crate) fn backfill_log_ratios(tx: &Transaction<'_>) -> Result<()> {
+pub(crate) fn backfill_log_ratios(tx: &Tx<'_>) -> Result<()> {
     let rows: Vec<(String, f64)> = tx
         .prepare(query!(
             "SELECT e.agent, e.value / t.estimate FROM events e JOIN tasks t ON t.id = e.task \
@@ -309,7 +310,7 @@ pub(crate) fn backfill_log_ratios(tx: &Transaction<'_>) -> Result<()> {
             sql::state(TaskState::Succeeded)
         ))?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let mut update = tx.prepare(
         "UPDATE agent_stats SET log_ratio_sum = log_ratio_sum + ?2, \
          log_ratio_count = log_ratio_count + 1 WHERE agent = ?1",
@@ -321,11 +322,11 @@ pub(crate) fn backfill_log_ratios(tx: &Transaction<'_>) -> Result<()> {
 }
 
 /// Every profiled agent as the scorer sees it: profile, tasks held, record.
-pub(crate) fn candidates(conn: &Connection) -> Result<Vec<Candidate>> {
+pub(crate) fn candidates(conn: &Tx<'_>) -> Result<Vec<Candidate>> {
     let names: Vec<String> = conn
         .prepare_cached("SELECT name FROM agents ORDER BY name")?
         .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let mut active: HashMap<String, u32> = HashMap::new();
     {
         let mut stmt = conn.prepare_cached(query!(

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::db::{Params, Tx, params};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, Transaction, params};
 
 use crate::agent::{AgentStatus, Candidate, Needs, Team, assemble_team, check};
 use crate::clock::from_millis;
@@ -81,6 +81,15 @@ pub struct Handoff {
     pub task: TaskView,
     /// The message that carried the context note to the new agent.
     pub message: i64,
+}
+
+/// What reading an inbox does to the messages read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Only look: the messages stay unread.
+    Peek,
+    /// Take them: they are acknowledged in the same transaction, so each is handed out once.
+    Acknowledge,
 }
 
 impl Store {
@@ -225,20 +234,21 @@ impl Store {
     }
 
     /// `agent`'s unacknowledged messages, oldest first: at most `limit`, and no more than
-    /// `max_bytes` of bodies by [`text_weight`](crate::text_weight) (the first always, however
-    /// long). With `ack`, they are acknowledged in the same transaction, so each is handed out
-    /// exactly once. Returns them with the number still unread after them.
+    /// `max_bytes` of bodies by [`text_weight`](crate::text::text_weight) (the first always, however
+    /// long). With [`Delivery::Acknowledge`], they are acknowledged in the same transaction, so
+    /// each is handed out exactly once. Returns them with the number still unread after them.
     pub fn inbox(
         &self,
         agent: &str,
         limit: usize,
         max_bytes: usize,
-        ack: bool,
+        delivery: Delivery,
     ) -> Result<(Vec<Message>, usize)> {
+        let ack = delivery == Delivery::Acknowledge;
         check_argument_name("agent", "agent name", agent)?;
         // A look without acknowledging changes nothing, so it reads: it works on a read-only
         // handle and does not queue behind writers.
-        let take = |tx: &Transaction<'_>, now| {
+        let take = |tx: &Tx<'_>, now| {
             registered(tx, agent)?;
             let mut stmt = tx.prepare_cached(
                 "SELECT m.id, m.at, m.sender, w.name, m.body FROM messages m \
@@ -263,8 +273,6 @@ impl Store {
                     body,
                 });
             }
-            drop(rows);
-            drop(stmt);
             if ack {
                 for message in &messages {
                     acknowledge(tx, now, agent, message.id)?;
@@ -458,18 +466,22 @@ fn check_resource(resource: &Resource) -> Result<()> {
 }
 
 fn insert_message(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     sender: &str,
     recipient: &str,
     workflow: Option<i64>,
     body: &str,
 ) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO messages (at, sender, recipient, workflow, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![millis(now), sender, recipient, workflow, body])?;
-    let id = tx.last_insert_rowid();
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO messages (at, sender, recipient, workflow, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )?
+        .query_row(
+            params![millis(now), sender, recipient, workflow, body],
+            |r| r.get(0),
+        )?;
     let detail = format!("message {id} to {recipient}");
     append(
         tx,
@@ -485,7 +497,7 @@ fn insert_message(
     Ok(id)
 }
 
-fn acknowledge(tx: &Transaction<'_>, now: DateTime<Utc>, agent: &str, id: i64) -> Result<()> {
+fn acknowledge(tx: &Tx<'_>, now: DateTime<Utc>, agent: &str, id: i64) -> Result<()> {
     let changed = tx
         .prepare_cached("UPDATE messages SET acked_at = ?3 WHERE id = ?1 AND recipient = ?2 AND acked_at IS NULL")?
         .execute(params![id, agent, millis(now)])?;
@@ -498,11 +510,10 @@ fn acknowledge(tx: &Transaction<'_>, now: DateTime<Utc>, agent: &str, id: i64) -
     Ok(())
 }
 
-fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
-    Ok(conn
-        .prepare_cached(sql)?
+fn strings(conn: &Tx<'_>, sql: &str, params: impl Params) -> Result<Vec<String>> {
+    conn.prepare_cached(sql)?
         .query_map(params, |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect::<Result<_>>()
 }
 
 fn resource_of(name: String, prefix: bool) -> Resource {
@@ -513,41 +524,41 @@ fn resource_of(name: String, prefix: bool) -> Resource {
     }
 }
 
-fn locks(conn: &Connection) -> Result<Vec<Lock>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT resource, prefix, owner, mode, expires_at FROM locks ORDER BY resource, owner",
-        )?
-        .query_map([], |row| {
-            Ok(Lock {
-                resource: resource_of(row.get(0)?, row.get(1)?),
-                owner: row.get(2)?,
-                mode: parse_column(row, 3, LockMode::parse)?,
-                expires_at: from_millis(row.get(4)?),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?)
+fn locks(conn: &Tx<'_>) -> Result<Vec<Lock>> {
+    conn.prepare_cached(
+        "SELECT resource, prefix, owner, mode, expires_at FROM locks ORDER BY resource, owner",
+    )?
+    .query_map([], |row| {
+        Ok(Lock {
+            resource: resource_of(row.get(0)?, row.get(1)?),
+            owner: row.get(2)?,
+            mode: parse_column(row, 3, LockMode::parse)?,
+            expires_at: from_millis(row.get(4)?),
+        })
+    })?
+    .collect::<Result<_>>()
 }
 
-fn waits(conn: &Connection) -> Result<Vec<(Wait, DateTime<Utc>)>> {
-    Ok(conn
-        .prepare_cached("SELECT waiter, resource, prefix, mode, since, expires_at FROM lock_waits ORDER BY since")?
-        .query_map([], |row| {
-            Ok((
-                Wait {
-                    waiter: row.get(0)?,
-                    resource: resource_of(row.get(1)?, row.get(2)?),
-                    mode: parse_column(row, 3, LockMode::parse)?,
-                    since: from_millis(row.get(4)?),
-                },
-                from_millis(row.get(5)?),
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?)
+fn waits(conn: &Tx<'_>) -> Result<Vec<(Wait, DateTime<Utc>)>> {
+    conn.prepare_cached(
+        "SELECT waiter, resource, prefix, mode, since, expires_at FROM lock_waits ORDER BY since",
+    )?
+    .query_map([], |row| {
+        Ok((
+            Wait {
+                waiter: row.get(0)?,
+                resource: resource_of(row.get(1)?, row.get(2)?),
+                mode: parse_column(row, 3, LockMode::parse)?,
+                since: from_millis(row.get(4)?),
+            },
+            from_millis(row.get(5)?),
+        ))
+    })?
+    .collect::<Result<_>>()
 }
 
 /// Waiter → the owners of the locks it waits for.
-fn wait_for_graph(conn: &Connection) -> Result<BTreeMap<String, BTreeSet<String>>> {
+fn wait_for_graph(conn: &Tx<'_>) -> Result<BTreeMap<String, BTreeSet<String>>> {
     let held = locks(conn)?;
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (wait, _) in waits(conn)? {
@@ -565,7 +576,7 @@ fn wait_for_graph(conn: &Connection) -> Result<BTreeMap<String, BTreeSet<String>
 }
 
 /// Expired locks and waits are reclaimed before any lock decision.
-fn reclaim_expired(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<()> {
+fn reclaim_expired(tx: &Tx<'_>, now: DateTime<Utc>) -> Result<()> {
     // A lock ending more than the longest TTL ahead was taken before the clock jumped back;
     // capping it keeps a dead agent's lock from outliving the jump.
     tx.prepare_cached("UPDATE locks SET expires_at = ?1 WHERE expires_at > ?1")?

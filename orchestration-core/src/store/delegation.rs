@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::db::Tx;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::Transaction;
 
 use crate::agent::{
     Breakdown, Held, Move, Needs, Ranking, Weights, Workload, assign, rank, workload,
@@ -58,14 +58,24 @@ pub struct BatchDelegation {
     pub greedy: bool,
 }
 
+/// Whether a delegation only ranks, or also leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DelegationMode {
+    /// Rank and propose; nothing changes.
+    Propose,
+    /// Rank and lease the task (or each task) to the best agent, who then claims it.
+    Assign,
+}
+
 impl Store {
-    /// Ranks every profiled agent for `task`, and with `commit` leases the task to the best one.
+    /// Ranks every profiled agent for `task`, and in [`DelegationMode::Assign`] leases the task
+    /// to the best one.
     pub fn delegate(
         &self,
         task: &TaskRef,
         weights: &Weights,
         lease: Option<Duration>,
-        commit: bool,
+        mode: DelegationMode,
     ) -> Result<Delegation> {
         check_weights(weights)?;
         let lease = check_lease(lease)?;
@@ -77,7 +87,7 @@ impl Store {
             };
             let ranking = rank(&candidates(tx)?, &needs, weights);
             let mut assigned = None;
-            if commit {
+            if mode == DelegationMode::Assign {
                 check_assignable(tx, &row)?;
                 if let Some(best) = ranking.ranked.first() {
                     apply(
@@ -109,13 +119,13 @@ impl Store {
     }
 
     /// Assigns every ready task of `workflow` to agents at once, maximising first how many are
-    /// assigned and then their total score. Without `commit` it only proposes.
+    /// assigned and then their total score. In [`DelegationMode::Propose`] it only proposes.
     pub fn delegate_workflow(
         &self,
         workflow: &WorkflowRef,
         weights: &Weights,
         lease: Option<Duration>,
-        commit: bool,
+        mode: DelegationMode,
     ) -> Result<BatchDelegation> {
         check_weights(weights)?;
         let lease = check_lease(lease)?;
@@ -145,7 +155,7 @@ impl Store {
                 greedy: result.greedy,
                 ..BatchDelegation::default()
             };
-            if commit && workflow.status != WorkflowStatus::Running && !result.assigned.is_empty() {
+            if mode == DelegationMode::Assign && workflow.status != WorkflowStatus::Running && !result.assigned.is_empty() {
                 return Err(Error::WorkflowNotRunning {
                     workflow: workflow.name.clone(),
                     status: workflow.status,
@@ -154,7 +164,7 @@ impl Store {
             }
             for (index, agent, breakdown) in result.assigned {
                 let row = &mut rows[index];
-                if commit {
+                if mode == DelegationMode::Assign {
                     apply(
                         tx,
                         now,
@@ -193,7 +203,7 @@ fn check_weights(weights: &Weights) -> Result<()> {
 }
 
 /// Only a ready task of a running workflow can be handed out.
-fn check_assignable(tx: &Transaction<'_>, row: &TaskRow) -> Result<()> {
+fn check_assignable(tx: &Tx<'_>, row: &TaskRow) -> Result<()> {
     let workflow = WorkflowRow::by_id(tx, row.workflow)?;
     if workflow.status != WorkflowStatus::Running {
         return Err(Error::WorkflowNotRunning {
@@ -274,10 +284,7 @@ impl Store {
 }
 
 /// The fleet's load as stored, with the rows of the tasks it holds by `workflow/key`.
-fn measure(
-    tx: &Transaction<'_>,
-    weights: &Weights,
-) -> Result<(Workload, HashMap<String, TaskRow>)> {
+fn measure(tx: &Tx<'_>, weights: &Weights) -> Result<(Workload, HashMap<String, TaskRow>)> {
     let candidates = candidates(tx)?;
     let mut held: BTreeMap<String, Vec<Held>> = BTreeMap::new();
     let mut rows: HashMap<String, TaskRow> = HashMap::new();
@@ -287,7 +294,7 @@ fn measure(
             sql::states(&LEASED)
         ))?
         .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     for id in leased {
         let row = TaskRow::by_id(tx, id)?;
         let Some(agent) = row.agent.clone() else {

@@ -3,14 +3,15 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use super::db::{Row, Tx, params};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::from_millis;
 use crate::error::Result;
 use crate::id::{TaskId, WorkflowId};
 use crate::workflow::TaskState;
 
+use super::sql::query;
 use super::{Store, millis, refs::parse_column};
 
 /// What an event records.
@@ -134,7 +135,7 @@ pub(crate) struct NewEvent<'a> {
 }
 
 pub(crate) fn append(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     at: DateTime<Utc>,
     kind: EventKind,
     event: NewEvent<'_>,
@@ -164,47 +165,88 @@ impl Store {
     /// tell, by asking again, whether anything changed since, whichever process changed it.
     pub fn last_event_seq(&self) -> Result<i64> {
         self.read(|tx, _| {
-            Ok(tx
-                .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
-                .query_row([], |r| r.get(0))?)
+            tx.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+                .query_row([], |r| r.get(0))
         })
+    }
+
+    /// A count that moves when the database server tells of a change by any process
+    /// (PostgreSQL's notifications), so that a caller waiting for changes can look at the log
+    /// only when it moved: compare it with the count of the last look. `None` when the
+    /// backend sends no notifications (SQLite) or is not listening now: then look at
+    /// [`Store::last_event_seq`] instead. Only a hint: a caller still looks at the log now and
+    /// then, in case a notification was lost.
+    pub fn change_notices(&self) -> Option<u64> {
+        self.backend_change_notices()
     }
 
     /// Events after `after_seq` (0 for the start of the log), oldest first, at most `limit`.
     pub fn events_since(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
         self.read(|tx, _| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT e.seq, e.at, e.kind, w.uuid, w.name, t.uuid, t.key, e.agent, \
-                 e.from_state, e.to_state, e.attempt, e.value, e.detail, s.name \
-                 FROM events e LEFT JOIN workflows w ON w.id = e.workflow \
-                 LEFT JOIN sprints s ON s.id = e.sprint \
-                 LEFT JOIN tasks t ON t.id = e.task WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![after_seq, limit as i64], |row| {
-                let state = |i: usize| {
-                    row.get::<_, Option<String>>(i)
-                        .map(|s| s.and_then(|s| s.parse().ok()))
-                };
-                Ok(Event {
-                    seq: row.get(0)?,
-                    at: from_millis(row.get(1)?),
-                    kind: parse_column(row, 2, EventKind::parse)?,
-                    workflow: row
-                        .get::<_, Option<[u8; 16]>>(3)?
-                        .map(WorkflowId::from_bytes),
-                    workflow_name: row.get(4)?,
-                    sprint: row.get(13)?,
-                    task: row.get::<_, Option<[u8; 16]>>(5)?.map(TaskId::from_bytes),
-                    task_key: row.get(6)?,
-                    agent: row.get(7)?,
-                    from: state(8)?,
-                    to: state(9)?,
-                    attempt: row.get(10)?,
-                    value: row.get(11)?,
-                    detail: row.get(12)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            tx.prepare_cached(query!(
+                "{EVENT_COLUMNS} WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
+            ))?
+            .query_map(params![after_seq, limit as i64], event)?
+            .collect()
         })
     }
+
+    /// The newest events of the last `within`, by the store's time (the database's on
+    /// PostgreSQL), oldest first: at most `limit` of them.
+    pub fn recent_events(&self, within: Duration, limit: usize) -> Result<Vec<Event>> {
+        self.read(|tx, now| {
+            let mut events: Vec<Event> = tx
+                .prepare_cached(query!(
+                    "{EVENT_COLUMNS} WHERE e.at >= ?1 ORDER BY e.seq DESC LIMIT ?2"
+                ))?
+                .query_map(params![millis(now - within), limit as i64], event)?
+                .collect::<Result<_>>()?;
+            events.reverse();
+            Ok(events)
+        })
+    }
+
+    /// The store's time: its clock's, or on PostgreSQL with the system clock, the database's.
+    /// What a caller shows as "now" beside what the store reported.
+    pub fn now(&self) -> Result<DateTime<Utc>> {
+        self.read(|_, now| Ok(now))
+    }
+
+    /// How long from now, by the store's time (the database's on PostgreSQL), until `at`;
+    /// zero when it has passed. A caller that waits for a time the store named (a retry
+    /// falling due) sleeps this long, whatever its own clock says.
+    pub fn time_until(&self, at: DateTime<Utc>) -> Result<std::time::Duration> {
+        self.read(|_, now| Ok((at - now).to_std().unwrap_or_default()))
+    }
+}
+
+/// An event row with its workflow, task and sprint names: the query [`event`] reads.
+const EVENT_COLUMNS: &str = "SELECT e.seq, e.at, e.kind, w.uuid, w.name, t.uuid, t.key, e.agent, \
+    e.from_state, e.to_state, e.attempt, e.value, e.detail, s.name \
+    FROM events e LEFT JOIN workflows w ON w.id = e.workflow \
+    LEFT JOIN sprints s ON s.id = e.sprint LEFT JOIN tasks t ON t.id = e.task";
+
+fn event(row: &Row<'_>) -> Result<Event> {
+    let state = |i: usize| {
+        row.get::<_, Option<String>>(i)
+            .map(|s| s.and_then(|s| s.parse().ok()))
+    };
+    Ok(Event {
+        seq: row.get(0)?,
+        at: from_millis(row.get(1)?),
+        kind: parse_column(row, 2, EventKind::parse)?,
+        workflow: row
+            .get::<_, Option<[u8; 16]>>(3)?
+            .map(WorkflowId::from_bytes),
+        workflow_name: row.get(4)?,
+        sprint: row.get(13)?,
+        task: row.get::<_, Option<[u8; 16]>>(5)?.map(TaskId::from_bytes),
+        task_key: row.get(6)?,
+        agent: row.get(7)?,
+        from: state(8)?,
+        to: state(9)?,
+        attempt: row.get(10)?,
+        value: row.get(11)?,
+        detail: row.get(12)?,
+    })
 }

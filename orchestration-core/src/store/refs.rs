@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use super::db::{OptionalExtension, Row, Tx, params};
 use chrono::Duration;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::sql::{TASK_COLUMNS, WORKFLOW_OF_TASK, query};
 use crate::clock::from_millis;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StorageError};
 use crate::id::{LeaseToken, TaskId, WorkflowId};
 use crate::text::closest;
 use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, TaskKind, WorkflowStatus};
@@ -122,7 +122,7 @@ pub(crate) const WORKFLOW_COLUMNS: &str = "id, uuid, name, description, mode, on
     created_at, started_at, finished_at";
 
 impl WorkflowRow {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<WorkflowRow> {
+    pub(crate) fn from_row(row: &Row<'_>) -> Result<WorkflowRow> {
         Ok(WorkflowRow {
             id: row.get(0)?,
             uuid: WorkflowId::from_bytes(row.get(1)?),
@@ -144,14 +144,13 @@ impl WorkflowRow {
         })
     }
 
-    pub(crate) fn by_id(conn: &Connection, id: i64) -> Result<WorkflowRow> {
+    pub(crate) fn by_id(conn: &Tx<'_>, id: i64) -> Result<WorkflowRow> {
         let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1");
-        Ok(conn
-            .prepare_cached(&sql)?
-            .query_row([id], WorkflowRow::from_row)?)
+        conn.prepare_cached(&sql)?
+            .query_row([id], WorkflowRow::from_row)
     }
 
-    pub(crate) fn resolve(conn: &Connection, workflow: &WorkflowRef) -> Result<WorkflowRow> {
+    pub(crate) fn resolve(conn: &Tx<'_>, workflow: &WorkflowRef) -> Result<WorkflowRow> {
         let row = match workflow {
             WorkflowRef::Id(id) => {
                 let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE uuid = ?1");
@@ -174,7 +173,7 @@ impl WorkflowRow {
 }
 
 impl TaskRow {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    pub(crate) fn from_row(row: &Row<'_>) -> Result<TaskRow> {
         let millis = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.map(from_millis));
         Ok(TaskRow {
             id: row.get(0)?,
@@ -209,13 +208,12 @@ impl TaskRow {
         })
     }
 
-    pub(crate) fn by_id(conn: &Connection, id: i64) -> Result<TaskRow> {
-        Ok(conn
-            .prepare_cached(super::sql::task_by_id())?
-            .query_row([id], TaskRow::from_row)?)
+    pub(crate) fn by_id(conn: &Tx<'_>, id: i64) -> Result<TaskRow> {
+        conn.prepare_cached(super::sql::task_by_id())?
+            .query_row([id], TaskRow::from_row)
     }
 
-    pub(crate) fn resolve(conn: &Connection, task: &TaskRef) -> Result<TaskRow> {
+    pub(crate) fn resolve(conn: &Tx<'_>, task: &TaskRef) -> Result<TaskRow> {
         let row = match task {
             TaskRef::Id(id) => {
                 let sql = query!(
@@ -244,14 +242,14 @@ impl TaskRow {
 }
 
 /// The error for a workflow nobody has, with the names closest to the one asked for.
-fn unknown_workflow(conn: &Connection, workflow: &WorkflowRef) -> Result<Error> {
+fn unknown_workflow(conn: &Tx<'_>, workflow: &WorkflowRef) -> Result<Error> {
     let closest = match workflow {
         WorkflowRef::Id(_) => Vec::new(),
         WorkflowRef::Name(name) => {
             let names: Vec<String> = conn
                 .prepare_cached("SELECT name FROM workflows")?
                 .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<Result<_>>()?;
             closest(name, names.iter().map(String::as_str))
         }
     };
@@ -262,7 +260,7 @@ fn unknown_workflow(conn: &Connection, workflow: &WorkflowRef) -> Result<Error> 
 }
 
 /// The error for a task nobody has: the workflow's keys closest to the one asked for.
-fn unknown_task(conn: &Connection, task: &TaskRef) -> Result<Error> {
+fn unknown_task(conn: &Tx<'_>, task: &TaskRef) -> Result<Error> {
     let closest = match task {
         TaskRef::Id(_) => Vec::new(),
         TaskRef::Key { workflow, key } => {
@@ -270,7 +268,7 @@ fn unknown_task(conn: &Connection, task: &TaskRef) -> Result<Error> {
             let keys: Vec<String> = conn
                 .prepare_cached("SELECT key FROM tasks WHERE workflow = ?1")?
                 .query_map([workflow.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<Result<_>>()?;
             closest(key, keys.iter().map(String::as_str))
                 .into_iter()
                 .map(|key| format!("{}/{key}", workflow.name))
@@ -289,34 +287,30 @@ pub(crate) fn parse_column<T>(
     row: &Row<'_>,
     index: usize,
     parse: impl Fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
+) -> Result<T> {
     let text: String = row.get(index)?;
     parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            format!("unexpected value `{text}`").into(),
-        )
+        Error::Storage(StorageError::conversion(format!(
+            "column {index}: unexpected value `{text}`"
+        )))
     })
 }
 
 /// The integer ids a one-parameter query returns.
-pub(crate) fn ids(conn: &Connection, sql: &str, param: i64) -> Result<Vec<i64>> {
-    Ok(conn
-        .prepare_cached(sql)?
+pub(crate) fn ids(conn: &Tx<'_>, sql: &str, param: i64) -> Result<Vec<i64>> {
+    conn.prepare_cached(sql)?
         .query_map([param], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect::<Result<_>>()
 }
 
-pub(crate) fn task_skills(conn: &Connection, task: i64) -> Result<BTreeMap<String, u8>> {
-    Ok(conn
-        .prepare_cached("SELECT skill, level FROM task_skills WHERE task = ?1")?
+pub(crate) fn task_skills(conn: &Tx<'_>, task: i64) -> Result<BTreeMap<String, u8>> {
+    conn.prepare_cached("SELECT skill, level FROM task_skills WHERE task = ?1")?
         .query_map([task], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect::<Result<_>>()
 }
 
 /// All task rows of a workflow, in creation order.
-pub(crate) fn workflow_tasks(conn: &Connection, workflow: i64) -> Result<Vec<TaskRow>> {
+pub(crate) fn workflow_tasks(conn: &Tx<'_>, workflow: i64) -> Result<Vec<TaskRow>> {
     // Reading the workflow's id range of the table in id order needs neither a sort nor an
     // index lookup per task, and the workflow's name and id are bound once rather than looked
     // up for every row: most of the cost of a status report on a large workflow.
@@ -330,18 +324,17 @@ pub(crate) fn workflow_tasks(conn: &Connection, workflow: i64) -> Result<Vec<Tas
         "SELECT {TASK_COLUMNS}, ?4, ?5 FROM tasks t NOT INDEXED \
          WHERE t.id BETWEEN ?2 AND ?3 AND t.workflow = ?1 ORDER BY t.id"
     );
-    Ok(conn
-        .prepare_cached(sql)?
+    conn.prepare_cached(sql)?
         .query_map(
-            rusqlite::params![workflow, first, last, name, uuid],
+            params![workflow, first, last, name, uuid],
             TaskRow::from_row,
         )?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect::<Result<_>>()
 }
 
 /// The first and last task ids of a workflow. A workflow's tasks are inserted together, in one
 /// transaction, so its ids form one range and no other workflow's task falls inside it.
-pub(crate) fn task_range(conn: &Connection, workflow: i64) -> Result<Option<(i64, i64)>> {
+pub(crate) fn task_range(conn: &Tx<'_>, workflow: i64) -> Result<Option<(i64, i64)>> {
     let (first, last): (Option<i64>, Option<i64>) = conn
         .prepare_cached("SELECT min(id), max(id) FROM tasks WHERE workflow = ?1")?
         .query_row([workflow], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::db::{OptionalExtension, Row, Tx, params};
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use crate::clock::from_millis;
 use crate::error::{Error, Result};
@@ -356,7 +356,7 @@ const SPRINT_COLUMNS: &str = "id, name, goal, start_date, end_date, work_week, s
     started_at, closed_at, workflows";
 
 impl SprintRow {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<SprintRow> {
+    fn from_row(row: &Row<'_>) -> Result<SprintRow> {
         let date = |i: usize| super::refs::parse_column(row, i, |s| s.parse::<NaiveDate>().ok());
         let daily: Option<String> = row.get(12)?;
         Ok(SprintRow {
@@ -389,22 +389,21 @@ impl SprintRow {
         })
     }
 
-    fn find(conn: &Connection, name: &str) -> Result<Option<SprintRow>> {
+    fn find(conn: &Tx<'_>, name: &str) -> Result<Option<SprintRow>> {
         let sql = format!("SELECT {SPRINT_COLUMNS} FROM sprints WHERE name = ?1");
-        Ok(conn
-            .prepare_cached(&sql)?
+        conn.prepare_cached(&sql)?
             .query_row([name], SprintRow::from_row)
-            .optional()?)
+            .optional()
     }
 
-    fn resolve(conn: &Connection, name: &str) -> Result<SprintRow> {
+    fn resolve(conn: &Tx<'_>, name: &str) -> Result<SprintRow> {
         match SprintRow::find(conn, name)? {
             Some(row) => Ok(row),
             None => {
                 let names: Vec<String> = conn
                     .prepare_cached("SELECT name FROM sprints")?
                     .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
+                    .collect::<Result<_>>()?;
                 Err(Error::UnknownSprint {
                     name: name.to_owned(),
                     closest: crate::text::closest(name, names.iter().map(String::as_str)),
@@ -687,7 +686,7 @@ impl Store {
             let rows = tx
                 .prepare(&sql)?
                 .query_map([], SprintRow::from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
             rows.iter().map(|row| summary(tx, row, row.id)).collect()
         })
     }
@@ -780,7 +779,7 @@ fn check_scope_edit(tasks: &[TaskRef]) -> Result<()> {
     Ok(())
 }
 
-fn open_sprint(conn: &Connection, name: &str, action: &'static str) -> Result<SprintRow> {
+fn open_sprint(conn: &Tx<'_>, name: &str, action: &'static str) -> Result<SprintRow> {
     let row = SprintRow::resolve(conn, name)?;
     if row.status == SprintStatus::Closed {
         return Err(Error::IllegalSprintAction {
@@ -793,18 +792,17 @@ fn open_sprint(conn: &Connection, name: &str, action: &'static str) -> Result<Sp
 }
 
 /// The open sprint a task is in: its id and name.
-fn current_sprint_of(conn: &Connection, task: i64) -> Result<Option<(i64, String)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT s.id, s.name FROM sprint_tasks st JOIN sprints s ON s.id = st.sprint \
+fn current_sprint_of(conn: &Tx<'_>, task: i64) -> Result<Option<(i64, String)>> {
+    conn.prepare_cached(
+        "SELECT s.id, s.name FROM sprint_tasks st JOIN sprints s ON s.id = st.sprint \
              WHERE st.task = ?1 AND st.current = 1",
-        )?
-        .query_row([task], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?)
+    )?
+    .query_row([task], |row| Ok((row.get(0)?, row.get(1)?)))
+    .optional()
 }
 
 fn join(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     sprint: i64,
     task: &TaskRow,
@@ -839,7 +837,7 @@ fn join(
 
 /// The tasks in the sprint now that depend directly on `dependency`.
 fn dependents_in_sprint(
-    conn: &Connection,
+    conn: &Tx<'_>,
     sprint: i64,
     dependency: &TaskRow,
 ) -> Result<Vec<CutDependency>> {
@@ -857,20 +855,20 @@ fn dependents_in_sprint(
             dependency_state: dependency.state,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }
 
 /// Points in the sprint now.
-fn scope(conn: &Connection, sprint: i64) -> Result<f64> {
-    Ok(conn.query_row(
+fn scope(conn: &Tx<'_>, sprint: i64) -> Result<f64> {
+    conn.query_row(
         "SELECT coalesce(sum(t.estimate), 0) FROM sprint_tasks st JOIN tasks t ON t.id = st.task \
          WHERE st.sprint = ?1 AND st.current = 1",
         [sprint],
         |row| row.get(0),
-    )?)
+    )
 }
 
-fn summary(conn: &Connection, row: &SprintRow, id: i64) -> Result<SprintSummary> {
+fn summary(conn: &Tx<'_>, row: &SprintRow, id: i64) -> Result<SprintSummary> {
     let members = load_members(conn, id)?;
     let tasks: i64 = conn.query_row(
         "SELECT count(*) FROM sprint_tasks WHERE sprint = ?1 AND removed_at IS NULL",
@@ -898,7 +896,7 @@ fn summary(conn: &Connection, row: &SprintRow, id: i64) -> Result<SprintSummary>
     })
 }
 
-fn load_members(conn: &Connection, sprint: i64) -> Result<Vec<MemberSpec>> {
+fn load_members(conn: &Tx<'_>, sprint: i64) -> Result<Vec<MemberSpec>> {
     let mut stmt = conn.prepare_cached(
         "SELECT agent, availability, days_off FROM sprint_members WHERE sprint = ?1 ORDER BY agent",
     )?;
@@ -910,13 +908,13 @@ fn load_members(conn: &Connection, sprint: i64) -> Result<Vec<MemberSpec>> {
             days_off: days.split(',').filter_map(|d| d.parse().ok()).collect(),
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 /// Validates `spec` against what is stored and plans it: the dry run that `create` and `start`
 /// then save.
 fn prepare(
-    conn: &Connection,
+    conn: &Tx<'_>,
     spec: &SprintSpec,
     now: DateTime<Utc>,
     action: &'static str,
@@ -1055,7 +1053,7 @@ fn learning_history(history: &[SprintRow]) -> Vec<ClosedSprint> {
 }
 
 fn check_members(
-    conn: &Connection,
+    conn: &Tx<'_>,
     specs: &[MemberSpec],
     sprint: Option<i64>,
     start: NaiveDate,
@@ -1137,14 +1135,14 @@ fn check_members(
 
 /// What planning may choose from.
 struct Backlog {
-    candidates: Vec<crate::sprint::Candidate>,
+    candidates: Vec<crate::sprint::BacklogItem>,
     /// Tasks already in the sprint being planned.
     pinned: Vec<String>,
 }
 
 /// Unfinished tasks not in another open sprint, of `workflows` (all when empty), with their
 /// unfinished dependencies; tasks already in `sprint` are pinned.
-fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<Backlog> {
+fn backlog(conn: &Tx<'_>, sprint: Option<i64>, workflows: &[i64]) -> Result<Backlog> {
     let sql = query!(
         "SELECT t.id, w.name || '/' || t.key, t.estimate, t.priority, t.b_level, t.workflow, \
          (SELECT st.sprint FROM sprint_tasks st WHERE st.task = t.id AND st.current = 1) \
@@ -1172,7 +1170,7 @@ fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<
             None => {}
         }
         index.insert(id, candidates.len());
-        candidates.push(crate::sprint::Candidate {
+        candidates.push(crate::sprint::BacklogItem {
             task,
             estimate: row.get(2)?,
             priority: row.get(3)?,
@@ -1212,12 +1210,7 @@ fn backlog(conn: &Connection, sprint: Option<i64>, workflows: &[i64]) -> Result<
 
 /// Saves a planned sprint: the row with the capacity and focus factor planning computed (a
 /// start keeps them), its members and the chosen tasks. Returns its id.
-fn save(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    spec: &SprintSpec,
-    planned: &SprintPlan,
-) -> Result<i64> {
+fn save(tx: &Tx<'_>, now: DateTime<Utc>, spec: &SprintSpec, planned: &SprintPlan) -> Result<i64> {
     let s = &planned.sprint;
     let id = match SprintRow::find(tx, &spec.name)? {
         Some(row) => {
@@ -1241,25 +1234,25 @@ fn save(
             row.id
         }
         None => {
-            tx.prepare_cached(
-                "INSERT INTO sprints (name, goal, start_date, end_date, work_week, status, \
+            let id = tx
+                .prepare_cached(
+                    "INSERT INTO sprints (name, goal, start_date, end_date, work_week, status, \
                  created_at, workflows, focus_factor, raw_capacity, capacity) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?11, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                s.name,
-                s.goal,
-                s.start.to_string(),
-                s.end.to_string(),
-                s.week.bits(),
-                millis(now),
-                s.workflows.join(","),
-                planned.capacity.focus_factor,
-                planned.raw_capacity,
-                planned.capacity.points,
-                SprintStatus::Planned.as_str()
-            ])?;
-            let id = tx.last_insert_rowid();
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?11, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+                )?
+                .insert(params![
+                    s.name,
+                    s.goal,
+                    s.start.to_string(),
+                    s.end.to_string(),
+                    s.week.bits(),
+                    millis(now),
+                    s.workflows.join(","),
+                    planned.capacity.focus_factor,
+                    planned.raw_capacity,
+                    planned.capacity.points,
+                    SprintStatus::Planned.as_str()
+                ])?;
             append(
                 tx,
                 now,
@@ -1313,7 +1306,7 @@ fn save(
 
 /// Takes the commitment snapshot: every task in the sprint now is committed at its estimate
 /// now.
-fn freeze(tx: &Transaction<'_>, now: DateTime<Utc>, sprint: i64) -> Result<()> {
+fn freeze(tx: &Tx<'_>, now: DateTime<Utc>, sprint: i64) -> Result<()> {
     tx.prepare_cached(
         "UPDATE sprint_tasks SET in_commitment = 1, added_at = ?2, \
          estimate = (SELECT estimate FROM tasks WHERE id = sprint_tasks.task) \
@@ -1325,7 +1318,7 @@ fn freeze(tx: &Transaction<'_>, now: DateTime<Utc>, sprint: i64) -> Result<()> {
 
 /// The tasks in the sprint now, in the order they joined, with their points and the members
 /// planning allocated them to.
-fn committed_plan(conn: &Connection, sprint: i64) -> Result<Plan> {
+fn committed_plan(conn: &Tx<'_>, sprint: i64) -> Result<Plan> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.name || '/' || t.key, st.estimate, st.planned_for FROM sprint_tasks st \
          JOIN tasks t ON t.id = st.task JOIN workflows w ON w.id = t.workflow \
@@ -1350,7 +1343,7 @@ fn committed_plan(conn: &Connection, sprint: i64) -> Result<Plan> {
 /// A planned sprint as it was saved, for its start: the tasks in it now (committed by
 /// [`freeze`] before this is called), and the capacity and focus factor computed when it was
 /// saved.
-fn saved_plan(conn: &Connection, row: &SprintRow) -> Result<SprintPlan> {
+fn saved_plan(conn: &Tx<'_>, row: &SprintRow) -> Result<SprintPlan> {
     let mut members = Vec::new();
     for spec in load_members(conn, row.id)? {
         let profile = super::agent::load_profile(conn, &spec.agent)?;
@@ -1405,19 +1398,18 @@ fn saved_plan(conn: &Connection, row: &SprintRow) -> Result<SprintPlan> {
 }
 
 /// The closed sprints, oldest first.
-fn closed_sprints(conn: &Connection) -> Result<Vec<SprintRow>> {
+fn closed_sprints(conn: &Tx<'_>) -> Result<Vec<SprintRow>> {
     let sql = query!(
         "SELECT {SPRINT_COLUMNS} FROM sprints WHERE status = {} ORDER BY end_date, closed_at",
         sql::lit(SprintStatus::Closed.as_str())
     );
-    Ok(conn
-        .prepare_cached(sql)?
+    conn.prepare_cached(sql)?
         .query_map([], SprintRow::from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<Result<Vec<_>>>()
 }
 
 /// The closed sprints that ended before `row` ended, other than it, oldest first.
-fn closed_before(conn: &Connection, row: &SprintRow) -> Result<Vec<SprintRow>> {
+fn closed_before(conn: &Tx<'_>, row: &SprintRow) -> Result<Vec<SprintRow>> {
     Ok(closed_sprints(conn)?
         .into_iter()
         .filter(|s| s.id != row.id && s.end <= row.end)
@@ -1436,7 +1428,7 @@ fn window(row: &SprintRow, as_of: DateTime<Utc>) -> Window {
 
 /// Every stay of a task in the sprint, with its estimates over time from the event log: the
 /// task ids and the items, in the same order.
-fn stays(conn: &Connection, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
+fn stays(conn: &Tx<'_>, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
     let mut stmt = conn.prepare_cached(
         "SELECT st.task, w.name || '/' || t.key, st.added_at, st.removed_at, st.estimate, \
          st.in_commitment, st.carried_over, t.state, t.first_started_at, t.finished_at, \
@@ -1449,7 +1441,7 @@ fn stays(conn: &Connection, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
     let mut rows = stmt.query([sprint])?;
     while let Some(row) = rows.next()? {
         ids.push(row.get::<_, i64>(0)?);
-        let state = super::refs::parse_column(row, 7, |s| s.parse::<TaskState>().ok())?;
+        let state = super::refs::parse_column(&row, 7, |s| s.parse::<TaskState>().ok())?;
         let unmet: i64 = row.get(14)?;
         let problem: Option<String> = row.get(13)?;
         items.push(ScopeItem {
@@ -1502,7 +1494,7 @@ fn stays(conn: &Connection, sprint: i64) -> Result<(Vec<i64>, Vec<ScopeItem>)> {
 
 /// Every finished attempt at a task that was ever in the sprint, from the event log, read as
 /// agent performance reads attempts.
-fn attempts(conn: &Connection, sprint: i64) -> Result<Vec<SprintAttempt>> {
+fn attempts(conn: &Tx<'_>, sprint: i64) -> Result<Vec<SprintAttempt>> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.at, e.agent, w.name || '/' || t.key, e.to_state, e.detail FROM events e \
          JOIN tasks t ON t.id = e.task JOIN workflows w ON w.id = t.workflow \
@@ -1531,7 +1523,7 @@ fn attempts(conn: &Connection, sprint: i64) -> Result<Vec<SprintAttempt>> {
 }
 
 fn carry_over(
-    conn: &Connection,
+    conn: &Tx<'_>,
     sprint: i64,
     ids: &[i64],
     items: &[ScopeItem],
@@ -1627,7 +1619,7 @@ fn sprint_forecast(
 }
 
 fn retrospective(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     now: DateTime<Utc>,
     options: &RetrospectiveOptions,
@@ -1719,7 +1711,7 @@ fn retrospective(
 /// Closes the sprint: its completed points and daily throughput are fixed, its rows stop being
 /// current, and unfinished tasks are carried over (into `next`, when given).
 fn close(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     row: &SprintRow,
     report: &SprintReport,
@@ -1755,7 +1747,7 @@ fn close(
             sql::states(&UNFINISHED)
         ))?;
         stmt.query_map([row.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
+            .collect::<Result<_>>()?
     };
     tx.prepare_cached(query!(
         "UPDATE sprint_tasks SET carried_over = 1 WHERE sprint = ?1 AND current = 1 \
@@ -1791,7 +1783,7 @@ fn close(
 /// factor fixed at the start), the points planning allocated to it, and those it completed and
 /// holds.
 pub(crate) fn sprint_loads(
-    conn: &Connection,
+    conn: &Tx<'_>,
     points_per_day: &HashMap<String, f64>,
 ) -> Result<HashMap<String, crate::sprint::SprintLoad>> {
     let sql = query!(
@@ -1801,7 +1793,7 @@ pub(crate) fn sprint_loads(
     let sprints = conn
         .prepare_cached(sql)?
         .query_map([], SprintRow::from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let mut loads = HashMap::new();
     for sprint in sprints {
         for member in load_members(conn, sprint.id)? {

@@ -1,122 +1,314 @@
-//! SQLite's side of the storage seam: [`TaskStorage`] on a rusqlite transaction. Each method
-//! is one prepared statement; the statement cache keeps them prepared across transactions.
+//! The SQLite backend: connections, transactions, migrations, and the storage seam
+//! ([`Sql`]) on a rusqlite connection. The only file that names rusqlite, with the SQLite
+//! backend's own tests.
+//!
+//! A file database has two connections: the writer, whose transactions begin with
+//! `BEGIN IMMEDIATE` (so two processes never both read a row and then both update it), and a
+//! reader opened at the first read, which in WAL mode reads the last commit while the writer
+//! works. An in-memory database is private to its connection, so there reads share the
+//! writer's.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::config::DbConfig;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use crate::error::Result;
-use crate::workflow::{AttemptEnded, FailureReason, TaskRecord, TaskState, WorkflowStatus};
+use crate::clock::Clock;
+use crate::error::{Error, Result, StorageError, StorageFault};
 
-use super::event::{EventKind, NewEvent, append};
-use super::millis;
-use super::refs::{TaskRow, ids};
-use super::sql;
-use super::storage::TaskStorage;
+use super::db::{RawRow, Row, Sql, Tx, Value};
 
-impl TaskStorage for Transaction<'_> {
-    fn task(&self, id: i64) -> Result<TaskRecord> {
-        TaskRow::by_id(self, id)
+/// How long a write waits for another connection's write to finish before giving up.
+const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+
+/// How many times a write is retried when SQLite still reports the database as busy.
+const BUSY_RETRIES: u32 = 5;
+
+/// The schema's versions: entry `i` takes a database from version `i` to `i + 1`. The version
+/// is kept in `PRAGMA user_version`.
+pub(super) const MIGRATIONS: [&str; 6] = [
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+    include_str!("schema_4.sql"),
+    include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
+];
+
+/// An SQLite database, file or memory.
+#[derive(Debug)]
+pub(super) struct Sqlite {
+    conn: Mutex<Connection>,
+    /// The connection reads use, for a file database, opened at the first read so that a
+    /// server starts without paying for it. An in-memory database is private to its
+    /// connection, so there (and should opening it fail) reads share the writer's.
+    reader: OnceLock<Option<Mutex<Connection>>>,
+    /// How to open the reader: the flags the writer was opened with.
+    flags: OpenFlags,
+    path: Option<PathBuf>,
+}
+
+impl Sqlite {
+    pub(super) fn open(path: &Path) -> Result<Sqlite> {
+        if path == Path::new(":memory:") {
+            return Sqlite::open_in_memory();
+        }
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        Sqlite::open_with(path, flags)
     }
 
-    fn save_task(&self, task: &TaskRecord, done_by: Option<&str>) -> Result<()> {
-        self.prepare_cached(
-            "UPDATE tasks SET state = ?2, reason = ?3, attempt = ?4, agent = ?5, token = ?6, \
-             deadline = ?7, ready_at = ?8, started_at = ?9, finished_at = ?10, result = ?11, \
-             error = ?12, actual = ?13, first_started_at = coalesce(first_started_at, ?9), \
-             done_by = ?14 WHERE id = ?1",
-        )?
-        .execute(params![
-            task.id,
-            task.state.as_str(),
-            task.reason.map(FailureReason::as_str),
-            task.attempt,
-            task.agent,
-            task.token.0 as i64,
-            task.deadline.map(millis),
-            task.ready_at.map(millis),
-            task.started_at.map(millis),
-            task.finished_at.map(millis),
-            task.result,
-            task.error,
-            task.actual,
-            done_by,
-        ])?;
-        Ok(())
+    pub(super) fn open_read_only(path: &Path) -> Result<Sqlite> {
+        Sqlite::open_with(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
     }
 
-    fn record_attempt(&self, agent: &str, ended: AttemptEnded) -> Result<()> {
-        super::agent::record_attempt(self, agent, ended.succeeded, ended.log_ratio)
+    pub(super) fn open_in_memory() -> Result<Sqlite> {
+        Sqlite::init(Connection::open_in_memory()?, None, OpenFlags::empty())
     }
 
-    fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()> {
-        self.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
-            .execute(params![workflow, delta])?;
-        Ok(())
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Sqlite> {
+        let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Sqlite::connect(path, flags)?;
+        Sqlite::init(conn, Some(path.to_path_buf()), flags)
     }
 
-    fn open_tasks(&self, workflow: i64) -> Result<u64> {
-        let open: i64 = self
-            .prepare_cached("SELECT open_tasks FROM workflows WHERE id = ?1")?
-            .query_row([workflow], |r| r.get(0))?;
-        Ok(open.max(0) as u64)
+    /// One connection to the file at `path`, with the settings every connection here uses.
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run beside the one writer; NORMAL syncs at checkpoints only, which
+        // survives a crash of the process (not of the machine) without losing commits. A
+        // read-only connection cannot change the journal mode, and does not need to.
+        if !conn.is_readonly(rusqlite::MAIN_DB)? {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Reads through a memory map and a 64 MiB page cache skip most read system calls; a
+        // larger WAL between checkpoints means fewer of the fsyncs a checkpoint costs.
+        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+        conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
+        Ok(conn)
     }
 
-    fn append(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<()> {
-        append(self, at, kind, event)
+    fn init(mut conn: Connection, path: Option<PathBuf>, flags: OpenFlags) -> Result<Sqlite> {
+        prepare(&mut conn)?;
+        migrate(&mut conn)?;
+        Ok(Sqlite {
+            conn: Mutex::new(conn),
+            reader: OnceLock::new(),
+            flags,
+            path,
+        })
     }
 
-    fn tasks_in(&self, workflow: i64, states: &[TaskState]) -> Result<Vec<i64>> {
-        // Rare (fail-fast, cancellation) and of few shapes: formatted here, then cached by
-        // its text like any other statement.
-        let query = format!(
-            "SELECT id FROM tasks WHERE workflow = ?1 AND state IN {}",
-            sql::states(states)
-        );
-        ids(self, &query, workflow)
+    pub(super) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
-    fn dependents(&self, task: i64) -> Result<Vec<i64>> {
-        ids(self, "SELECT task FROM deps WHERE dep = ?1", task)
+    pub(super) fn integrity_problems(&self) -> Result<Vec<String>> {
+        let conn = self.connection();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(found.into_iter().filter(|line| line != "ok").collect())
     }
 
-    fn meet_dependency(&self, task: i64) -> Result<(u32, TaskState)> {
-        let (unmet, state): (u32, String) = self
-            .prepare_cached(
-                "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet, state",
-            )?
-            .query_row([task], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let state = state.parse().map_err(|_| {
-            rusqlite::Error::FromSqlConversionFailure(
-                1,
-                rusqlite::types::Type::Text,
-                format!("unexpected value `{state}`").into(),
-            )
-        })?;
-        Ok((unmet, state))
+    pub(super) fn connection(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open: rusqlite rolls back on
+        // drop. So the connection is still consistent and the poison can be ignored.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn trigger_fail_fast(&self, workflow: i64) -> Result<()> {
-        self.prepare_cached("UPDATE workflows SET fail_fast_triggered = 1 WHERE id = ?1")?
-            .execute([workflow])?;
-        Ok(())
-    }
-
-    fn leaf_states(&self, workflow: i64) -> Result<Vec<TaskState>> {
-        Ok(self
-            .prepare_cached("SELECT state FROM tasks WHERE workflow = ?1 AND is_leaf = 1")?
-            .query_map([workflow], |r| r.get::<_, String>(0))?
-            .filter_map(|state| state.ok().and_then(|s| s.parse().ok()))
-            .collect())
-    }
-
-    fn save_status(
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`) and commits when it returns `Ok`;
+    /// retries a few times while another process still holds the database after the busy
+    /// timeout.
+    pub(super) fn write<T>(
         &self,
-        workflow: i64,
-        status: WorkflowStatus,
-        finished_at: Option<DateTime<Utc>>,
+        clock: &Clock,
+        mut f: impl FnMut(&Tx<'_>, DateTime<Utc>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.connection();
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = f(&*tx, clock.now())?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match result {
+                Err(Error::Storage(err))
+                    if err.fault() == StorageFault::Busy && attempt < BUSY_RETRIES =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(StdDuration::from_millis(10 << attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The reader connection of a file database, opened on first use after the migrations, so
+    /// it sees the current schema.
+    pub(super) fn reader(&self) -> Option<&Mutex<Connection>> {
+        self.reader
+            .get_or_init(|| {
+                let path = self.path.as_deref()?;
+                // Should it fail to open, reads share the writer's connection: still correct,
+                // only queued behind writes.
+                let mut conn = Sqlite::connect(path, self.flags).ok()?;
+                prepare(&mut conn).ok()?;
+                Some(Mutex::new(conn))
+            })
+            .as_ref()
+    }
+
+    /// Runs `f` in a read transaction, so it sees one consistent snapshot.
+    pub(super) fn read<T>(
+        &self,
+        clock: &Clock,
+        f: impl FnOnce(&Tx<'_>, DateTime<Utc>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = match self.reader() {
+            // As with the writer, a panic cannot leave a transaction open.
+            Some(reader) => reader
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            None => self.connection(),
+        };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let value = f(&*tx, clock.now())?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Settings of every connection, file or memory.
+fn prepare(conn: &mut Connection) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(64);
+    // The query planner stability guarantee: without it, SQLite (built with STAT4) lets the
+    // values bound to a statement's parameters change its plan, and so re-prepares the
+    // statement on every run whose plan could depend on them. That cost more than the rest of
+    // a claim. The plans here are fixed by the schema's indexes anyway.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    // A read-only database can be served as it is when its schema is current; an older one
+    // would need writing, which fails below with Error::ReadOnly.
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version == super::SCHEMA_VERSION {
+            return Ok(());
+        }
+        if version > super::SCHEMA_VERSION {
+            return Err(Error::IncompatibleSchema {
+                found: version,
+                supported: super::SCHEMA_VERSION,
+            });
+        }
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > super::SCHEMA_VERSION {
+        return Err(Error::IncompatibleSchema {
+            found: version,
+            supported: super::SCHEMA_VERSION,
+        });
+    }
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(migration)?;
+        if from == 1 {
+            super::agent::backfill_log_ratios(&*tx)?;
+        }
+    }
+    tx.pragma_update(None, "user_version", super::SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Names the two storage failures an operator can fix, so callers learn why a write
+    /// failed; every other SQLite error stays a storage error.
+    fn from(error: rusqlite::Error) -> Error {
+        let fault = match error.sqlite_error_code() {
+            Some(ErrorCode::ReadOnly) => return Error::ReadOnly,
+            Some(ErrorCode::DiskFull) => return Error::DiskFull,
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageFault::Busy,
+            _ if matches!(error, rusqlite::Error::QueryReturnedNoRows) => StorageFault::NoRows,
+            _ => StorageFault::Engine,
+        };
+        Error::Storage(StorageError::new(fault, error))
+    }
+}
+
+impl Sql for Connection {
+    fn run(&self, sql: &str, params: &[Value<'_>]) -> Result<usize> {
+        let mut stmt = self.prepare_cached(sql)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(params.iter().map(Bind)))?)
+    }
+
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[Value<'_>],
+        each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
     ) -> Result<()> {
-        self.prepare_cached("UPDATE workflows SET status = ?2, finished_at = ?3 WHERE id = ?1")?
-            .execute(params![workflow, status.as_str(), finished_at.map(millis)])?;
+        let mut stmt = self.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(Bind)))?;
+        while let Some(row) = rows.next()? {
+            if !each(&Row(&SqliteRow(row)))? {
+                break;
+            }
+        }
         Ok(())
+    }
+}
+
+/// A value bound as SQLite's own, borrowed.
+struct Bind<'a, 'v>(&'a Value<'v>);
+
+impl rusqlite::ToSql for Bind<'_, '_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match *self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(i),
+            Value::Real(r) => ValueRef::Real(r),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+struct SqliteRow<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl RawRow for SqliteRow<'_, '_> {
+    fn value(&self, i: usize) -> Result<Value<'_>> {
+        Ok(match self.0.get_ref(i)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(r) => Value::Real(r),
+            ValueRef::Text(t) => Value::Text(
+                std::str::from_utf8(t)
+                    .map_err(|e| Error::Storage(StorageError::new(StorageFault::Conversion, e)))?,
+            ),
+            ValueRef::Blob(b) => Value::Blob(b),
+        })
+    }
+
+    fn width(&self) -> usize {
+        self.0.as_ref().column_count()
     }
 }

@@ -1,19 +1,22 @@
 //! The storage seam of the task state machine: what `transition` needs from a backend to save
 //! a step and carry a task's end through its workflow, inside one transaction the caller
-//! opened. SQLite implements it on its transaction (`store/sqlite.rs`); a PostgreSQL backend
-//! implements the same methods on its own, with the row locks it needs (a task is loaded for
-//! update, `FOR UPDATE`, before it is stepped; the workflow row likewise before its count or
-//! status changes) and the server's time read once per transaction by the caller.
+//! opened. Write transactions of one database never interleave (see `store.rs`), so a row
+//! loaded here is still the row when it is saved.
 //!
-//! The methods are small on purpose: each is one statement in SQLite, and each names what the
-//! core decided rather than how to store it.
+//! The methods are small on purpose: each is one statement, and each names what the core
+//! decided rather than how to store it. They are written once, on the seam's transaction
+//! ([`Tx`]), in the SQL every backend accepts.
 
 use chrono::{DateTime, Utc};
 
-use crate::error::Result;
-use crate::workflow::{AttemptEnded, TaskRecord, TaskState, WorkflowStatus};
+use crate::error::{Error, Result, StorageError};
+use crate::workflow::{AttemptEnded, FailureReason, TaskRecord, TaskState, WorkflowStatus};
 
-use super::event::{EventKind, NewEvent};
+use super::db::{Tx, params};
+use super::event::{EventKind, NewEvent, append};
+use super::millis;
+use super::refs::{TaskRow, ids};
+use super::sql;
 
 /// A transaction of a backend, as the state machine sees it.
 pub(crate) trait TaskStorage {
@@ -59,4 +62,111 @@ pub(crate) trait TaskStorage {
         status: WorkflowStatus,
         finished_at: Option<DateTime<Utc>>,
     ) -> Result<()>;
+}
+
+/// The seam written once for every backend, in the SQL both engines accept.
+impl TaskStorage for Tx<'_> {
+    fn task(&self, id: i64) -> Result<TaskRecord> {
+        TaskRow::by_id(self, id)
+    }
+
+    fn save_task(&self, task: &TaskRecord, done_by: Option<&str>) -> Result<()> {
+        self.prepare_cached(
+            "UPDATE tasks SET state = ?2, reason = ?3, attempt = ?4, agent = ?5, token = ?6, \
+             deadline = ?7, ready_at = ?8, started_at = ?9, finished_at = ?10, result = ?11, \
+             error = ?12, actual = ?13, first_started_at = coalesce(first_started_at, ?9), \
+             done_by = ?14 WHERE id = ?1",
+        )?
+        .execute(params![
+            task.id,
+            task.state.as_str(),
+            task.reason.map(FailureReason::as_str),
+            task.attempt,
+            task.agent,
+            task.token.0 as i64,
+            task.deadline.map(millis),
+            task.ready_at.map(millis),
+            task.started_at.map(millis),
+            task.finished_at.map(millis),
+            task.result,
+            task.error,
+            task.actual,
+            done_by,
+        ])?;
+        Ok(())
+    }
+
+    fn record_attempt(&self, agent: &str, ended: AttemptEnded) -> Result<()> {
+        super::agent::record_attempt(self, agent, ended.succeeded, ended.log_ratio)
+    }
+
+    fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()> {
+        self.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
+            .execute(params![workflow, delta])?;
+        Ok(())
+    }
+
+    fn open_tasks(&self, workflow: i64) -> Result<u64> {
+        let open: i64 = self
+            .prepare_cached("SELECT open_tasks FROM workflows WHERE id = ?1")?
+            .query_row([workflow], |r| r.get(0))?;
+        Ok(open.max(0) as u64)
+    }
+
+    fn append(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<()> {
+        append(self, at, kind, event)
+    }
+
+    fn tasks_in(&self, workflow: i64, states: &[TaskState]) -> Result<Vec<i64>> {
+        // Rare (fail-fast, cancellation) and of few shapes: formatted here, then cached by
+        // its text like any other statement.
+        let query = format!(
+            "SELECT id FROM tasks WHERE workflow = ?1 AND state IN {}",
+            sql::states(states)
+        );
+        ids(self, &query, workflow)
+    }
+
+    fn dependents(&self, task: i64) -> Result<Vec<i64>> {
+        ids(self, "SELECT task FROM deps WHERE dep = ?1", task)
+    }
+
+    fn meet_dependency(&self, task: i64) -> Result<(u32, TaskState)> {
+        let (unmet, state): (u32, String) = self
+            .prepare_cached(
+                "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet, state",
+            )?
+            .query_row([task], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let state = state.parse().map_err(|_| {
+            Error::Storage(StorageError::conversion(format!(
+                "column 1: unexpected task state `{state}`"
+            )))
+        })?;
+        Ok((unmet, state))
+    }
+
+    fn trigger_fail_fast(&self, workflow: i64) -> Result<()> {
+        self.prepare_cached("UPDATE workflows SET fail_fast_triggered = 1 WHERE id = ?1")?
+            .execute([workflow])?;
+        Ok(())
+    }
+
+    fn leaf_states(&self, workflow: i64) -> Result<Vec<TaskState>> {
+        Ok(self
+            .prepare_cached("SELECT state FROM tasks WHERE workflow = ?1 AND is_leaf = 1")?
+            .query_map([workflow], |r| r.get::<_, String>(0))?
+            .filter_map(|state| state.ok().and_then(|s| s.parse().ok()))
+            .collect())
+    }
+
+    fn save_status(
+        &self,
+        workflow: i64,
+        status: WorkflowStatus,
+        finished_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        self.prepare_cached("UPDATE workflows SET status = ?2, finished_at = ?3 WHERE id = ?1")?
+            .execute(params![workflow, status.as_str(), finished_at.map(millis)])?;
+        Ok(())
+    }
 }

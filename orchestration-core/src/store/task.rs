@@ -9,13 +9,14 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use super::db::{OptionalExtension, Tx, Value, params};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 use crate::id::LeaseToken;
 use crate::limits::{self, CLAIM_SCAN_LIMIT, FIT_SCAN_LIMIT};
 use crate::text::{counted, counted_are};
+use crate::workflow::FailureKind;
 use crate::workflow::{
     AfterFailure, ClaimRank, FailureReason, TaskEvent, TaskState, WorkflowStatus,
     check_argument_name, on_lease_expired,
@@ -241,7 +242,7 @@ pub enum Report {
         /// What went wrong.
         error: String,
         /// Whether another attempt could succeed.
-        retryable: bool,
+        kind: FailureKind,
     },
     /// Give the task back untouched; the attempt does not count.
     Release,
@@ -361,12 +362,12 @@ impl Store {
                     apply(tx, now, &mut row, TaskEvent::Complete, change)?;
                     unblocked = settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
                 }
-                Report::Fail { error, retryable } => {
+                Report::Fail { error, kind } => {
                     let decision = workflow.retry.after_failure(
                         row.uuid,
                         row.attempt,
                         row.max_attempts,
-                        *retryable,
+                        *kind,
                         now,
                     );
                     let (event, change) = match decision {
@@ -449,7 +450,7 @@ impl Store {
                      ORDER BY id",
                 )?
                 .query_map([row.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<Result<_>>()?;
             let done_by = tx
                 .prepare_cached("SELECT done_by FROM tasks WHERE id = ?1")?
                 .query_row([row.id], |r| r.get(0))?;
@@ -478,7 +479,7 @@ impl Store {
                     sql::states(&LEASED)
                 ))?
                 .query_map([agent], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<Result<_>>()?;
             ids.into_iter()
                 .map(|id| {
                     let row = TaskRow::by_id(tx, id)?;
@@ -560,7 +561,7 @@ pub struct Note {
 }
 
 /// A task's attempts and notes, from its events in the log.
-fn history(conn: &Connection, task: i64) -> Result<(Vec<TaskAttempt>, Vec<Note>, usize)> {
+fn history(conn: &Tx<'_>, task: i64) -> Result<(Vec<TaskAttempt>, Vec<Note>, usize)> {
     let mut attempts: Vec<TaskAttempt> = Vec::new();
     let mut notes: std::collections::VecDeque<Note> = std::collections::VecDeque::new();
     let mut notes_total = 0;
@@ -585,7 +586,7 @@ fn history(conn: &Connection, task: i64) -> Result<(Vec<TaskAttempt>, Vec<Note>,
             });
             continue;
         }
-        let state = |i: usize| -> rusqlite::Result<Option<TaskState>> {
+        let state = |i: usize| -> Result<Option<TaskState>> {
             Ok(row
                 .get::<_, Option<String>>(i)?
                 .and_then(|s| s.parse().ok()))
@@ -694,7 +695,7 @@ enum Found {
 
 /// Nothing while the agent is not active, or holds as many new tasks as its WIP limit allows.
 /// Starting a task already delegated to it does not count: the agent holds that one already.
-fn availability(conn: &Connection, profile: &AgentProfile) -> Result<Option<IdleReason>> {
+fn availability(conn: &Tx<'_>, profile: &AgentProfile) -> Result<Option<IdleReason>> {
     if profile.status != AgentStatus::Active {
         return Ok(Some(IdleReason::AgentInactive(profile.status)));
     }
@@ -709,7 +710,7 @@ fn availability(conn: &Connection, profile: &AgentProfile) -> Result<Option<Idle
 }
 
 /// Tasks leased to `agent`.
-pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
+pub(crate) fn in_flight(conn: &Tx<'_>, agent: &str) -> Result<u64> {
     Ok(conn
         .prepare_cached(query!(
             "SELECT count(*) FROM tasks WHERE state IN {} AND agent = ?1",
@@ -719,7 +720,7 @@ pub(crate) fn in_flight(conn: &Connection, agent: &str) -> Result<u64> {
 }
 
 /// The soonest end of a retry backoff, in `workflow` or in any running workflow.
-fn next_retry(conn: &Connection, workflow: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+fn next_retry(conn: &Tx<'_>, workflow: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     let at: Option<i64> = match workflow {
         Some(workflow) => conn
             .prepare_cached(query!(
@@ -741,7 +742,7 @@ fn next_retry(conn: &Connection, workflow: Option<i64>) -> Result<Option<DateTim
 }
 
 /// Refuses a claim whose `workflow` is not the named task's own.
-fn check_same_workflow(conn: &Connection, request: &ClaimRequest, task: &TaskRow) -> Result<()> {
+fn check_same_workflow(conn: &Tx<'_>, request: &ClaimRequest, task: &TaskRow) -> Result<()> {
     let Some(workflow) = &request.workflow else {
         return Ok(());
     };
@@ -764,7 +765,7 @@ fn check_same_workflow(conn: &Connection, request: &ClaimRequest, task: &TaskRow
 /// workflow, a task not ready yet, the WIP limit) is a reason to come back; what will not (a
 /// finished task, another agent's lease, missing skills) is an error.
 fn claimable_task(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     request: &ClaimRequest,
     task: &TaskRef,
     profile: &AgentProfile,
@@ -817,11 +818,7 @@ fn claimable_task(
 }
 
 /// The best task for the agent: one delegated to it, else the first ready one it can do.
-fn next_task(
-    tx: &Transaction<'_>,
-    request: &ClaimRequest,
-    profile: &AgentProfile,
-) -> Result<Found> {
+fn next_task(tx: &Tx<'_>, request: &ClaimRequest, profile: &AgentProfile) -> Result<Found> {
     let workflow = match &request.workflow {
         Some(workflow) => {
             let workflow = WorkflowRow::resolve(tx, workflow)?;
@@ -874,12 +871,12 @@ fn next_task(
                 sql::status(WorkflowStatus::Running)
             ))?
             .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
+            .collect::<Result<_>>()?,
     };
     // Each running workflow offers its best suitable task; the best of those wins. One index
     // per workflow keeps every claim and report to a few pages of writes, and there are few
     // running workflows at a time.
-    let mut best: Option<Candidate> = None;
+    let mut best: Option<ClaimCandidate> = None;
     let mut scan = Scan {
         budget: CLAIM_SCAN_LIMIT,
         unqualified: 0,
@@ -920,7 +917,7 @@ struct Scan {
 }
 
 /// A ready task and its place in the claim order.
-struct Candidate {
+struct ClaimCandidate {
     id: i64,
     rank: ClaimRank,
 }
@@ -928,75 +925,82 @@ struct Candidate {
 /// The best ready task of `workflow` for the agent: the highest priority it has the skills for,
 /// and within that priority the best fit for its skills, then the claim order.
 fn best_in_workflow(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     workflow: i64,
     profile: &AgentProfile,
     scan: &mut Scan,
-) -> Result<Option<Candidate>> {
+) -> Result<Option<ClaimCandidate>> {
     // `INDEXED BY` pins the plan to the claim-order index, which yields rows already sorted.
-    let mut stmt = tx.prepare_cached(sql::ready_in_workflow())?;
-    let mut rows = stmt.query([workflow])?;
-    let mut best: Option<Candidate> = None;
+    // The rows stream: a claim usually stops at the first one.
+    let mut best: Option<ClaimCandidate> = None;
+    let mut perfect: Option<ClaimCandidate> = None;
     let mut compared = 0;
-    while let Some(row) = rows.next()? {
-        if scan.budget == 0 {
-            break;
-        }
-        scan.budget -= 1;
-        let (id, has_skills, priority): (i64, bool, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        if let Some(best) = &best
-            && (priority < best.rank.priority || compared >= FIT_SCAN_LIMIT)
-        {
-            break;
-        }
-        let fit = if has_skills {
-            let skills = task_skills(tx, id)?;
-            if let Some(lacks) = profile.unmet_skill(&skills) {
-                scan.unqualified += 1;
-                if scan.example.is_none() {
-                    let key: String = tx
-                        .prepare_cached(
-                            "SELECT w.name || '/' || t.key FROM tasks t \
-                             JOIN workflows w ON w.id = t.workflow WHERE t.id = ?1",
-                        )?
-                        .query_row([id], |r| r.get(0))?;
-                    scan.example = Some((key, lacks));
-                }
-                continue;
+    tx.rows(
+        sql::ready_in_workflow(),
+        &[Value::Integer(workflow)],
+        &mut |row| {
+            if scan.budget == 0 {
+                return Ok(false);
             }
-            let needs = Needs {
-                skills,
-                estimate: 0.0,
+            scan.budget -= 1;
+            let (id, has_skills, priority): (i64, bool, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            if let Some(best) = &best
+                && (priority < best.rank.priority || compared >= FIT_SCAN_LIMIT)
+            {
+                return Ok(false);
+            }
+            let fit = if has_skills {
+                let skills = task_skills(tx, id)?;
+                if let Some(lacks) = profile.unmet_skill(&skills) {
+                    scan.unqualified += 1;
+                    if scan.example.is_none() {
+                        let key: String = tx
+                            .prepare_cached(
+                                "SELECT w.name || '/' || t.key FROM tasks t \
+                             JOIN workflows w ON w.id = t.workflow WHERE t.id = ?1",
+                            )?
+                            .query_row([id], |r| r.get(0))?;
+                        scan.example = Some((key, lacks));
+                    }
+                    return Ok(true);
+                }
+                let needs = Needs {
+                    skills,
+                    estimate: 0.0,
+                };
+                crate::agent::fit(profile, &needs)
+            } else {
+                1.0
             };
-            crate::agent::fit(profile, &needs)
-        } else {
-            1.0
-        };
-        let candidate = Candidate {
-            id,
-            rank: ClaimRank {
-                priority,
-                fit,
-                b_level: row.get(3)?,
-                ready_at: row.get::<_, Option<i64>>(4)?.map(crate::clock::from_millis),
-                created: id,
-            },
-        };
-        // No fit beats a perfect one, and rows come in claim order within a priority: the
-        // first perfect fit is the answer, as it is for every task without skills.
-        if fit >= 1.0 && best.as_ref().is_none_or(|b| b.rank.priority < priority) {
-            return Ok(Some(candidate));
-        }
-        compared += 1;
-        if best.as_ref().is_none_or(|b| candidate.rank.before(&b.rank)) {
-            best = Some(candidate);
-        }
-    }
-    Ok(best)
+            let candidate = ClaimCandidate {
+                id,
+                rank: ClaimRank {
+                    priority,
+                    fit,
+                    b_level: row.get(3)?,
+                    ready_at: row.get::<_, Option<i64>>(4)?.map(crate::clock::from_millis),
+                    created: id,
+                },
+            };
+            // No fit beats a perfect one, and rows come in claim order within a priority: the
+            // first perfect fit is the answer, as it is for every task without skills.
+            if fit >= 1.0 && best.as_ref().is_none_or(|b| b.rank.priority < priority) {
+                perfect = Some(candidate);
+                return Ok(false);
+            }
+            compared += 1;
+            if best.as_ref().is_none_or(|b| candidate.rank.before(&b.rank)) {
+                best = Some(candidate);
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(perfect.or(best))
 }
 
 fn extend_lease(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     task: &TaskRow,
     until: DateTime<Utc>,
@@ -1025,7 +1029,7 @@ fn extend_lease(
 }
 
 /// Expires run-out leases and ends finished backoffs.
-pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
+pub(crate) fn tick(tx: &Tx<'_>, now: DateTime<Utc>) -> Result<Tick> {
     let mut done = Tick::default();
     // No lease is ever set to end more than a day ahead, and no backoff more than a day and
     // its jitter of a fifth. A deadline further off means the clock jumped back since it was
@@ -1076,7 +1080,7 @@ pub(crate) fn tick(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Tick> {
     Ok(done)
 }
 
-fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResult>> {
+fn dependency_results(conn: &Tx<'_>, task: i64) -> Result<Vec<DependencyResult>> {
     let mut stmt = conn.prepare_cached(
         "SELECT key, state, result FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1) \
          ORDER BY id",
@@ -1088,5 +1092,5 @@ fn dependency_results(conn: &Connection, task: i64) -> Result<Vec<DependencyResu
             result: row.get(2)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<Result<_>>()
 }

@@ -5,8 +5,8 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use crate::{
-    AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailurePolicy, ManualClock,
-    Mode, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
+    AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailureKind, FailurePolicy,
+    ManualClock, Mode, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
 };
 
 struct Harness {
@@ -94,13 +94,13 @@ impl Harness {
         .unwrap();
     }
 
-    fn fail(&self, claim: &Claim, agent: &str, retryable: bool) {
+    fn fail(&self, claim: &Claim, agent: &str, kind: FailureKind) {
         self.report(
             claim,
             agent,
             Report::Fail {
                 error: "boom".into(),
-                retryable,
+                kind,
             },
         )
         .unwrap();
@@ -147,7 +147,7 @@ fn hot_statements_are_prepared_once() {
         let claim = h.claim(&format!("v{i}")).unwrap();
         h.complete(&claim, &format!("v{i}"));
     }
-    let conn = h.store.connection();
+    let conn = h.store.sqlite().connection();
     let by_id = super::sql::task_by_id();
     let ready = super::sql::ready_in_workflow();
     let delegated = super::sql::delegated_anywhere();
@@ -174,9 +174,9 @@ fn profile(skills: &[(&str, u8)], max: u32) -> AgentUpdate {
     }
 }
 
-fn record_of(h: &Harness, agent: &str) -> crate::Record {
-    let conn = h.store.connection();
-    super::agent::candidates(&conn)
+fn record_of(h: &Harness, agent: &str) -> crate::agent::Record {
+    let conn = h.store.sqlite().connection();
+    super::agent::candidates(&*conn)
         .unwrap()
         .into_iter()
         .find(|c| c.profile.name == agent)
@@ -216,7 +216,7 @@ fn agent_records_count_finished_attempts_but_not_releases() {
     )
     .unwrap();
     let c = h.claim("ana").unwrap();
-    h.fail(&c, "ana", true);
+    h.fail(&c, "ana", FailureKind::Transient);
     let d = h.claim("ana").unwrap();
     h.report(&d, "ana", Report::Release).unwrap();
     let e = h
@@ -247,7 +247,7 @@ fn a_version_1_database_is_migrated_and_agent_records_backfilled() {
     let path = dir.path().join("v1.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(super::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(super::sqlite::MIGRATIONS[0]).unwrap();
         conn.execute_batch(
             "INSERT INTO workflows (uuid, name, mode, on_failure, retry_initial_ms, retry_coefficient, retry_max_ms, status, open_tasks, created_at, fingerprint) \
              VALUES (x'00000000000000000000000000000001', 'old', 'dag', 'block_dependents', 1000, 2, 100000, 'succeeded', 0, 0, 0); \
@@ -262,8 +262,8 @@ fn a_version_1_database_is_migrated_and_agent_records_backfilled() {
     }
     let store = Store::open(&path).unwrap();
     store.upsert_agent("old-agent", &profile(&[], 1)).unwrap();
-    let conn = store.connection();
-    let record = super::agent::candidates(&conn).unwrap()[0].record;
+    let conn = store.sqlite().connection();
+    let record = super::agent::candidates(&*conn).unwrap()[0].record;
     assert_eq!(
         (record.succeeded, record.attempts, record.log_ratio_count),
         (1, 2, 1)
@@ -288,10 +288,12 @@ fn a_full_disk_is_named_changes_nothing_and_reads_still_work() {
     // SQLite reports a database that reached its page limit exactly as a full disk.
     let pages: i64 = h
         .store
+        .sqlite()
         .connection()
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .unwrap();
     h.store
+        .sqlite()
         .connection()
         .pragma_update(None, "max_page_count", pages)
         .unwrap();
@@ -315,7 +317,10 @@ fn reads_on_a_file_see_every_write_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reads.db");
     let store = Store::open(&path).unwrap();
-    assert!(store.reader().is_some(), "a file database has a reader");
+    assert!(
+        store.sqlite().reader().is_some(),
+        "a file database has a reader"
+    );
     store
         .create_workflow(
             WorkflowSpec::new("r", Mode::Dag)
@@ -359,5 +364,19 @@ fn reads_on_a_file_see_every_write_at_once() {
         store.events_since(0, 1_000).unwrap().len(),
         other.events_since(0, 1_000).unwrap().len()
     );
-    assert!(Store::open_in_memory().unwrap().reader().is_none());
+    assert!(Store::open_in_memory().unwrap().sqlite().reader().is_none());
+}
+
+#[test]
+fn locations_are_shown_without_a_password() {
+    let check = |location: &str, shown: &str| {
+        assert_eq!(Store::shown(std::path::Path::new(location)), shown);
+    };
+    check(
+        "postgres://me:secret@db:5432/orch",
+        "postgres://me@db:5432/orch",
+    );
+    check("postgres://db/orch", "postgres://db/orch");
+    check("postgresql://me@db/orch", "postgresql://me@db/orch");
+    check("data/orchestration.db", "data/orchestration.db");
 }

@@ -24,7 +24,7 @@ use super::storage::TaskStorage;
 /// row, the agent's record when an attempt ended, the workflow's count of open tasks, and the
 /// event. `task` is updated to the new row values.
 pub(crate) fn apply(
-    store: &impl TaskStorage,
+    store: &(impl TaskStorage + ?Sized),
     now: DateTime<Utc>,
     task: &mut TaskRow,
     event: TaskEvent,
@@ -66,7 +66,7 @@ pub(crate) fn apply(
 /// the workflow when nothing is left open. `workflow` is the tasks' workflow, loaded once by
 /// the caller and kept current here. Returns the keys of tasks that became ready.
 pub(crate) fn settle(
-    store: &impl TaskStorage,
+    store: &(impl TaskStorage + ?Sized),
     now: DateTime<Utc>,
     workflow: &mut WorkflowRow,
     mut finished: Vec<(i64, TaskState)>,
@@ -125,7 +125,7 @@ pub(crate) fn settle(
 
 /// Applies the leaf rule once no task of `workflow` is open.
 pub(crate) fn finish_if_done(
-    store: &impl TaskStorage,
+    store: &(impl TaskStorage + ?Sized),
     now: DateTime<Utc>,
     workflow: &mut WorkflowRow,
 ) -> Result<()> {
@@ -144,7 +144,7 @@ pub(crate) fn finish_if_done(
 
 /// Sets a workflow's status, in the store and in memory, and logs it.
 pub(crate) fn set_status(
-    store: &impl TaskStorage,
+    store: &(impl TaskStorage + ?Sized),
     now: DateTime<Utc>,
     workflow: &mut WorkflowRow,
     status: WorkflowStatus,

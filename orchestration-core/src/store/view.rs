@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
+use super::db::Tx;
 
 use crate::error::Result;
 pub(crate) use crate::workflow::TaskView;
@@ -11,13 +11,13 @@ pub(crate) use crate::workflow::view_with;
 use super::refs::{TaskRow, task_skills};
 
 /// The public view of a task row.
-pub(crate) fn view(conn: &Connection, row: &TaskRow) -> Result<TaskView> {
+pub(crate) fn view(conn: &Tx<'_>, row: &TaskRow) -> Result<TaskView> {
     let depends_on = conn
         .prepare_cached(
             "SELECT key FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1) ORDER BY id",
         )?
         .query_map([row.id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<Result<_>>()?;
     let skills = if row.has_skills {
         task_skills(conn, row.id)?
     } else {

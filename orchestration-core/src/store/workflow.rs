@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::db::{OptionalExtension, Tx, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 use crate::id::{TaskId, WorkflowId};
@@ -260,7 +260,7 @@ impl Store {
             let rows: Vec<WorkflowRow> = tx
                 .prepare_cached(&sql)?
                 .query_map([], WorkflowRow::from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<Result<_>>()?;
             rows.iter().map(|row| summary(tx, row)).collect()
         })
     }
@@ -277,7 +277,7 @@ fn invalid_dependency(reason: String) -> Error {
 /// Makes `row` depend on `dependency` unless that would close a cycle, and moves `row` as the
 /// dependency's state says: blocked by a failed one, back to pending behind an unfinished one.
 fn add_dependency(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     workflow: &mut WorkflowRow,
     row: &mut TaskRow,
@@ -333,7 +333,7 @@ fn add_dependency(
 /// Drops the dependency of `row` on `dependency`; `row` becomes ready when it was the last
 /// unfinished one of a started workflow.
 fn remove_dependency(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     workflow: &WorkflowRow,
     row: &mut TaskRow,
@@ -350,7 +350,8 @@ fn remove_dependency(
     tx.prepare_cached("DELETE FROM deps WHERE task = ?1 AND dep = ?2")?
         .execute([row.id, dependency.id])?;
     tx.prepare_cached(
-        "UPDATE tasks SET is_leaf = NOT EXISTS (SELECT 1 FROM deps WHERE dep = ?1) WHERE id = ?1",
+        "UPDATE tasks SET is_leaf = CASE WHEN EXISTS (SELECT 1 FROM deps WHERE dep = ?1) \
+         THEN 0 ELSE 1 END WHERE id = ?1",
     )?
     .execute([dependency.id])?;
     if upstream_effect(workflow.on_failure, dependency.state).is_none() {
@@ -376,7 +377,7 @@ fn fingerprint(spec: &WorkflowSpec) -> i64 {
     hash as i64
 }
 
-fn replay(tx: &Transaction<'_>, id: i64) -> Result<Created> {
+fn replay(tx: &Tx<'_>, id: i64) -> Result<Created> {
     let row = WorkflowRow::by_id(tx, id)?;
     Ok(Created {
         id: row.uuid,
@@ -389,7 +390,7 @@ fn replay(tx: &Transaction<'_>, id: i64) -> Result<Created> {
 }
 
 fn insert(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: DateTime<Utc>,
     validated: &ValidatedWorkflow,
     idempotency_key: Option<&str>,
@@ -398,41 +399,41 @@ fn insert(
     let spec = validated.spec();
     let dag = validated.dag();
     let uuid = WorkflowId::new();
-    tx.prepare_cached(
-        "INSERT INTO workflows (uuid, name, description, mode, on_failure, retry_initial_ms, \
+    let workflow = tx
+        .prepare_cached(
+            "INSERT INTO workflows (uuid, name, description, mode, on_failure, retry_initial_ms, \
          retry_coefficient, retry_max_ms, status, open_tasks, created_at, idempotency_key, \
-         fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?13, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
-        uuid.as_bytes(),
-        spec.name,
-        spec.description,
-        spec.mode.as_str(),
-        spec.on_failure.as_str(),
-        spec.retry.initial_interval.num_milliseconds(),
-        spec.retry.backoff_coefficient,
-        spec.retry.max_interval.num_milliseconds(),
-        spec.tasks.len() as i64,
-        millis(now),
-        idempotency_key,
-        fingerprint,
-        WorkflowStatus::Created.as_str(),
-    ])?;
-    let workflow = tx.last_insert_rowid();
+         fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?13, ?9, ?10, ?11, ?12) RETURNING id",
+        )?
+        .insert(params![
+            uuid.as_bytes(),
+            spec.name,
+            spec.description,
+            spec.mode.as_str(),
+            spec.on_failure.as_str(),
+            spec.retry.initial_interval.num_milliseconds(),
+            spec.retry.backoff_coefficient,
+            spec.retry.max_interval.num_milliseconds(),
+            spec.tasks.len() as i64,
+            millis(now),
+            idempotency_key,
+            fingerprint,
+            WorkflowStatus::Created.as_str(),
+        ])?;
     let b_levels = &validated.analysis().b_levels;
     let mut ids = Vec::with_capacity(spec.tasks.len());
     {
         let mut insert_task = tx.prepare_cached(
             "INSERT INTO tasks (uuid, workflow, key, title, description, estimate, priority, \
              max_attempts, b_level, has_skills, is_leaf, unmet, state, kind) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
         )?;
         let mut insert_skill =
             tx.prepare_cached("INSERT INTO task_skills (task, skill, level) VALUES (?1, ?2, ?3)")?;
         let uuids = TaskId::batch(spec.tasks.len());
         for ((position, task), uuid) in spec.tasks.iter().enumerate().zip(uuids) {
             let node = position as u32;
-            insert_task.execute(params![
+            let id = insert_task.insert(params![
                 uuid.as_bytes(),
                 workflow,
                 task.key,
@@ -448,7 +449,6 @@ fn insert(
                 TaskState::Pending.as_str(),
                 task.kind.as_str(),
             ])?;
-            let id = tx.last_insert_rowid();
             for (skill, level) in &task.skills {
                 insert_skill.execute(params![id, skill, level])?;
             }
@@ -478,7 +478,7 @@ fn insert(
 }
 
 /// Starts a created workflow: tasks without unmet dependencies become ready.
-fn start(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<Vec<String>> {
+fn start(tx: &Tx<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<Vec<String>> {
     tx.prepare_cached("UPDATE workflows SET started_at = ?2 WHERE id = ?1")?
         .execute(params![row.id, millis(now)])?;
     set_status(tx, now, row, WorkflowStatus::Running)?;
@@ -504,7 +504,7 @@ fn start(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Res
     Ok(ready)
 }
 
-fn cancel(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<usize> {
+fn cancel(tx: &Tx<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<usize> {
     let live = ids(
         tx,
         query!(
@@ -532,7 +532,7 @@ fn cancel(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Re
 
 /// Puts failed, upstream-failed and fail-fast-cancelled tasks back to pending with fresh
 /// attempts, recounts what each waits for, and makes the free ones ready.
-fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<usize> {
+fn retry_failed(tx: &Tx<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Result<usize> {
     let reset = ids(
         tx,
         query!(
@@ -566,7 +566,7 @@ fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow)
                 "SELECT state FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1)",
             )?
             .query_map([task.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let unmet = states
             .iter()
             .filter_map(|s| s.parse::<TaskState>().ok())
@@ -581,11 +581,7 @@ fn retry_failed(tx: &Transaction<'_>, now: DateTime<Utc>, row: &mut WorkflowRow)
     Ok(reset.len())
 }
 
-fn resolve_in_workflow(
-    tx: &Transaction<'_>,
-    task: &TaskRow,
-    reference: &TaskRef,
-) -> Result<TaskRow> {
+fn resolve_in_workflow(tx: &Tx<'_>, task: &TaskRow, reference: &TaskRef) -> Result<TaskRow> {
     let dependency = TaskRow::resolve(tx, reference)?;
     if dependency.workflow != task.workflow {
         return Err(Error::InvalidArgument {
@@ -599,25 +595,24 @@ fn resolve_in_workflow(
     Ok(dependency)
 }
 
-fn ready_keys(conn: &Connection, workflow: i64) -> Result<Vec<String>> {
-    Ok(conn
-        .prepare_cached(query!(
-            "SELECT key FROM tasks WHERE workflow = ?1 AND state = {} ORDER BY {CLAIM_ORDER}",
-            sql::state(TaskState::Ready)
-        ))?
-        .query_map([workflow], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?)
+fn ready_keys(conn: &Tx<'_>, workflow: i64) -> Result<Vec<String>> {
+    conn.prepare_cached(query!(
+        "SELECT key FROM tasks WHERE workflow = ?1 AND state = {} ORDER BY {CLAIM_ORDER}",
+        sql::state(TaskState::Ready)
+    ))?
+    .query_map([workflow], |r| r.get(0))?
+    .collect::<Result<_>>()
 }
 
-fn summary(conn: &Connection, row: &WorkflowRow) -> Result<WorkflowSummary> {
+fn summary(conn: &Tx<'_>, row: &WorkflowRow) -> Result<WorkflowSummary> {
     let mut counts = BTreeMap::new();
     let (mut total_tasks, mut total_points, mut done_points) = (0, 0.0, 0.0);
     let mut stmt = conn.prepare_cached(
-        "SELECT state, count(*), total(estimate) FROM tasks WHERE workflow = ?1 GROUP BY state",
+        "SELECT state, count(*), coalesce(sum(estimate), 0.0) FROM tasks WHERE workflow = ?1 GROUP BY state",
     )?;
     let mut rows = stmt.query([row.id])?;
     while let Some(r) = rows.next()? {
-        let state: TaskState = super::refs::parse_column(r, 0, |s| s.parse().ok())?;
+        let state: TaskState = super::refs::parse_column(&r, 0, |s| s.parse().ok())?;
         let (count, points): (u64, f64) = (r.get::<_, i64>(1)? as u64, r.get(2)?);
         counts.insert(state, count);
         total_tasks += count;
@@ -643,7 +638,7 @@ fn summary(conn: &Connection, row: &WorkflowRow) -> Result<WorkflowSummary> {
     })
 }
 
-fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<WorkflowReport> {
+fn report(tx: &Tx<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result<WorkflowReport> {
     let graph = Graph::load(tx, row.id)?;
     let mut skills: HashMap<i64, BTreeMap<String, u8>> = HashMap::new();
     {
@@ -676,7 +671,7 @@ fn report(tx: &Transaction<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Result
 }
 
 /// The capabilities of each active agent, or `None` when no agent is registered at all.
-fn active_capabilities(conn: &Connection) -> Result<Option<Vec<BTreeMap<String, u8>>>> {
+fn active_capabilities(conn: &Tx<'_>) -> Result<Option<Vec<BTreeMap<String, u8>>>> {
     let registered: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM agents)")?
         .query_row([], |r| r.get(0))?;
@@ -708,12 +703,12 @@ struct Graph {
 }
 
 /// Recomputes the b-level ranks of `workflow`'s tasks, after an estimate changed.
-pub(crate) fn rerank(tx: &Transaction<'_>, workflow: i64) -> Result<()> {
+pub(crate) fn rerank(tx: &Tx<'_>, workflow: i64) -> Result<()> {
     Graph::load(tx, workflow)?.save_ranks(tx)
 }
 
 impl Graph {
-    fn load(conn: &Connection, workflow: i64) -> Result<Graph> {
+    fn load(conn: &Tx<'_>, workflow: i64) -> Result<Graph> {
         let tasks = workflow_tasks(conn, workflow)?;
         let index: HashMap<i64, u32> = tasks
             .iter()
@@ -751,7 +746,7 @@ impl Graph {
     }
 
     /// Recomputes the b-level ranks after a dependency edit.
-    fn save_ranks(&self, tx: &Transaction<'_>) -> Result<()> {
+    fn save_ranks(&self, tx: &Tx<'_>) -> Result<()> {
         let durations: Vec<f64> = self.tasks.iter().map(|t| t.estimate).collect();
         let schedule = self.dag.schedule(&durations);
         let mut update = tx.prepare_cached("UPDATE tasks SET b_level = ?2 WHERE id = ?1")?;
@@ -765,6 +760,6 @@ impl Graph {
 }
 
 /// The analysis of a workflow's graph as stored.
-pub(crate) fn analysis_of(conn: &Connection, workflow: i64) -> Result<Analysis> {
+pub(crate) fn analysis_of(conn: &Tx<'_>, workflow: i64) -> Result<Analysis> {
     Ok(Graph::load(conn, workflow)?.analysis())
 }

@@ -59,10 +59,10 @@ impl RetryPolicy {
         task: TaskId,
         attempt: u32,
         max_attempts: u32,
-        retryable: bool,
+        kind: FailureKind,
         now: DateTime<Utc>,
     ) -> AfterFailure {
-        if !retryable {
+        if kind == FailureKind::Permanent {
             return AfterFailure::GiveUp(FailureReason::NonRetryable);
         }
         if attempt >= max_attempts {
@@ -70,6 +70,16 @@ impl RetryPolicy {
         }
         AfterFailure::RetryAt(now + self.delay(task, attempt))
     }
+}
+
+/// Whether another attempt at a failed task could succeed: what the one who failed it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FailureKind {
+    /// Another attempt may succeed (a flaky test, a timeout): retried while attempts remain.
+    #[default]
+    Transient,
+    /// No attempt will succeed (a missing input, a wrong spec): the task fails at once.
+    Permanent,
 }
 
 /// A number in `[0, 1)` that depends only on the task and the attempt (splitmix64).

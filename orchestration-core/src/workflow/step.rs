@@ -13,6 +13,7 @@ use crate::id::LeaseToken;
 
 use super::record::{TaskRecord, WorkflowRecord};
 use super::retry::AfterFailure;
+use super::retry::FailureKind;
 use super::state::{
     FailurePolicy, FailureReason, TaskEvent, TaskState, UpstreamEffect, transition, upstream_effect,
 };
@@ -220,10 +221,13 @@ pub(crate) fn on_lease_expired(
     if task.state != TaskState::Running {
         return (TaskEvent::LeaseExpired, lost);
     }
-    let decision =
-        workflow
-            .retry
-            .after_failure(task.uuid, task.attempt, task.max_attempts, true, now);
+    let decision = workflow.retry.after_failure(
+        task.uuid,
+        task.attempt,
+        task.max_attempts,
+        FailureKind::Transient,
+        now,
+    );
     match decision {
         AfterFailure::RetryAt(_) => (
             TaskEvent::LeaseExpired,

@@ -480,15 +480,15 @@ fn retry_delays_grow_exponentially_with_bounded_deterministic_jitter() {
     }
     let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     assert_eq!(
-        policy.after_failure(task, 3, 3, true, now),
+        policy.after_failure(task, 3, 3, FailureKind::Transient, now),
         AfterFailure::GiveUp(FailureReason::Error)
     );
     assert_eq!(
-        policy.after_failure(task, 1, 3, false, now),
+        policy.after_failure(task, 1, 3, FailureKind::Permanent, now),
         AfterFailure::GiveUp(FailureReason::NonRetryable)
     );
     assert_eq!(
-        policy.after_failure(task, 1, 3, true, now),
+        policy.after_failure(task, 1, 3, FailureKind::Transient, now),
         AfterFailure::RetryAt(now + policy.delay(task, 1))
     );
     // Different tasks failing together come back at different times.

@@ -11,7 +11,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use orchestration_core::{GateDecision, Report, TaskRef, WorkflowAction, WorkflowRef};
+use orchestration_core::workflow::GateDecision;
+use orchestration_core::{Report, TaskRef, WorkflowAction, WorkflowRef};
 use serde::Deserialize;
 
 use super::auth::{COOKIE, Viewer};

@@ -84,7 +84,7 @@ pub(crate) async fn live(
 fn to_sse(event: &orchestration_core::Event) -> Event {
     let data = json!({
         "seq": event.seq,
-        "at": orchestration_core::rfc3339(event.at),
+        "at": orchestration_core::text::rfc3339(event.at),
         "kind": event.kind.as_str(),
         "workflow": event.workflow_name,
         "task": event.task_key,

@@ -150,7 +150,7 @@ pub(crate) fn state(state: TaskState) -> Markup {
 /// A time, machine-readable and short.
 pub(crate) fn time(at: DateTime<Utc>) -> Markup {
     html! {
-        time datetime=(orchestration_core::rfc3339(at)) { (at.format("%Y-%m-%d %H:%M:%S")) }
+        time datetime=(orchestration_core::text::rfc3339(at)) { (at.format("%Y-%m-%d %H:%M:%S")) }
     }
 }
 

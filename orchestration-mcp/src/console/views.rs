@@ -8,11 +8,13 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, PreEscaped, html};
-use orchestration_core::{
-    AgentProfile, Event, EventKind, Lock, Progress, Retrospective, RetrospectiveOptions,
-    SprintAnalytics, SprintSummary, Store, TaskState, Wait, Weights, WorkflowReport, Workload,
-    conflicts,
+use orchestration_core::agent::{Weights, Workload};
+use orchestration_core::collaboration::{Lock, conflicts};
+use orchestration_core::store::{
+    HeldTask, LeasedTask, PerformanceWindow, Progress, Retrospective, RetrospectiveOptions,
+    SprintAnalytics, SprintSummary, TaskView, Wait, WorkflowReport,
 };
+use orchestration_core::{AgentProfile, Event, EventKind, Store, TaskState};
 use serde::Deserialize;
 
 use super::auth::{Viewer, encode};
@@ -64,7 +66,7 @@ pub(crate) async fn overview(
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Overview {
             seq,
-            now: store.clock().now(),
+            now: store.now()?,
             reports,
             page,
             workload: store.workload(&Weights::default())?,
@@ -82,7 +84,7 @@ pub(crate) async fn overview(
 
 fn overview_body(data: &Overview) -> Markup {
     let soon = data.now + Duration::seconds(EXPIRING_SOON);
-    let expiring: Vec<(&str, &orchestration_core::LeasedTask)> = data
+    let expiring: Vec<(&str, &LeasedTask)> = data
         .reports
         .iter()
         .flat_map(|r| r.leased.iter().map(move |l| (r.summary.name.as_str(), l)))
@@ -96,7 +98,7 @@ fn overview_body(data: &Overview) -> Markup {
             _ => None,
         })
         .collect();
-    let gates: Vec<(&str, &orchestration_core::TaskView)> = data
+    let gates: Vec<(&str, &TaskView)> = data
         .reports
         .iter()
         .flat_map(|r| {
@@ -222,7 +224,7 @@ struct Agents {
     seq: i64,
     profiles: Vec<AgentProfile>,
     workload: Workload,
-    performance: orchestration_core::PerformanceWindow,
+    performance: PerformanceWindow,
 }
 
 pub(crate) async fn agents(
@@ -283,9 +285,9 @@ pub(crate) async fn agents(
 struct AgentData {
     seq: i64,
     profile: AgentProfile,
-    held: Vec<orchestration_core::HeldTask>,
+    held: Vec<HeldTask>,
     workload: Workload,
-    performance: orchestration_core::PerformanceWindow,
+    performance: PerformanceWindow,
 }
 
 pub(crate) async fn agent(
@@ -560,7 +562,7 @@ pub(crate) async fn sprint(
 fn sprint_body(a: &SprintAnalytics, retro: &Retrospective) -> Markup {
     let s = &a.sprint;
     let t = &a.report.totals;
-    let chart = orchestration_core::svg(
+    let chart = orchestration_core::sprint::svg(
         &format!("Sprint {}: burndown and burnup", s.name),
         &a.report,
     );

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use maud::{Markup, PreEscaped, html};
-use orchestration_core::{
-    Ranking, TaskDetail, TaskKind, TaskRef, TaskState, TaskView, Weights, WorkflowAction,
-    WorkflowRef, WorkflowReport,
-};
+use orchestration_core::agent::{Ranking, Weights};
+use orchestration_core::store::{DelegationMode, Progress, TaskDetail, TaskView, WorkflowReport};
+use orchestration_core::workflow::TaskKind;
+use orchestration_core::{TaskRef, TaskState, WorkflowAction, WorkflowRef};
 use serde::Deserialize;
 
 use super::auth::Viewer;
@@ -107,7 +107,12 @@ fn ranking(store: &orchestration_core::Store, detail: &TaskDetail) -> Option<Ran
         return None;
     }
     store
-        .delegate(&task.id.into(), &Weights::default(), None, false)
+        .delegate(
+            &task.id.into(),
+            &Weights::default(),
+            None,
+            DelegationMode::Propose,
+        )
         .ok()
         .map(|delegation| delegation.ranking)
 }
@@ -212,7 +217,7 @@ fn workflow_body(
         @if let Some(d) = &s.description { p { (d) } }
         dl.facts {
             dt { "Status" } dd { (s.status.as_str()) ", " (progress(&report.progress)) }
-            @if let orchestration_core::Progress::Stalled(why) = &report.progress { dt { "Why stalled" } dd.warn { (why) } }
+            @if let Progress::Stalled(why) = &report.progress { dt { "Why stalled" } dd.warn { (why) } }
             dt { "Tasks" } dd { (s.total_tasks) ": " (counts_label(&s.counts)) }
             dt { "Points" } dd { (points(s.done_points)) " of " (points(s.total_points)) " done" }
             dt { "Remaining critical path" } dd {

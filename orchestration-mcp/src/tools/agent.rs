@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use orchestration_core::{
-    AgentProfile, AgentStatus, AgentUpdate, Assigned, Breakdown, Load, Metrics, Move, Weights,
-    WorkflowRef, counted, limits,
+    AgentProfile, AgentStatus, AgentUpdate, WorkflowRef, agent::Breakdown, agent::Load,
+    agent::Metrics, agent::Move, agent::Weights, limits, store::Assigned, store::DelegationMode,
+    text::counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -318,8 +319,12 @@ impl OrchestrationServer {
         Parameters(input): Parameters<DelegationIn>,
     ) -> Result<Structured<DelegationOut>, ToolFailure> {
         let weights = weights_from(input.weights);
-        let commit = input.assign.unwrap_or(false);
-        if !commit {
+        let mode = if input.assign.unwrap_or(false) {
+            DelegationMode::Assign
+        } else {
+            DelegationMode::Propose
+        };
+        if mode == DelegationMode::Propose {
             unused(
                 "a proposal (assign is false)",
                 &[("lease_seconds", input.lease_seconds.is_some())],
@@ -333,7 +338,7 @@ impl OrchestrationServer {
             (Some(task), None) => {
                 let task = task_arg("task", &task, None)?;
                 let result = blocking(self.store(), move |store| {
-                    store.delegate(&task, &weights, lease, commit)
+                    store.delegate(&task, &weights, lease, mode)
                 })
                 .await?;
                 let ranking = &result.ranking;
@@ -384,10 +389,13 @@ impl OrchestrationServer {
             (None, Some(workflow)) => {
                 let workflow = WorkflowRef::from(workflow.as_str());
                 let result = blocking(self.store(), move |store| {
-                    store.delegate_workflow(&workflow, &weights, lease, commit)
+                    store.delegate_workflow(&workflow, &weights, lease, mode)
                 })
                 .await?;
-                let verb = if commit { "assigned" } else { "would assign" };
+                let verb = match mode {
+                    DelegationMode::Assign => "assigned",
+                    DelegationMode::Propose => "would assign",
+                };
                 let summary = format!(
                     "{verb} {}; {} left unassigned{}",
                     counted(result.assigned.len() as u64, "ready task"),

@@ -2,7 +2,8 @@
 
 use chrono::Duration;
 use orchestration_core::{
-    LeaseToken, Lock, LockMode, LockOutcome, Message, Recipients, Resource, WorkflowRef, counted,
+    LeaseToken, WorkflowRef, collaboration::Lock, collaboration::LockMode, collaboration::Resource,
+    store::Delivery, store::LockOutcome, store::Message, store::Recipients, text::counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -172,8 +173,8 @@ impl From<Message> for MessageOut {
     }
 }
 
-impl From<orchestration_core::Wait> for WaitOut {
-    fn from(w: orchestration_core::Wait) -> Self {
+impl From<orchestration_core::store::Wait> for WaitOut {
+    fn from(w: orchestration_core::store::Wait) -> Self {
         WaitOut {
             waiter: w.waiter,
             resource: w.resource.to_string(),
@@ -306,7 +307,11 @@ impl OrchestrationServer {
         let action = input.action.name();
         let agent = need(input.agent, "agent", action)?;
         let limit = input.limit.unwrap_or(20);
-        let ack = input.ack.unwrap_or(false);
+        let delivery = if input.ack.unwrap_or(false) {
+            Delivery::Acknowledge
+        } else {
+            Delivery::Peek
+        };
         let mut wait = match input.wait_seconds {
             Some(seconds) if seconds > 0 => {
                 Some(Wait::start(self.store(), "wait_seconds", seconds, context).await?)
@@ -316,7 +321,7 @@ impl OrchestrationServer {
         let (messages, unread) = loop {
             let agent = agent.clone();
             let inbox = blocking(self.store(), move |store| {
-                store.inbox(&agent, limit as usize, INBOX_BYTES, ack)
+                store.inbox(&agent, limit as usize, INBOX_BYTES, delivery)
             })
             .await?;
             let Some(wait) = wait.as_mut().filter(|_| inbox.0.is_empty()) else {
@@ -329,7 +334,10 @@ impl OrchestrationServer {
         let summary = format!(
             "{}{}; {} unread after these",
             counted(messages.len() as u64, "message"),
-            if ack { ", now acknowledged" } else { "" },
+            match delivery {
+                Delivery::Acknowledge => ", now acknowledged",
+                Delivery::Peek => "",
+            },
             unread
         );
         out.messages = Some(messages.into_iter().map(MessageOut::from).collect());

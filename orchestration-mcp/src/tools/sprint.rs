@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use orchestration_core::{
-    AnalyticsOptions, FocusSource, MemberSpec, RetrospectiveOptions, SprintPlan, SprintReport,
-    SprintSpec, SprintSummary, TaskRef, Velocity, WorkWeek, counted, limits, text_chart,
+    TaskRef, limits, sprint::SprintReport, sprint::Velocity, sprint::WorkWeek, sprint::text_chart,
+    store::AnalyticsOptions, store::FocusSource, store::MemberSpec, store::RetrospectiveOptions,
+    store::SprintPlan, store::SprintSpec, store::SprintSummary, text::counted,
 };
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
@@ -293,7 +294,7 @@ pub(crate) struct DaysOut {
 }
 
 impl DaysOut {
-    fn from_points(days: &[&orchestration_core::BurnPoint]) -> DaysOut {
+    fn from_points(days: &[&orchestration_core::sprint::BurnPoint]) -> DaysOut {
         let mut out = DaysOut::default();
         for d in days {
             out.date.push(d.date.to_string());
@@ -649,11 +650,15 @@ fn totals_out(report: &SprintReport) -> TotalsOut {
     }
 }
 
-fn carry_out(cut: &mut Cut, carry: &[orchestration_core::CarryOver], full: bool) -> Vec<CarryOut> {
+fn carry_out(
+    cut: &mut Cut,
+    carry: &[orchestration_core::store::CarryOver],
+    full: bool,
+) -> Vec<CarryOut> {
     shown(cut, "carry_over", carry.iter().map(carry_one), full)
 }
 
-fn carry_one(c: &orchestration_core::CarryOver) -> CarryOut {
+fn carry_one(c: &orchestration_core::store::CarryOver) -> CarryOut {
     CarryOut {
         task: c.task.clone(),
         points: round(c.points, 2),
@@ -831,8 +836,8 @@ impl OrchestrationServer {
                 Ok(Structured::new(
                     format!(
                         "`{task_name}` re-estimated from {} to {}",
-                        orchestration_core::points(old),
-                        orchestration_core::points(estimate)
+                        orchestration_core::text::points(old),
+                        orchestration_core::text::points(estimate)
                     ),
                     PlanningOut {
                         estimate: Some(EstimateOut {
@@ -891,7 +896,9 @@ impl OrchestrationServer {
             ],
         )?;
         let options = AnalyticsOptions {
-            trials: input.trials.unwrap_or(orchestration_core::DEFAULT_TRIALS),
+            trials: input
+                .trials
+                .unwrap_or(orchestration_core::store::DEFAULT_TRIALS),
             seed: input.seed,
         };
         let a = blocking(self.store(), move |store| {
@@ -934,7 +941,7 @@ impl OrchestrationServer {
             full,
         );
         changes.reverse();
-        let points: Vec<&orchestration_core::BurnPoint> = r.days.iter().collect();
+        let points: Vec<&orchestration_core::sprint::BurnPoint> = r.days.iter().collect();
         let days = DaysOut::from_points(&sampled(&mut cut, &points));
         let carry_over = carry_out(&mut cut, &a.carry_over, full);
         let aging = shown(

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use orchestration_core::{
-    ClaimOutcome, ClaimRequest, DependencyResult, HeldTask, IdleReason, LeaseToken, Report,
-    TaskDetail, TaskView, WorkflowRef, counted,
+    ClaimOutcome, ClaimRequest, FailureKind, LeaseToken, Report, WorkflowRef,
+    store::DependencyResult, store::HeldTask, store::IdleReason, store::TaskDetail,
+    store::TaskView, text::counted,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -635,7 +636,11 @@ impl OrchestrationServer {
                 )?;
                 Report::Fail {
                     error: need(input.error, "error", "fail")?,
-                    retryable: input.retryable.unwrap_or(true),
+                    kind: if input.retryable.unwrap_or(true) {
+                        FailureKind::Transient
+                    } else {
+                        FailureKind::Permanent
+                    },
                 }
             }
             UpdateActionIn::Release => {

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use orchestration_core::{
-    Analysis, CreateOptions, CriticalPath, DependencyEdit, FailurePolicy, GateDecision, Mode,
-    Progress, RetryPolicy, TaskKind, TaskSpec, TaskState, WorkflowAction, WorkflowRef,
-    WorkflowReport, WorkflowSpec, WorkflowSummary, counted, limits,
+    CreateOptions, FailurePolicy, Mode, RetryPolicy, TaskSpec, TaskState, WorkflowAction,
+    WorkflowRef, WorkflowSpec, limits, store::DependencyEdit, store::Progress,
+    store::WorkflowReport, store::WorkflowSummary, text::counted, workflow::Analysis,
+    workflow::CriticalPath, workflow::GateDecision, workflow::TaskKind,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -818,7 +819,7 @@ fn path_out(workflow: &str, path: &CriticalPath, cut: &mut Cut) -> PathOut {
     }
 }
 
-fn out_name(view: &orchestration_core::TaskView) -> String {
+fn out_name(view: &orchestration_core::store::TaskView) -> String {
     task_name(&view.workflow_name, &view.key)
 }
 
@@ -854,7 +855,7 @@ fn summary_out(summary: WorkflowSummary, full: bool) -> SummaryOut {
     }
 }
 
-fn brief_out(workflow: &str, brief: &orchestration_core::TaskBrief) -> BriefOut {
+fn brief_out(workflow: &str, brief: &orchestration_core::store::TaskBrief) -> BriefOut {
     BriefOut {
         task: task_name(workflow, &brief.key),
         state: brief.state.to_string(),
@@ -866,7 +867,7 @@ fn brief_out(workflow: &str, brief: &orchestration_core::TaskBrief) -> BriefOut 
     }
 }
 
-fn leased_out(workflow: &str, leased: &orchestration_core::LeasedTask) -> LeasedOut {
+fn leased_out(workflow: &str, leased: &orchestration_core::store::LeasedTask) -> LeasedOut {
     LeasedOut {
         task: task_name(workflow, &leased.key),
         state: leased.state.to_string(),

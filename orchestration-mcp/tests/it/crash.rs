@@ -144,7 +144,7 @@ fn note(acknowledged: &Mutex<Acknowledged>, error: String) {
 }
 
 /// Opens the database as a restarted server would and checks it against what was acknowledged.
-fn check(db: &Path, acknowledged: &Acknowledged) -> Vec<orchestration_core::TaskView> {
+fn check(db: &Path, acknowledged: &Acknowledged) -> Vec<orchestration_core::store::TaskView> {
     let store = Store::open(db).expect("the database opens after a kill");
     assert_eq!(
         store.integrity_problems().unwrap(),
@@ -152,7 +152,7 @@ fn check(db: &Path, acknowledged: &Acknowledged) -> Vec<orchestration_core::Task
         "integrity_check"
     );
     let report = store.workflow_report(&WorkflowRef::from("crash")).unwrap();
-    let tasks: HashMap<String, &orchestration_core::TaskView> = report
+    let tasks: HashMap<String, &orchestration_core::store::TaskView> = report
         .tasks
         .iter()
         .map(|t| (format!("crash/{}", t.key), t))

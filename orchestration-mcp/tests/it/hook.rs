@@ -7,8 +7,9 @@ use std::process::{Command, Stdio};
 
 use chrono::Duration;
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, LockMode, Mode, Recipients, Resource, Store,
-    TaskSpec, WorkflowSpec, rfc3339,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskSpec, WorkflowSpec,
+    collaboration::LockMode, collaboration::Resource, store::Delivery, store::Recipients,
+    text::rfc3339,
 };
 use serde_json::{Value, json};
 
@@ -346,7 +347,11 @@ fn a_session_starts_with_its_held_tasks_and_unread_messages() {
     // Looking does not acknowledge: the messages are still there for the inbox.
     let store = Store::open(&s.db).unwrap();
     assert_eq!(
-        store.inbox("ana", 10, usize::MAX, false).unwrap().0.len(),
+        store
+            .inbox("ana", 10, usize::MAX, Delivery::Peek)
+            .unwrap()
+            .0
+            .len(),
         2
     );
 

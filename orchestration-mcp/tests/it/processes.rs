@@ -215,7 +215,7 @@ async fn eight_processes_on_one_database_complete_every_task_exactly_once() {
 /// attempt count, and the agent that completed it.
 fn check_log_agrees(
     store: &Store,
-    tasks: &[orchestration_core::TaskView],
+    tasks: &[orchestration_core::store::TaskView],
     completed_by: &HashMap<&str, usize>,
 ) {
     #[derive(Debug, Default)]

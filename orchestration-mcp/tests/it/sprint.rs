@@ -260,8 +260,8 @@ async fn sprint_errors_name_the_problem_and_write_nothing() {
 /// written and closed, for the command-line tests.
 pub(crate) fn database_with_a_sprint(dir: &std::path::Path) -> std::path::PathBuf {
     use orchestration_core::{
-        AgentUpdate, ClaimRequest, CreateOptions, MemberSpec, Mode, Report, SprintSpec, Store,
-        TaskSpec, WorkflowSpec,
+        AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec,
+        store::MemberSpec, store::SprintSpec,
     };
 
     let db = dir.join("sprints.db");
@@ -656,10 +656,13 @@ async fn a_planned_sprint_is_charted_against_its_planned_scope() {
 
     let report = h
         .store
-        .sprint_analytics("s1", &orchestration_core::AnalyticsOptions::default())
+        .sprint_analytics(
+            "s1",
+            &orchestration_core::store::AnalyticsOptions::default(),
+        )
         .unwrap()
         .report;
-    let (ticks, scope) = svg_axis(&orchestration_core::svg("s1", &report));
+    let (ticks, scope) = svg_axis(&orchestration_core::sprint::svg("s1", &report));
     assert_eq!(ticks, ["0", "2", "4", "6"]);
     // x = 56 at the start, y = 40 at the top tick: the scope line starts at 6 points.
     assert_eq!((scope[0].as_str(), scope.len()), ("56.0,40.0", 11));

@@ -28,7 +28,7 @@ fn the_sql_claim_order_sorts_as_claim_rank_does() {
         idempotency_key: None,
     };
     store.create_workflow(spec, &options).unwrap();
-    let conn = store.connection();
+    let conn = store.sqlite().connection();
     let sql = format!(
         "SELECT id, priority, b_level, ready_at FROM tasks WHERE state = {} ORDER BY {CLAIM_ORDER}",
         state(TaskState::Ready)
@@ -62,7 +62,7 @@ fn the_sql_claim_order_sorts_as_claim_rank_does() {
 #[test]
 fn the_partial_indexes_repeat_the_conditions_the_queries_use() {
     let store = Store::open_in_memory().unwrap();
-    let conn = store.connection();
+    let conn = store.sqlite().connection();
     let index = |name: &str| -> String {
         conn.query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
