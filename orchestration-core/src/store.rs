@@ -16,6 +16,7 @@ mod copy;
 pub(crate) mod db;
 mod delegation;
 mod event;
+mod gate;
 mod performance;
 #[cfg(feature = "postgres")]
 mod postgres;

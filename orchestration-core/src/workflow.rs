@@ -5,6 +5,7 @@
 //! these functions with the time they read once, and save what comes back.
 
 mod dag;
+mod gate;
 mod lease;
 mod order;
 mod record;
@@ -19,6 +20,8 @@ mod view;
 mod tests;
 
 pub use dag::{CycleNodes, Dag, Schedule};
+pub(crate) use gate::decide as decide_gate;
+pub use gate::{GateDecision, TaskKind};
 pub(crate) use order::ClaimRank;
 pub(crate) use record::{TaskRecord, WorkflowRecord};
 pub(crate) use report::report;

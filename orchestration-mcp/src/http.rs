@@ -104,8 +104,11 @@ pub async fn serve_http(
         .await
 }
 
-/// The axum app serving `server` at `/mcp`.
+/// The axum app serving `server` at `/mcp` and the console at `/`.
 fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
+    let access = console_access(&options);
+    let store = Arc::clone(server.store());
+    let telemetry = Arc::clone(server.telemetry());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(options.allowed_hosts)
         .with_allowed_origins(options.allowed_origins)
@@ -114,6 +117,7 @@ fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
     // The factory runs once per MCP session: cloning the server clones a prebuilt router and
     // a handle on the shared store, nothing more.
     let sessions = Sessions::start(options.sessions);
+    let counted = Arc::clone(&sessions);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(SharedSessions(Arc::clone(&sessions))),
@@ -123,29 +127,74 @@ fn http_app(server: OrchestrationServer, options: HttpOptions) -> Router {
         sessions,
         max_request_bytes: options.max_request_bytes,
     });
-    let mut app = Router::new()
+    let mut mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn(session_deleted))
         .layer(middleware::from_fn_with_state(
             cap,
             refuse_sessions_over_cap,
         ));
+    let metrics = crate::console::MetricsSource {
+        telemetry,
+        sessions: Some(crate::console::SessionCount(Arc::new(move || {
+            counted.len()
+        }))),
+    };
+    let mut console = crate::console::router(store, access, metrics);
     // Layers run outermost last added: the connection's bookkeeping, then authentication,
-    // then the rate limit, which counts against the agent authentication found.
+    // then the rate limit, which counts against the agent authentication found. The console
+    // checks its callers itself (it also takes the login cookie), and shares the buckets.
     if let Some(limit) = options.rate_limit {
-        app = app.layer(middleware::from_fn_with_state(
-            Buckets::start(limit),
+        let buckets = Buckets::start(limit);
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            Arc::clone(&buckets),
             limit_rate,
         ));
+        console = console.layer(middleware::from_fn_with_state(buckets, limit_rate));
     }
     if options.token.is_some() || !options.agent_tokens.is_empty() {
         let credentials = Arc::new(Credentials {
             shared: options.token,
             agents: options.agent_tokens,
         });
-        app = app.layer(middleware::from_fn_with_state(credentials, authenticate));
+        mcp = mcp.layer(middleware::from_fn_with_state(credentials, authenticate));
     }
-    app.layer(middleware::from_fn(track_request))
+    mcp.merge(console).layer(middleware::from_fn(track_request))
+}
+
+/// Who may use the console, from the options of the HTTP server.
+fn console_access(options: &HttpOptions) -> crate::console::ConsoleAccess {
+    crate::console::ConsoleAccess {
+        token: options.token.clone(),
+        agent_tokens: options.agent_tokens.clone(),
+        allowed_hosts: options.allowed_hosts.clone(),
+        allowed_origins: options.allowed_origins.clone(),
+    }
+}
+
+/// Serves the console alone, without `/mcp`, for `store` on `listener` until `shutdown`
+/// resolves: what `orchestration-mcp console` runs beside agents that use stdio.
+pub async fn serve_console(
+    listener: TcpListener,
+    store: Arc<orchestration_core::Store>,
+    options: HttpOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let listener = Listener::new(listener, options.connections);
+    let metrics = crate::console::MetricsSource::default();
+    let mut app = crate::console::router(store, console_access(&options), metrics);
+    if let Some(limit) = options.rate_limit {
+        app = app.layer(middleware::from_fn_with_state(
+            Buckets::start(limit),
+            limit_rate,
+        ));
+    }
+    let app = app
+        .layer(middleware::from_fn(track_request))
+        .into_make_service_with_connect_info::<Peer>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Marks the request's connection busy until its response has been sent whole (or dropped),

@@ -8,6 +8,7 @@
 
 mod args;
 mod auth;
+mod console;
 mod error;
 pub mod hook;
 mod http;
@@ -15,13 +16,14 @@ mod output;
 mod prompts;
 mod resources;
 mod server;
+mod telemetry;
 mod tools;
 mod wait;
 
 pub use crate::auth::{AgentTokens, AuthenticatedAgent};
 pub use crate::http::{
     ConnectionLimits, DEFAULT_MAX_CONNECTIONS, HttpOptions, MAX_REQUEST_BYTES, RESERVED_FILES,
-    RateLimit, SessionLimits, connection_room, serve_http,
+    RateLimit, SessionLimits, connection_room, serve_console, serve_http,
 };
 pub use crate::output::MAX_RESULT_BYTES;
 pub use crate::server::{INSTRUCTIONS, OrchestrationServer, Toolset};

@@ -44,6 +44,9 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
+    /// How log lines on stderr are written.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     serve: ServeArgs,
     #[command(subcommand)]
@@ -68,6 +71,15 @@ struct DatabaseArgs {
     read_only: bool,
 }
 
+/// The form of the log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the tools (the default).
@@ -75,6 +87,9 @@ enum Command {
     /// Look at sprints from the command line.
     #[command(subcommand)]
     Sprint(SprintCommand),
+    /// Serve the operator console (web pages over the database) on loopback, without MCP:
+    /// for agents that use the server over stdio.
+    Console(ConsoleArgs),
     /// Answer one Claude Code hook event (JSON on stdin): deny edits of files another agent
     /// locked, add held tasks and messages at session start, flag held tasks at stop.
     Hook(HookArgs),
@@ -95,6 +110,26 @@ struct MigrateArgs {
     /// postgres://user@host:5432/database (or an SQLite file).
     #[arg(long, value_name = "URL")]
     to: PathBuf,
+}
+
+/// The flags of `console`.
+#[derive(Debug, Args)]
+struct ConsoleArgs {
+    /// Listen at this address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8377")]
+    listen: SocketAddr,
+    /// The operator's token: its holder may act (pause, cancel, release, approve); without
+    /// one the console is read-only. Needed to listen beyond loopback.
+    #[arg(long, env = "ORCHESTRATION_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file of `agent=token` lines: their holders may look, not act.
+    #[arg(long, env = "ORCHESTRATION_AGENT_TOKENS", value_name = "FILE")]
+    agent_tokens: Option<PathBuf>,
+    /// Also accept these `Host` names (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// The flags of `hook`. The agent is named by ORCHESTRATION_AGENT.
@@ -278,15 +313,17 @@ impl LimitArgs {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .init();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let database = Database {
         path: cli.database.db,
         read_only: cli.database.read_only,
@@ -301,6 +338,7 @@ fn main() -> Result<()> {
                 Command::Sprint(command) => return sprint(command, &database),
                 Command::Hook(args) => return hook(args, &database),
                 Command::Migrate(args) => return migrate(&args),
+                Command::Console(args) => return console(args, &database),
             }
         }
     };
@@ -588,26 +626,37 @@ async fn serve_stdio(server: OrchestrationServer) -> Result<()> {
     Ok(())
 }
 
-async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeArgs) -> Result<()> {
-    let agent_tokens = match args.agent_tokens {
+/// The agent tokens in `path`, none without one.
+fn agent_tokens(path: Option<&Path>) -> Result<AgentTokens> {
+    match path {
         Some(path) => {
-            let text = std::fs::read_to_string(&path)
+            let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the agent tokens in {}", path.display()))?;
             AgentTokens::parse(&text)
-                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
         }
-        None => AgentTokens::default(),
-    };
-    let (sessions, connections, rate_limit) = args.limits.resolve()?;
+        None => Ok(AgentTokens::default()),
+    }
+}
+
+/// The HTTP options from the flags, refusing to listen beyond loopback without a token.
+fn http_options(
+    addr: SocketAddr,
+    token: Option<String>,
+    agent_tokens_file: Option<&Path>,
+    allowed_hosts: Vec<String>,
+    limits: &LimitArgs,
+) -> Result<HttpOptions> {
+    let (sessions, connections, rate_limit) = limits.resolve()?;
     let mut options = HttpOptions {
-        token: args.token,
-        agent_tokens,
+        token,
+        agent_tokens: agent_tokens(agent_tokens_file)?,
         sessions,
         connections,
         rate_limit,
         ..HttpOptions::default()
     };
-    options.allowed_hosts.extend(args.allowed_hosts);
+    options.allowed_hosts.extend(allowed_hosts);
     if !addr.ip().is_loopback() {
         if options.token.is_none() && options.agent_tokens.is_empty() {
             bail!(
@@ -617,16 +666,56 @@ async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeAr
         options.allowed_hosts.push(addr.ip().to_string());
         options.allowed_hosts.push(addr.to_string());
     }
+    Ok(options)
+}
+
+async fn serve_http(server: OrchestrationServer, addr: SocketAddr, args: ServeArgs) -> Result<()> {
+    let options = http_options(
+        addr,
+        args.token,
+        args.agent_tokens.as_deref(),
+        args.allowed_hosts,
+        &args.limits,
+    )?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(
-        "serving MCP over HTTP at http://{}/mcp",
-        listener.local_addr()?
-    );
+    let local = listener.local_addr()?;
+    tracing::info!("serving MCP over HTTP at http://{local}/mcp");
+    tracing::info!("the console is at http://{local}/");
     orchestration_mcp::serve_http(listener, server, options, shutdown_signal())
         .await
         .context("serving HTTP")
+}
+
+/// Runs `console`: the web console alone, over the database. It prints its address on
+/// stdout, which is no protocol channel here: this command does not serve MCP.
+#[allow(clippy::print_stdout)]
+fn console(args: ConsoleArgs, database: &Database) -> Result<()> {
+    let store = Arc::new(database.open()?);
+    let options = http_options(
+        args.listen,
+        args.token,
+        args.agent_tokens.as_deref(),
+        args.allowed_hosts,
+        &args.limits,
+    )?;
+    if options.token.is_none() {
+        tracing::warn!("no --token: the console is read-only");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        println!("serving the console at http://{}/", listener.local_addr()?);
+        orchestration_mcp::serve_console(listener, store, options, shutdown_signal())
+            .await
+            .context("serving the console")
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use orchestration_core::Store;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Reference, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -19,6 +20,7 @@ use crate::error::to_mcp;
 use crate::output::portable;
 use crate::prompts::{self, NameKind, PromptError};
 use crate::resources::{self, Subscriptions};
+use crate::telemetry::{Outcome, Telemetry};
 use crate::tools::blocking;
 
 /// What the server tells an agent about how to work with it.
@@ -78,6 +80,8 @@ pub struct OrchestrationServer {
     pub tool_router: ToolRouter<OrchestrationServer>,
     /// The resources this session subscribed to; a clone starts with none.
     subscriptions: Subscriptions,
+    /// The process's metrics: every session's tool calls count in the same place.
+    telemetry: Arc<Telemetry>,
 }
 
 impl OrchestrationServer {
@@ -111,6 +115,7 @@ impl OrchestrationServer {
             store,
             tool_router,
             subscriptions: Subscriptions::default(),
+            telemetry: Arc::default(),
         }
     }
 
@@ -118,10 +123,51 @@ impl OrchestrationServer {
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
+
+    /// The metrics of this server's tool calls.
+    pub(crate) fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrchestrationServer {
+    /// Routes the call to its tool, timing it and noting its outcome for the metrics and the
+    /// log.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = std::time::Instant::now();
+        // An unknown name is counted under one label, so that callers cannot grow the
+        // metrics without bound.
+        let tool = if self.tool_router.has_route(&request.name) {
+            request.name.to_string()
+        } else {
+            "unknown".to_owned()
+        };
+        let agent = request
+            .arguments
+            .as_ref()
+            .and_then(|arguments| arguments.get("agent"))
+            .and_then(|agent| agent.as_str())
+            .map(str::to_owned)
+            .or_else(|| crate::auth::authenticated(&context).map(str::to_owned));
+        let call = ToolCallContext::new(self, request, context);
+        let result = self.tool_router.call(call).await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {
+                Outcome::ToolError
+            }
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::ProtocolError,
+        };
+        self.telemetry
+            .tool_call(&tool, agent.as_deref(), started.elapsed(), outcome);
+        result
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()

@@ -10,6 +10,7 @@ mod agents;
 mod claims;
 mod collaboration;
 mod failures;
+mod gates;
 mod harness;
 mod sprints;
 mod workflows;
@@ -168,6 +169,8 @@ macro_rules! for_each_case {
             failures::fail_fast_cancels_unstarted_work_and_lets_running_work_finish,
             failures::retry_failed_resets_failed_and_upstream_failed_tasks,
             failures::random_workflows_run_to_a_terminal_state_in_dependency_order,
+            gates::a_gate_waits_for_approval_and_no_agent_claims_it,
+            gates::a_rejected_gate_fails_under_the_failure_policy,
             agents::delegation_leases_the_task_to_the_best_agent_who_then_claims_it,
             agents::an_unclaimed_delegation_returns_to_ready_when_its_lease_ends,
             agents::batch_delegation_assigns_ready_tasks_within_wip_limits_and_explains_the_rest,

@@ -95,6 +95,7 @@ const TABLES: &[Table] = &[
             ("actual", Real),
             ("done_by", Text),
             ("first_started_at", Integer),
+            ("kind", Text),
         ],
         identity: Some("id"),
     },

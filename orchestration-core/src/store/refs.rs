@@ -12,7 +12,7 @@ use crate::clock::from_millis;
 use crate::error::{Error, Result, StorageError};
 use crate::id::{LeaseToken, TaskId, WorkflowId};
 use crate::text::closest;
-use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, WorkflowStatus};
+use crate::workflow::{FailurePolicy, FailureReason, Mode, RetryPolicy, TaskKind, WorkflowStatus};
 
 /// A row of `tasks`, with its workflow's name and id: the pure record.
 pub(crate) use crate::workflow::TaskRecord as TaskRow;
@@ -202,8 +202,9 @@ impl TaskRow {
             result: row.get(21)?,
             error: row.get(22)?,
             actual: row.get(23)?,
-            workflow_name: row.get(24)?,
-            workflow_uuid: WorkflowId::from_bytes(row.get(25)?),
+            kind: parse_column(row, 24, TaskKind::parse)?,
+            workflow_name: row.get(25)?,
+            workflow_uuid: WorkflowId::from_bytes(row.get(26)?),
         })
     }
 

@@ -18,7 +18,7 @@ mod tests;
 pub(crate) const TASK_COLUMNS: &str = "t.id, t.uuid, t.workflow, t.key, t.title, \
     t.description, t.estimate, t.priority, t.max_attempts, t.b_level, t.has_skills, t.state, \
     t.reason, t.attempt, t.agent, t.token, t.deadline, t.ready_at, t.started_at, t.finished_at, \
-    t.note, t.result, t.error, t.actual";
+    t.note, t.result, t.error, t.actual, t.kind";
 
 /// The name and uuid of the workflow of the task `t`, the last two columns of a task row.
 pub(crate) const WORKFLOW_OF_TASK: &str = "(SELECT name FROM workflows WHERE id = t.workflow), \
@@ -34,9 +34,10 @@ pub(crate) const CLAIM_ORDER: &str = "priority DESC, b_level DESC, ready_at, id"
 pub(crate) const LEASED: [TaskState; 2] = [TaskState::Assigned, TaskState::Running];
 
 /// The states of a task that is not finished.
-pub(crate) const UNFINISHED: [TaskState; 5] = [
+pub(crate) const UNFINISHED: [TaskState; 6] = [
     TaskState::Pending,
     TaskState::Ready,
+    TaskState::AwaitingApproval,
     TaskState::Assigned,
     TaskState::Running,
     TaskState::WaitingRetry,

@@ -30,12 +30,13 @@ const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`. The version
 /// is kept in `PRAGMA user_version`.
-pub(super) const MIGRATIONS: [&str; 6] = [
+pub(super) const MIGRATIONS: [&str; 7] = [
     include_str!("schema.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
+    include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
 ];
 

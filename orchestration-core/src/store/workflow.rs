@@ -425,8 +425,8 @@ fn insert(
     {
         let mut insert_task = tx.prepare_cached(
             "INSERT INTO tasks (uuid, workflow, key, title, description, estimate, priority, \
-             max_attempts, b_level, has_skills, is_leaf, unmet, state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+             max_attempts, b_level, has_skills, is_leaf, unmet, state, kind) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
         )?;
         let mut insert_skill =
             tx.prepare_cached("INSERT INTO task_skills (task, skill, level) VALUES (?1, ?2, ?3)")?;
@@ -447,6 +447,7 @@ fn insert(
                 dag.successors(node).is_empty(),
                 dag.predecessors(node).len() as i64,
                 TaskState::Pending.as_str(),
+                task.kind.as_str(),
             ])?;
             for (skill, level) in &task.skills {
                 insert_skill.execute(params![id, skill, level])?;

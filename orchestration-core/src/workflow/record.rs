@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::id::{LeaseToken, TaskId, WorkflowId};
 
+use super::gate::TaskKind;
 use super::lease::LeaseHolder;
 use super::order::ClaimRank;
 use super::retry::RetryPolicy;
@@ -57,6 +58,8 @@ pub(crate) struct TaskRecord {
     pub(crate) max_attempts: u32,
     pub(crate) b_level: f64,
     pub(crate) has_skills: bool,
+    /// Who finishes it: an agent, or a person for a gate.
+    pub(crate) kind: TaskKind,
     pub(crate) state: TaskState,
     pub(crate) reason: Option<FailureReason>,
     pub(crate) attempt: u32,

@@ -109,7 +109,8 @@ pub struct WorkflowReport {
     pub ready: Vec<TaskBrief>,
     /// Tasks held by agents.
     pub leased: Vec<LeasedTask>,
-    /// Pending, waiting-to-retry, failed and upstream-failed tasks with the reason.
+    /// Pending, waiting-to-retry, failed and upstream-failed tasks, and gates waiting for
+    /// approval, with the reason.
     pub blocked: Vec<TaskBrief>,
     /// The longest chain of unfinished work.
     pub remaining_critical_path: CriticalPath,
@@ -276,6 +277,10 @@ impl Graph<'_> {
                 let failed = self.dependencies(v, TaskState::is_failure);
                 format!("dependency failed: {}", listed(&failed, 5))
             }
+            TaskState::AwaitingApproval => {
+                "a gate: waiting for a person to approve or reject it, not work for an agent"
+                    .to_owned()
+            }
             _ => return None,
         })
     }
@@ -361,6 +366,18 @@ fn progress(
         count(TaskState::Assigned) + count(TaskState::Running) + count(TaskState::WaitingRetry);
     if moving > 0 {
         return Progress::Moving;
+    }
+    let gates: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::AwaitingApproval)
+        .map(|t| format!("`{}`", t.key))
+        .collect();
+    if ready.is_empty() && !gates.is_empty() {
+        return Progress::Stalled(format!(
+            "waiting for a person to approve or reject {}: {}",
+            crate::text::counted(gates.len() as u64, "gate"),
+            listed(&gates, 5)
+        ));
     }
     if ready.is_empty() {
         return Progress::Stalled(format!(
@@ -521,6 +538,7 @@ fn state_style(state: TaskState) -> &'static str {
     match state {
         TaskState::Pending => "fill:#eeeeee,stroke:#999999",
         TaskState::Ready => "fill:#dbeafe,stroke:#3b82f6",
+        TaskState::AwaitingApproval => "fill:#ede9fe,stroke:#7c3aed",
         TaskState::Assigned => "fill:#e0e7ff,stroke:#6366f1",
         TaskState::Running => "fill:#fef3c7,stroke:#f59e0b",
         TaskState::WaitingRetry => "fill:#ffedd5,stroke:#f97316",

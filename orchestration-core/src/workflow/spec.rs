@@ -6,6 +6,7 @@ use crate::error::{Error, SpecError};
 use crate::limits;
 
 use super::dag::{Dag, Schedule};
+use super::gate::TaskKind;
 use super::retry::RetryPolicy;
 use super::state::FailurePolicy;
 
@@ -74,6 +75,8 @@ pub struct TaskSpec {
     pub depends_on: Vec<String>,
     /// Attempts allowed, the first included (1 to 100, default 3).
     pub max_attempts: Option<u32>,
+    /// Who finishes it: an agent (the default), or a person approving a gate.
+    pub kind: TaskKind,
 }
 
 impl TaskSpec {
@@ -111,6 +114,13 @@ impl TaskSpec {
     /// Requires a skill at a minimum level.
     pub fn skill(mut self, skill: impl Into<String>, level: u8) -> TaskSpec {
         self.skills.insert(skill.into(), level);
+        self
+    }
+
+    /// Makes it a gate: a person approves or rejects it once its dependencies are done, and
+    /// no agent claims it.
+    pub fn gate(mut self) -> TaskSpec {
+        self.kind = TaskKind::Gate;
         self
     }
 

@@ -11,6 +11,9 @@ pub enum TaskState {
     Pending,
     /// Dependencies allow it to run; waiting for an agent.
     Ready,
+    /// A gate whose dependencies are done, waiting for a person to approve or reject it.
+    /// Never offered to an agent.
+    AwaitingApproval,
     /// Leased to an agent that has not started it.
     Assigned,
     /// An agent holds a lease and works on it.
@@ -31,9 +34,10 @@ pub enum TaskState {
 
 impl TaskState {
     /// Every state, in lifecycle order.
-    pub const ALL: [TaskState; 10] = [
+    pub const ALL: [TaskState; 11] = [
         TaskState::Pending,
         TaskState::Ready,
+        TaskState::AwaitingApproval,
         TaskState::Assigned,
         TaskState::Running,
         TaskState::WaitingRetry,
@@ -82,6 +86,7 @@ impl TaskState {
             TaskState::UpstreamFailed => "upstream_failed",
             TaskState::Skipped => "skipped",
             TaskState::Cancelled => "cancelled",
+            TaskState::AwaitingApproval => "awaiting_approval",
         }
     }
 }
@@ -132,6 +137,10 @@ pub enum TaskEvent {
     Cancel,
     /// An explicit retry of a finished workflow puts the task back in line.
     Reset,
+    /// A person approved a gate: it succeeds.
+    Approve,
+    /// A person rejected a gate: it fails for good.
+    Reject,
 }
 
 impl TaskEvent {
@@ -150,6 +159,8 @@ impl TaskEvent {
             TaskEvent::RetryDue => "be retried",
             TaskEvent::Cancel => "be cancelled",
             TaskEvent::Reset => "be reset",
+            TaskEvent::Approve => "be approved",
+            TaskEvent::Reject => "be rejected",
         }
     }
 }
@@ -164,8 +175,10 @@ pub fn transition(from: TaskState, event: TaskEvent) -> Option<TaskState> {
     let to = match (from, event) {
         (S::Pending, E::DependenciesMet) => S::Ready,
         (S::Pending, E::UpstreamFailed) => S::UpstreamFailed,
-        (S::Ready, E::DependencyAdded) => S::Pending,
-        (S::Ready, E::UpstreamFailed) => S::UpstreamFailed,
+        (S::Ready | S::AwaitingApproval, E::DependencyAdded) => S::Pending,
+        (S::Ready | S::AwaitingApproval, E::UpstreamFailed) => S::UpstreamFailed,
+        (S::AwaitingApproval, E::Approve) => S::Succeeded,
+        (S::AwaitingApproval, E::Reject) => S::Failed,
         (S::Ready, E::Assign) => S::Assigned,
         (S::Ready | S::Assigned, E::Start) => S::Running,
         (S::Assigned | S::Running, E::Release) => S::Ready,
@@ -175,9 +188,15 @@ pub fn transition(from: TaskState, event: TaskEvent) -> Option<TaskState> {
         (S::Running, E::FailAndRetry) => S::WaitingRetry,
         (S::Running, E::Fail) => S::Failed,
         (S::WaitingRetry, E::RetryDue) => S::Ready,
-        (S::Pending | S::Ready | S::Assigned | S::Running | S::WaitingRetry, E::Cancel) => {
-            S::Cancelled
-        }
+        (
+            S::Pending
+            | S::Ready
+            | S::AwaitingApproval
+            | S::Assigned
+            | S::Running
+            | S::WaitingRetry,
+            E::Cancel,
+        ) => S::Cancelled,
         (S::Failed | S::UpstreamFailed | S::Cancelled | S::Skipped, E::Reset) => S::Pending,
         _ => return None,
     };
@@ -199,6 +218,8 @@ pub enum FailureReason {
     Cancelled,
     /// Another task failed in a `fail_fast` workflow, so this one was not started.
     FailFast,
+    /// A person rejected the gate.
+    Rejected,
 }
 
 impl FailureReason {
@@ -211,6 +232,7 @@ impl FailureReason {
             FailureReason::Upstream => "upstream",
             FailureReason::Cancelled => "cancelled",
             FailureReason::FailFast => "fail_fast",
+            FailureReason::Rejected => "rejected",
         }
     }
 
@@ -222,6 +244,7 @@ impl FailureReason {
             FailureReason::Upstream,
             FailureReason::Cancelled,
             FailureReason::FailFast,
+            FailureReason::Rejected,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == s)
@@ -292,6 +315,7 @@ pub(crate) fn upstream_effect(
         },
         TaskState::Pending
         | TaskState::Ready
+        | TaskState::AwaitingApproval
         | TaskState::Assigned
         | TaskState::Running
         | TaskState::WaitingRetry => None,

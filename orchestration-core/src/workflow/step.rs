@@ -69,6 +69,7 @@ pub(crate) fn step<'a>(
             verb: event.verb(),
         });
     };
+    let to = task.kind.arrive(to);
     let agent = change
         .agent
         .map(str::to_owned)
@@ -99,7 +100,7 @@ pub(crate) fn step<'a>(
         TaskState::Assigned | TaskState::Running | TaskState::WaitingRetry => change.deadline,
         _ => None,
     };
-    if to == TaskState::Ready {
+    if matches!(to, TaskState::Ready | TaskState::AwaitingApproval) {
         task.ready_at = Some(now);
     }
     if to.is_terminal() {
@@ -178,9 +179,10 @@ pub(crate) enum Propagation {
 }
 
 /// The tasks fail-fast cancels: a running task finishes its attempt.
-pub(crate) const CANCELLED_BY_FAIL_FAST: [TaskState; 4] = [
+pub(crate) const CANCELLED_BY_FAIL_FAST: [TaskState; 5] = [
     TaskState::Pending,
     TaskState::Ready,
+    TaskState::AwaitingApproval,
     TaskState::Assigned,
     TaskState::WaitingRetry,
 ];

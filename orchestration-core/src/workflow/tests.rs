@@ -360,6 +360,11 @@ fn every_transition_in_the_table_is_allowed_and_every_other_rejected() {
         (S::UpstreamFailed, E::Reset, S::Pending),
         (S::Cancelled, E::Reset, S::Pending),
         (S::Skipped, E::Reset, S::Pending),
+        (S::AwaitingApproval, E::DependencyAdded, S::Pending),
+        (S::AwaitingApproval, E::UpstreamFailed, S::UpstreamFailed),
+        (S::AwaitingApproval, E::Approve, S::Succeeded),
+        (S::AwaitingApproval, E::Reject, S::Failed),
+        (S::AwaitingApproval, E::Cancel, S::Cancelled),
     ]
     .into_iter()
     .map(|(from, event, to)| (from, event_name(event), to))
@@ -378,6 +383,8 @@ fn every_transition_in_the_table_is_allowed_and_every_other_rejected() {
         E::RetryDue,
         E::Cancel,
         E::Reset,
+        E::Approve,
+        E::Reject,
     ];
     let mut seen = BTreeSet::new();
     for from in TaskState::ALL {
@@ -428,6 +435,8 @@ fn event_name(event: TaskEvent) -> &'static str {
         TaskEvent::RetryDue => "retry_due",
         TaskEvent::Cancel => "cancel",
         TaskEvent::Reset => "reset",
+        TaskEvent::Approve => "approve",
+        TaskEvent::Reject => "reject",
     }
 }
 
@@ -731,6 +740,7 @@ fn record(state: TaskState) -> TaskRecord {
         max_attempts: 2,
         b_level: 2.0,
         has_skills: false,
+        kind: TaskKind::Work,
         state,
         reason: None,
         attempt: 0,
@@ -840,4 +850,49 @@ fn a_release_gives_the_attempt_back_and_an_expired_lease_fails_only_the_last_att
     let failed = step(&mut task, event, change, at).unwrap();
     assert_eq!(task.state, TaskState::Failed);
     assert_eq!(failed.attempt_ended.map(|e| e.succeeded), Some(false));
+}
+
+#[test]
+fn a_gate_that_could_run_waits_for_approval_and_only_a_decision_ends_it() {
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let mut gate = TaskRecord {
+        kind: TaskKind::Gate,
+        ..record(TaskState::Pending)
+    };
+    let stepped = step(&mut gate, TaskEvent::DependenciesMet, Change::default(), at).unwrap();
+    assert_eq!(stepped.to, TaskState::AwaitingApproval);
+    assert_eq!(gate.ready_at, Some(at));
+    // No agent can claim or be handed a gate.
+    for event in [TaskEvent::Start, TaskEvent::Assign, TaskEvent::Complete] {
+        assert!(step(&mut gate.clone(), event, Change::default(), at).is_err());
+    }
+    let (event, change) = decide_gate(&gate, GateDecision::Approve, Some("looks right")).unwrap();
+    let mut approved = gate.clone();
+    step(&mut approved, event, change, at).unwrap();
+    assert_eq!(approved.state, TaskState::Succeeded);
+    assert_eq!(approved.result.as_deref(), Some("looks right"));
+    let (event, change) = decide_gate(&gate, GateDecision::Reject, None).unwrap();
+    let mut rejected = gate.clone();
+    step(&mut rejected, event, change, at).unwrap();
+    assert_eq!(rejected.state, TaskState::Failed);
+    assert_eq!(rejected.reason, Some(FailureReason::Rejected));
+    assert_eq!(rejected.error.as_deref(), Some("rejected"));
+    // A decision on a decided gate, or on work, is refused.
+    assert!(matches!(
+        decide_gate(&approved, GateDecision::Reject, None),
+        Err(Error::IllegalTransition {
+            state: TaskState::Succeeded,
+            verb: "be rejected",
+            ..
+        })
+    ));
+    let work = record(TaskState::Ready);
+    assert!(matches!(
+        decide_gate(&work, GateDecision::Approve, None),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // Work that could run is simply ready.
+    let mut work = record(TaskState::Pending);
+    step(&mut work, TaskEvent::DependenciesMet, Change::default(), at).unwrap();
+    assert_eq!(work.state, TaskState::Ready);
 }

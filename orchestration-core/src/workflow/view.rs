@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::id::{TaskId, WorkflowId};
 
+use super::gate::TaskKind;
 use super::record::TaskRecord;
 use super::state::{FailureReason, TaskState};
 
@@ -32,6 +33,8 @@ pub struct TaskView {
     pub skills: BTreeMap<String, u8>,
     /// Keys of its direct dependencies.
     pub depends_on: Vec<String>,
+    /// Who finishes it: an agent, or a person for a gate.
+    pub kind: TaskKind,
     /// State.
     pub state: TaskState,
     /// Why it failed or was cancelled.
@@ -85,6 +88,7 @@ pub(crate) fn view_with(
         priority: row.priority,
         skills,
         depends_on,
+        kind: row.kind,
         state: row.state,
         reason: row.reason,
         attempt: row.attempt,

@@ -114,7 +114,7 @@ fn status(status: StatusIn) -> AgentStatus {
 
 #[tool_router(router = agent_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Register an agent (only registered agents act) or update its skills and WIP limit; get, list, set_status.
+    /// Register an agent (only registered ones act) or update its skills, WIP limit; get, list, set_status.
     #[tool(
         annotations(destructive_hint = false, idempotent_hint = true, open_world_hint = false),
         output_schema = output_schema()
@@ -309,7 +309,7 @@ fn assigned_out(assigned: &Assigned) -> ScoreOut {
 
 #[tool_router(router = delegation_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Rank agents for a task with score breakdowns and rejections; assign leases it to the best; workflow assigns all ready tasks.
+    /// Rank agents for a task (score breakdowns, rejections); assign leases it to the best; workflow assigns all ready.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -544,7 +544,7 @@ fn move_out(m: &Move) -> MoveOut {
 
 #[tool_router(router = workload_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Each agent's load vs WIP limit and sprint capacity; overloaded and idle agents; rebalancing moves (apply makes them).
+    /// Each agent's load vs WIP limit and sprint capacity; overloaded, idle; rebalancing moves (apply makes them).
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -699,7 +699,7 @@ fn metrics_out(m: &Metrics) -> MetricsOut {
 
 #[tool_router(router = performance_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Agents ranked over a window: completions, success, retries, expired leases, cycle times, estimate bias, trend.
+    /// Agents ranked over a window: completions, success, retries, lapsed leases, cycle times, bias, trend.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = output_schema()

@@ -196,7 +196,7 @@ fn lock_out(lock: &Lock) -> LockOut {
 
 #[tool_router(router = collaboration_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Handoffs with context, messages (inbox: ack, wait), locks with deadlock detection, a workflow's team.
+    /// Handoffs with context, messages (inbox: ack, wait), locks (deadlock-checked), a team.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()

@@ -720,7 +720,7 @@ fn check_planning_fields(input: &PlanningIn) -> Result<(), ToolFailure> {
 
 #[tool_router(router = sprint_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Sprints: plan (dry run), create, start (freezes the commitment; a created sprint starts as saved), add, remove, estimate.
+    /// Sprints: plan (dry run), create, start (freezes the commitment), add, remove, estimate.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -852,7 +852,7 @@ impl OrchestrationServer {
         }
     }
 
-    /// A sprint's burndown and burnup, scope changes, say/do, velocity, carry-over, flow, finish forecast; or all sprints.
+    /// A sprint's burndown, burnup, scope changes, say/do, velocity, carry-over, flow, forecast; or all.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = output_schema()
@@ -996,7 +996,7 @@ impl OrchestrationServer {
         ))
     }
 
-    /// Sprint retrospective: commitment vs done, scope creep, carry-over, estimate accuracy, failures, findings with actions; close.
+    /// Retrospective: commitment vs done, scope creep, carry-over, estimate accuracy, failures, findings; close.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()

@@ -437,7 +437,7 @@ fn fair_shares(weights: &[usize], budget: usize) -> Vec<usize> {
 
 #[tool_router(router = task_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Claim your best ready task: lease token and dependencies' results, or claimed=false and why.
+    /// Claim your best ready task: lease token and dependency results, or claimed=false and why.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -705,7 +705,7 @@ impl OrchestrationServer {
         ))
     }
 
-    /// After lost context: agent gives the tasks you hold, with tokens; task gives one task whole.
+    /// After lost context: agent gives what you hold, with tokens; task gives one task whole.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = output_schema()

@@ -6,9 +6,10 @@ use orchestration_core::{
     CreateOptions, FailurePolicy, Mode, RetryPolicy, TaskSpec, TaskState, WorkflowAction,
     WorkflowRef, WorkflowSpec, limits, store::DependencyEdit, store::Progress,
     store::WorkflowReport, store::WorkflowSummary, text::counted, workflow::Analysis,
-    workflow::CriticalPath,
+    workflow::CriticalPath, workflow::GateDecision, workflow::TaskKind,
 };
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,8 @@ pub(crate) struct TaskIn {
     /// Counts the first
     #[schemars(range(min = 1, max = 100), extend("default" = 3))]
     max_attempts: Option<u32>,
+    /// Approved by a person
+    gate: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -148,6 +151,8 @@ pub(crate) enum ActionIn {
     Resume,
     Cancel,
     RetryFailed,
+    Approve,
+    Reject,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -155,6 +160,9 @@ pub(crate) enum ActionIn {
 pub(crate) struct ExecuteIn {
     workflow: String,
     action: ActionIn,
+    /// The gate
+    task: Option<String>,
+    note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -322,7 +330,7 @@ pub(crate) struct StatusOut {
 
 #[tool_router(router = workflow_router, vis = "pub(crate)")]
 impl OrchestrationServer {
-    /// Create a workflow (a DAG of tasks): stages, critical path, ready tasks, warnings.
+    /// Create a workflow (a task DAG): stages, critical path, ready tasks, warnings.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -379,7 +387,7 @@ impl OrchestrationServer {
         ))
     }
 
-    /// Start, pause, resume, cancel a workflow, or retry its failed tasks.
+    /// start, pause, resume, cancel, retry_failed; approve or reject a gate.
     #[tool(
         annotations(destructive_hint = true, open_world_hint = false),
         output_schema = output_schema()
@@ -387,6 +395,7 @@ impl OrchestrationServer {
     async fn workflow_execute(
         &self,
         Parameters(input): Parameters<ExecuteIn>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Structured<ExecuteOut>, ToolFailure> {
         let action = match input.action {
             ActionIn::Start => WorkflowAction::Start,
@@ -394,7 +403,17 @@ impl OrchestrationServer {
             ActionIn::Resume => WorkflowAction::Resume,
             ActionIn::Cancel => WorkflowAction::Cancel,
             ActionIn::RetryFailed => WorkflowAction::RetryFailed,
+            ActionIn::Approve => return self.decide(input, GateDecision::Approve, &context).await,
+            ActionIn::Reject => return self.decide(input, GateDecision::Reject, &context).await,
         };
+        let action_name = action.as_str();
+        unused(
+            action_name,
+            &[
+                ("task", input.task.is_some()),
+                ("note", input.note.is_some()),
+            ],
+        )?;
         let workflow = WorkflowRef::from(input.workflow.as_str());
         let outcome = blocking(self.store(), move |store| store.execute(&workflow, action)).await?;
         let mut truncated = Cut::default();
@@ -424,7 +443,7 @@ impl OrchestrationServer {
         ))
     }
 
-    /// Add, remove, list or validate dependencies. add rejects a cycle and names it.
+    /// Add, remove, list or validate dependencies; add refuses a cycle, naming it.
     #[tool(
         annotations(destructive_hint = false, open_world_hint = false),
         output_schema = output_schema()
@@ -556,7 +575,7 @@ impl OrchestrationServer {
         }
     }
 
-    /// A workflow's progress, ready, running and blocked tasks, critical path left, forecast; or all workflows.
+    /// A workflow's progress, ready, running, blocked tasks, critical path left, forecast; or all.
     #[tool(
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = output_schema()
@@ -670,6 +689,53 @@ impl OrchestrationServer {
     }
 }
 
+impl OrchestrationServer {
+    /// `workflow_execute` approve or reject: an operator's decision on a gate. A caller
+    /// authenticated as an agent is refused: a gate is a person's check on the agents' work.
+    async fn decide(
+        &self,
+        input: ExecuteIn,
+        decision: GateDecision,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Structured<ExecuteOut>, ToolFailure> {
+        crate::auth::check_operator(context, "approve or reject a gate")?;
+        let action = decision.as_str();
+        let key = crate::tools::need(input.task, "task", action)?;
+        let task = task_arg("task", &key, Some(&input.workflow))?;
+        let note = input.note;
+        let outcome = blocking(self.store(), move |store| {
+            store.decide_gate(&task, decision, note.as_deref())
+        })
+        .await?;
+        let workflow = outcome.task.workflow_name.clone();
+        let mut truncated = Cut::default();
+        let ready = truncated.take(
+            "ready",
+            outcome
+                .unblocked
+                .iter()
+                .map(|key| task_name(&workflow, key)),
+            SHOWN,
+        );
+        let summary = format!(
+            "{action}: gate `{}` is {}; workflow `{workflow}` is {}, {} ready",
+            task_name(&workflow, &outcome.task.key),
+            outcome.task.state,
+            outcome.workflow_status,
+            outcome.unblocked.len()
+        );
+        Ok(Structured::new(
+            summary,
+            ExecuteOut {
+                status: outcome.workflow_status.to_string(),
+                tasks_changed: 1 + outcome.unblocked.len(),
+                ready,
+                truncated,
+            },
+        ))
+    }
+}
+
 fn spec_from(input: CreateIn) -> WorkflowSpec {
     let defaults = RetryPolicy::default();
     let retry = match input.retry {
@@ -714,6 +780,11 @@ fn spec_from(input: CreateIn) -> WorkflowSpec {
                 skills: t.skills.unwrap_or_default(),
                 depends_on: t.depends_on.unwrap_or_default(),
                 max_attempts: t.max_attempts,
+                kind: if t.gate == Some(true) {
+                    TaskKind::Gate
+                } else {
+                    TaskKind::Work
+                },
             })
             .collect(),
     }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod clients;
+mod console;
 mod crash;
 mod faults;
 mod hook;

@@ -1261,3 +1261,68 @@ async fn agent_collaboration_hands_off_messages_locks_and_assembles_teams() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_gate_waits_for_approval_through_workflow_execute() {
+    let h = harness().await;
+    h.call(
+        "workflow_create",
+        json!({"name": "rel", "tasks": [
+            {"key": "build", "title": "Build"},
+            {"key": "review", "title": "Review", "gate": true, "depends_on": ["build"]},
+            {"key": "ship", "title": "Ship", "depends_on": ["review"]}
+        ]}),
+    )
+    .await
+    .ok();
+    let (task, token) = h.claim("agent-1").await;
+    h.call(
+        "task_update",
+        json!({"task": task, "agent": "agent-1", "token": token, "action": "complete"}),
+    )
+    .await
+    .ok();
+    // The agent finds no work: the gate waits for a person.
+    let claim = h.call("task_claim", json!({"agent": "agent-1"})).await.ok();
+    assert_eq!(claim.at("/claimed"), &json!(false));
+    let status = h
+        .call("workflow_status", json!({"workflow": "rel"}))
+        .await
+        .ok();
+    assert_eq!(status.at("/progress"), &json!("stalled"));
+    let missing = h
+        .call(
+            "workflow_execute",
+            json!({"workflow": "rel", "action": "approve"}),
+        )
+        .await
+        .err();
+    assert!(missing.contains("approve needs `task`"), "{missing}");
+    let stray = h
+        .call(
+            "workflow_execute",
+            json!({"workflow": "rel", "action": "pause", "task": "review"}),
+        )
+        .await
+        .err();
+    assert!(stray.contains("`task` does not apply to pause"), "{stray}");
+    let approved = h
+        .call(
+            "workflow_execute",
+            json!({"workflow": "rel", "action": "approve", "task": "review", "note": "ok"}),
+        )
+        .await
+        .ok();
+    assert_eq!(approved.at("/ready"), &json!(["rel/ship"]));
+    assert_eq!(approved.at("/status"), &json!("running"));
+    let again = h
+        .call(
+            "workflow_execute",
+            json!({"workflow": "rel", "action": "reject", "task": "review"}),
+        )
+        .await
+        .err();
+    assert!(again.contains("succeeded"), "{again}");
+    let (next, _) = h.claim("agent-1").await;
+    assert_eq!(next, "rel/ship");
+}

@@ -1,4 +1,4 @@
--- PostgreSQL, schema version 6: the whole schema SQLite reaches through its versions 1 to 6, in
+-- PostgreSQL, schema version 7: the whole schema SQLite reaches through its versions 1 to 7, in
 -- one step (no PostgreSQL database predates it); later versions follow SQLite's one for one. Applied in one transaction; the table
 -- orchestration_schema records the version. Types follow SQLite's storage classes: BIGINT for
 -- integers and flags, DOUBLE PRECISION for reals, BYTEA for UUIDs, TEXT in the "C" collation so
@@ -58,6 +58,8 @@ CREATE TABLE tasks (
     actual       DOUBLE PRECISION,
     done_by      TEXT COLLATE "C",
     first_started_at BIGINT,
+    -- Who finishes it: 'work' is claimed by agents; a 'gate' waits for a person's decision.
+    kind         TEXT    NOT NULL DEFAULT 'work',
     UNIQUE (workflow, key)
 );
 
