@@ -311,6 +311,17 @@ impl Drop for Postgres {
         if let Some(listener) = self.listener.get() {
             listener.stop.store(true, Ordering::SeqCst);
         }
+        // A client closes its connection by blocking on a runtime of its own, which panics on
+        // a thread that drives an async runtime, as a server's does when it drops its store
+        // at exit. So the connections are closed on a thread of their own.
+        let pool = std::mem::take(
+            self.pool
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if !pool.is_empty() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
     }
 }
 

@@ -813,3 +813,45 @@ async fn connections_cut_mid_work_are_retried_or_fail_cleanly_and_never_half_app
         );
     });
 }
+
+/// A stdio server on PostgreSQL that reaches the end of its input exits cleanly: its store,
+/// dropped on the thread that drove the server, closes its connections without panicking.
+#[test]
+fn a_stdio_server_on_postgres_exits_cleanly_at_the_end_of_its_input() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let Some(db) = Database::new("clean_exit") else {
+        return;
+    };
+    let mut server = Command::new(env!("CARGO_BIN_EXE_orchestration-mcp"))
+        .args(["--db", &db.url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let requests = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"agent_profile","arguments":{"action":"upsert","name":"ana"}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"task_claim","arguments":{"agent":"ana"}}}"#,
+    ];
+    {
+        let mut stdin = server.stdin.take().expect("stdin");
+        for request in requests {
+            writeln!(stdin, "{request}").expect("the server reads");
+        }
+    }
+    let out = server.wait_with_output().expect("the server ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+    // Every request was answered before the end.
+    assert_eq!(stdout.lines().count(), 3, "stdout:\n{stdout}");
+}
