@@ -62,22 +62,23 @@ impl EventKind {
         }
     }
 
+    /// Every kind, in the order of the list above.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::WorkflowCreated,
+        EventKind::WorkflowStatus,
+        EventKind::TaskState,
+        EventKind::TaskProgress,
+        EventKind::DependencyAdded,
+        EventKind::DependencyRemoved,
+        EventKind::AgentProfile,
+        EventKind::Message,
+        EventKind::SprintStatus,
+        EventKind::SprintScope,
+        EventKind::EstimateChanged,
+    ];
+
     fn parse(s: &str) -> Option<EventKind> {
-        [
-            EventKind::WorkflowCreated,
-            EventKind::WorkflowStatus,
-            EventKind::TaskState,
-            EventKind::TaskProgress,
-            EventKind::DependencyAdded,
-            EventKind::DependencyRemoved,
-            EventKind::AgentProfile,
-            EventKind::Message,
-            EventKind::SprintStatus,
-            EventKind::SprintScope,
-            EventKind::EstimateChanged,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == s)
+        EventKind::ALL.into_iter().find(|kind| kind.as_str() == s)
     }
 }
 

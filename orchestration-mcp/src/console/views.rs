@@ -634,19 +634,7 @@ pub(crate) struct EventFilter {
     before: Option<i64>,
 }
 
-const KINDS: [EventKind; 11] = [
-    EventKind::WorkflowCreated,
-    EventKind::WorkflowStatus,
-    EventKind::TaskState,
-    EventKind::TaskProgress,
-    EventKind::DependencyAdded,
-    EventKind::DependencyRemoved,
-    EventKind::AgentProfile,
-    EventKind::Message,
-    EventKind::SprintStatus,
-    EventKind::SprintScope,
-    EventKind::EstimateChanged,
-];
+const KINDS: [EventKind; 11] = EventKind::ALL;
 
 pub(crate) async fn events(
     State(console): State<Arc<Console>>,
