@@ -150,6 +150,7 @@ macro_rules! for_each_case {
             workflows::a_workflow_nobody_can_work_on_is_reported_as_stalled,
             workflows::every_state_change_is_in_the_event_log,
             workflows::recent_events_and_waits_are_measured_by_the_stores_time,
+            workflows::a_workflows_attempts_are_read_back_from_the_log_per_task_and_agent,
             workflows::state_survives_closing_and_reopening,
             claims::claims_follow_priority_then_b_level_then_age,
             claims::a_claim_takes_the_best_ready_task_of_all_running_workflows,

@@ -397,3 +397,66 @@ pub(crate) fn recent_events_and_waits_are_measured_by_the_stores_time(db: &dyn B
         std::time::Duration::ZERO
     );
 }
+
+/// An attempt as the timeline case compares it: task, number, agent, outcome, ended.
+type Seen = (String, u32, Option<String>, Option<TaskState>, bool);
+
+pub(crate) fn a_workflows_attempts_are_read_back_from_the_log_per_task_and_agent(db: &dyn Backend) {
+    let h = harness(db);
+    h.create(
+        "timeline",
+        FailurePolicy::default(),
+        vec![task("a", &[]), task("b", &["a"])],
+    );
+    let first = h.claim("ana").unwrap();
+    h.clock.advance(Duration::minutes(5));
+    h.fail(&first, "ana", FailureKind::Transient);
+    // The retry waits for its backoff; then bo takes it and finishes, and b after it.
+    h.clock.advance(Duration::hours(1));
+    let second = h.claim("bo").unwrap();
+    h.clock.advance(Duration::minutes(2));
+    h.complete(&second, "bo");
+    let third = h.claim("bo").unwrap();
+    let attempts = h
+        .store
+        .workflow_attempts(&WorkflowRef::from("timeline"), 100)
+        .unwrap();
+    let seen: Vec<Seen> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a.task.clone(),
+                a.attempt.number,
+                a.attempt.agent.clone(),
+                a.attempt.ended_as,
+                a.attempt.ended_at.is_some(),
+            )
+        })
+        .collect();
+    let owned =
+        |t: &str, n, agent: &str, end, ended| (t.to_owned(), n, Some(agent.to_owned()), end, ended);
+    assert_eq!(
+        seen,
+        [
+            owned("a", 1, "ana", Some(TaskState::WaitingRetry), true),
+            owned("a", 2, "bo", Some(TaskState::Succeeded), true),
+            owned("b", 1, "bo", None, false),
+        ]
+    );
+    assert_eq!(
+        attempts[0].attempt.ended_at.unwrap() - attempts[0].attempt.started_at,
+        Duration::minutes(5)
+    );
+    // A limit keeps the latest by start; an unknown workflow is named as such.
+    let latest = h
+        .store
+        .workflow_attempts(&WorkflowRef::from("timeline"), 1)
+        .unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].task, "b");
+    assert_eq!(third.task.key, "b");
+    assert!(matches!(
+        h.store.workflow_attempts(&WorkflowRef::from("timelin"), 10),
+        Err(Error::UnknownWorkflow { .. })
+    ));
+}

@@ -592,26 +592,103 @@ fn history(conn: &Tx<'_>, task: i64) -> Result<(Vec<TaskAttempt>, Vec<Note>, usi
                 .and_then(|s| s.parse().ok()))
         };
         let (from, to) = (state(3)?, state(4)?);
-        if to == Some(TaskState::Running) {
-            attempts.push(TaskAttempt {
-                number: row.get::<_, Option<u32>>(5)?.unwrap_or(0),
-                agent,
-                started_at: at,
-                ended_at: None,
-                ended_as: None,
-                detail: None,
-            });
-        } else if from == Some(TaskState::Running)
-            && let Some(last) = attempts.last_mut()
-        {
-            last.ended_at = Some(at);
-            last.ended_as = to;
-            if to != Some(TaskState::Succeeded) {
-                last.detail = detail;
-            }
-        }
+        let number = row.get::<_, Option<u32>>(5)?.unwrap_or(0);
+        pair_attempt(&mut attempts, at, agent, (from, to), number, detail);
     }
     Ok((attempts, notes.into(), notes_total))
+}
+
+/// Adds one task state change of a task to its attempts: a start opens an attempt, the next
+/// change out of running closes it with its outcome.
+fn pair_attempt(
+    attempts: &mut Vec<TaskAttempt>,
+    at: DateTime<Utc>,
+    agent: Option<String>,
+    (from, to): (Option<TaskState>, Option<TaskState>),
+    number: u32,
+    detail: Option<String>,
+) {
+    if to == Some(TaskState::Running) {
+        attempts.push(TaskAttempt {
+            number,
+            agent,
+            started_at: at,
+            ended_at: None,
+            ended_as: None,
+            detail: None,
+        });
+    } else if from == Some(TaskState::Running)
+        && let Some(last) = attempts.last_mut()
+    {
+        last.ended_at = Some(at);
+        last.ended_as = to;
+        if to != Some(TaskState::Succeeded) {
+            last.detail = detail;
+        }
+    }
+}
+
+/// One attempt at a task of a workflow: what a timeline of the workflow's attempts shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowAttempt {
+    /// The task's key.
+    pub task: String,
+    /// The attempt.
+    pub attempt: TaskAttempt,
+}
+
+impl Store {
+    /// The attempts at `workflow`'s tasks, from the event log, the latest `limit` of them by
+    /// their start, oldest first.
+    pub fn workflow_attempts(
+        &self,
+        workflow: &WorkflowRef,
+        limit: usize,
+    ) -> Result<Vec<WorkflowAttempt>> {
+        self.read(|tx, _| {
+            let workflow = WorkflowRow::resolve(tx, workflow)?;
+            let mut by_task: HashMap<String, Vec<TaskAttempt>> = HashMap::new();
+            let mut stmt = tx.prepare_cached(query!(
+                "SELECT e.at, t.key, e.agent, e.from_state, e.to_state, e.attempt, e.detail \
+                 FROM tasks t JOIN events e ON e.task = t.id WHERE t.workflow = ?1 \
+                 AND e.kind = {} AND (e.from_state = {} OR e.to_state = {}) ORDER BY e.seq",
+                sql::lit(EventKind::TaskState.as_str()),
+                sql::state(TaskState::Running),
+                sql::state(TaskState::Running)
+            ))?;
+            let mut rows = stmt.query([workflow.id])?;
+            while let Some(row) = rows.next()? {
+                let state = |i: usize| -> Result<Option<TaskState>> {
+                    Ok(row
+                        .get::<_, Option<String>>(i)?
+                        .and_then(|s| s.parse().ok()))
+                };
+                let key: String = row.get(1)?;
+                pair_attempt(
+                    by_task.entry(key).or_default(),
+                    crate::clock::from_millis(row.get(0)?),
+                    row.get(2)?,
+                    (state(3)?, state(4)?),
+                    row.get::<_, Option<u32>>(5)?.unwrap_or(0),
+                    row.get(6)?,
+                );
+            }
+            let mut all: Vec<WorkflowAttempt> = by_task
+                .into_iter()
+                .flat_map(|(task, attempts)| {
+                    attempts.into_iter().map(move |attempt| WorkflowAttempt {
+                        task: task.clone(),
+                        attempt,
+                    })
+                })
+                .collect();
+            all.sort_by(|a, b| {
+                (a.attempt.started_at, &a.task).cmp(&(b.attempt.started_at, &b.task))
+            });
+            let skip = all.len().saturating_sub(limit);
+            Ok(all.split_off(skip))
+        })
+    }
 }
 
 pub(crate) fn check_lease(lease: Option<Duration>) -> Result<Duration> {

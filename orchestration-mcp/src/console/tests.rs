@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures::StreamExt;
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskSpec, TaskState, WorkflowRef,
-    WorkflowSpec, WorkflowStatus,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, TaskState,
+    WorkflowRef, WorkflowSpec, WorkflowStatus,
 };
 use tower::ServiceExt;
 
@@ -512,4 +512,39 @@ async fn metrics_count_what_the_event_log_and_the_store_say() {
     // A second scrape counts only what is new: nothing is counted twice.
     let again = get(&app, "/metrics", &[BEARER]).await.body;
     assert!(again.lines().any(|l| l == "orchestration_claims_total 1"));
+}
+
+#[tokio::test]
+async fn the_workflow_page_draws_each_attempt_on_its_agents_row() {
+    let (app, store) = setup(None);
+    let before = get(&app, "/workflows/release", &[]).await;
+    assert!(before.body.contains("No attempt has started yet."));
+    let claim = store
+        .claim(&ClaimRequest::new("a1"))
+        .unwrap()
+        .claimed()
+        .unwrap();
+    let done = Report::Complete {
+        result: None,
+        actual: None,
+    };
+    store
+        .report(&claim.task.id.into(), "a1", claim.token, &done, None)
+        .unwrap();
+    store
+        .claim(&ClaimRequest::new("a1"))
+        .unwrap()
+        .claimed()
+        .unwrap();
+    let page = get(&app, "/workflows/release", &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Attempts by agent"));
+    assert!(page.body.contains("2 attempts by 1 agents"));
+    // The finished attempt is drawn as succeeded, the one under way as running.
+    assert!(
+        page.body
+            .contains(r#"<g class="s-succeeded"><title>build, attempt 1: succeeded"#)
+    );
+    assert!(page.body.contains(r#"<g class="s-running"><title>"#));
+    assert!(page.body.contains("attempt 1: running"));
 }

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
 use maud::{Markup, PreEscaped, html};
 use orchestration_core::agent::{Ranking, Weights};
-use orchestration_core::store::{DelegationMode, Progress, TaskDetail, TaskView, WorkflowReport};
+use orchestration_core::store::{
+    DelegationMode, Progress, TaskDetail, TaskView, WorkflowAttempt, WorkflowReport,
+};
 use orchestration_core::workflow::TaskKind;
 use orchestration_core::{TaskRef, TaskState, WorkflowAction, WorkflowRef};
 use serde::Deserialize;
@@ -51,14 +54,15 @@ pub(crate) async fn workflow(
     Query(query): Query<WorkflowQuery>,
 ) -> PageResult {
     let task = query.task.clone();
-    let (seq, report, detail) = read(&console, move |store| {
+    let (seq, report, detail, attempts, now) = read(&console, move |store| {
         let seq = store.last_event_seq()?;
         let report = store.workflow_report(&WorkflowRef::from(name.as_str()))?;
         let detail = match task {
             Some(key) => Some(store.task_detail(&TaskRef::key(report.summary.id, key))?),
             None => None,
         };
-        Ok((seq, report, detail))
+        let attempts = store.workflow_attempts(&report.summary.id.into(), TIMELINE_ATTEMPTS)?;
+        Ok((seq, report, detail, attempts, store.now()?))
     })
     .await?;
     let title = format!("Workflow {}", report.summary.name);
@@ -67,7 +71,14 @@ pub(crate) async fn workflow(
         Section::Workflows,
         Some(&viewer),
         Some(seq),
-        workflow_body(&report, detail.as_ref(), query.page, &viewer),
+        workflow_body(
+            &report,
+            detail.as_ref(),
+            query.page,
+            &viewer,
+            &attempts,
+            now,
+        ),
     )))
 }
 
@@ -203,6 +214,8 @@ fn workflow_body(
     detail: Option<&TaskDetail>,
     page_number: Option<usize>,
     viewer: &Viewer,
+    attempts: &[WorkflowAttempt],
+    now: DateTime<Utc>,
 ) -> Markup {
     let s = &report.summary;
     let page = Page::of(page_number, report.tasks.len(), TASKS_PER_PAGE);
@@ -249,6 +262,14 @@ fn workflow_body(
                         li { a href=(task_href(&s.name, key)) { (key) } }
                     } }
                 }
+            }
+        }
+        section aria-labelledby="timeline-h" {
+            h2 #timeline-h { "Attempts by agent" }
+            @if attempts.is_empty() {
+                p.muted { "No attempt has started yet." }
+            } @else {
+                div.graph { (PreEscaped(timeline_svg(&s.name, attempts, now))) }
             }
         }
         section aria-labelledby="tasks-h" {
@@ -438,6 +459,104 @@ fn stage_svg(report: &WorkflowReport) -> String {
 }
 
 /// Text escaped for SVG markup.
+/// The most attempts the timeline draws: the latest by their start.
+const TIMELINE_ATTEMPTS: usize = 500;
+
+/// The workflow's attempts as one row per agent along time: a bar from each attempt's start to
+/// its end (or to now while it runs), coloured by how it ended, with the task and outcome in
+/// its title.
+pub(crate) fn timeline_svg(
+    workflow: &str,
+    attempts: &[WorkflowAttempt],
+    now: DateTime<Utc>,
+) -> String {
+    const LABEL: usize = 120;
+    const PLOT: usize = 640;
+    const BAR: usize = 14;
+    const LINE: usize = 22;
+    let mut agents: Vec<&str> = attempts
+        .iter()
+        .map(|a| a.attempt.agent.as_deref().unwrap_or("(none)"))
+        .collect();
+    agents.sort_unstable();
+    agents.dedup();
+    let start = attempts
+        .iter()
+        .map(|a| a.attempt.started_at)
+        .min()
+        .unwrap_or(now);
+    let end = attempts
+        .iter()
+        .map(|a| a.attempt.ended_at.unwrap_or(now))
+        .max()
+        .unwrap_or(now)
+        .max(start + chrono::Duration::seconds(1));
+    let span = (end - start).num_milliseconds().max(1) as f64;
+    let x = |at: DateTime<Utc>| {
+        LABEL as f64 + (at - start).num_milliseconds() as f64 / span * PLOT as f64
+    };
+    let width = LABEL + PLOT + 10;
+    let height = 28 + agents.len() * LINE;
+    let mut out = String::with_capacity(attempts.len() * 200 + 400);
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-labelledby="timeline-title"><title id="timeline-title">Attempts at the tasks of {}: {} attempts by {} agents, from {} to {}</title>"#,
+        escape(workflow),
+        attempts.len(),
+        agents.len(),
+        time_label(start),
+        time_label(end)
+    );
+    let _ = write!(
+        out,
+        r#"<text class="stage" x="{LABEL}" y="14">{}</text><text class="stage" x="{}" y="14" text-anchor="end">{}</text>"#,
+        time_label(start),
+        LABEL + PLOT,
+        time_label(end)
+    );
+    for (row, agent) in agents.iter().enumerate() {
+        let y = 24 + row * LINE;
+        let _ = write!(
+            out,
+            r#"<text x="0" y="{}">{}</text>"#,
+            y + BAR - 3,
+            escape(agent)
+        );
+    }
+    for a in attempts {
+        let agent = a.attempt.agent.as_deref().unwrap_or("(none)");
+        let row = agents.binary_search(&agent).unwrap_or(0);
+        let y = 24 + row * LINE;
+        let (x1, x2) = (
+            x(a.attempt.started_at),
+            x(a.attempt.ended_at.unwrap_or(now)),
+        );
+        let outcome = match a.attempt.ended_as {
+            None => "running".to_owned(),
+            Some(state) => state.as_str().to_owned(),
+        };
+        let _ = write!(
+            out,
+            r#"<g class="s-{outcome}"><title>{}, attempt {}: {} ({} to {})</title><rect class="bar" x="{x1:.1}" y="{y}" width="{:.1}" height="{BAR}" rx="2"/></g>"#,
+            escape(&a.task),
+            a.attempt.number,
+            outcome,
+            time_label(a.attempt.started_at),
+            a.attempt
+                .ended_at
+                .map_or_else(|| "now".to_owned(), time_label),
+            (x2 - x1).max(2.0)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A time as the timeline's labels show it.
+fn time_label(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
