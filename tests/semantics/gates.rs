@@ -42,6 +42,28 @@ pub(crate) fn a_gate_waits_for_approval_and_no_agent_claims_it(db: &dyn Backend)
     h.complete(&build, "a1");
     assert_eq!(h.state("release", "review"), TaskState::AwaitingApproval);
     assert_eq!(h.claim("a1"), None, "a gate is never work for an agent");
+    // The agent hears that a person holds the workflow up, in its scope or across all.
+    for request in [
+        ClaimRequest::new("a1"),
+        ClaimRequest::new("a1").in_workflow(WorkflowRef::from("release")),
+    ] {
+        let ClaimOutcome::Idle(idle) = h.store.claim(&request).unwrap() else {
+            panic!("nothing is claimable while the gate waits");
+        };
+        assert_eq!(
+            idle.reason,
+            orchestration_core::store::IdleReason::NoneReady {
+                awaiting_approval: 1
+            }
+        );
+        assert!(
+            idle.reason
+                .to_string()
+                .contains("1 gate waits for a person to approve or reject"),
+            "{}",
+            idle.reason
+        );
+    }
     let report = h
         .store
         .workflow_report(&WorkflowRef::from("release"))

@@ -155,7 +155,11 @@ pub enum IdleReason {
         example: (String, String),
     },
     /// No task in scope is ready.
-    NoneReady,
+    NoneReady {
+        /// Gates in scope waiting for a person to approve or reject them: no agent can take
+        /// them, so an agent knows that a person, not work, holds the workflow up.
+        awaiting_approval: u64,
+    },
 }
 
 impl IdleReason {
@@ -171,7 +175,7 @@ impl IdleReason {
                 WorkflowStatus::Succeeded | WorkflowStatus::Cancelled
             ),
             IdleReason::TaskNotReady { state, .. } => !state.is_terminal(),
-            IdleReason::Unqualified { .. } | IdleReason::NoneReady => true,
+            IdleReason::Unqualified { .. } | IdleReason::NoneReady { .. } => true,
         }
     }
 }
@@ -202,8 +206,16 @@ impl fmt::Display for IdleReason {
                 "{} ready, but the agent has the skills for none (for `{task}` it {lacks})",
                 counted_are(*ready, "task"),
             ),
-            IdleReason::NoneReady => f.write_str(
+            IdleReason::NoneReady {
+                awaiting_approval: 0,
+            } => f.write_str(
                 "no task is ready: the rest waits on dependencies, on other agents' leases or on retries",
+            ),
+            IdleReason::NoneReady { awaiting_approval } => write!(
+                f,
+                "no task is ready: {} for a person to approve or reject (no agent can take a \
+                 gate), and the rest waits on dependencies, leases or retries",
+                counted_wait(*awaiting_approval, "gate")
             ),
         }
     }
@@ -969,7 +981,43 @@ fn next_task(tx: &Tx<'_>, request: &ClaimRequest, profile: &AgentProfile) -> Res
             },
             workflow,
         )),
-        (None, None) => Ok(Found::Idle(IdleReason::NoneReady, workflow)),
+        (None, None) => {
+            let awaiting_approval = awaiting_approval(tx, workflow)?;
+            Ok(Found::Idle(
+                IdleReason::NoneReady { awaiting_approval },
+                workflow,
+            ))
+        }
+    }
+}
+
+/// The gates waiting for a person in `workflow`, or in every running workflow.
+fn awaiting_approval(tx: &Tx<'_>, workflow: Option<i64>) -> Result<u64> {
+    let count: i64 = match workflow {
+        Some(workflow) => tx
+            .prepare_cached(query!(
+                "SELECT count(*) FROM tasks WHERE workflow = ?1 AND state = {}",
+                sql::state(TaskState::AwaitingApproval)
+            ))?
+            .query_row([workflow], |row| row.get(0))?,
+        None => tx
+            .prepare_cached(query!(
+                "SELECT count(*) FROM tasks t WHERE t.state = {} \
+                 AND (SELECT status FROM workflows WHERE id = t.workflow) = {}",
+                sql::state(TaskState::AwaitingApproval),
+                sql::status(WorkflowStatus::Running)
+            ))?
+            .query_row([], |row| row.get(0))?,
+    };
+    Ok(count.max(0) as u64)
+}
+
+/// "1 gate waits", "2 gates wait".
+fn counted_wait(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("{} waits", counted(n, noun))
+    } else {
+        format!("{} wait", counted(n, noun))
     }
 }
 

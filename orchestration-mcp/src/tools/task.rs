@@ -377,7 +377,7 @@ fn idle_code(reason: &IdleReason) -> &'static str {
         IdleReason::WorkflowNotRunning { .. } => "workflow_not_running",
         IdleReason::TaskNotReady { .. } => "task_not_ready",
         IdleReason::Unqualified { .. } => "unqualified",
-        IdleReason::NoneReady => "none_ready",
+        IdleReason::NoneReady { .. } => "none_ready",
     }
 }
 
