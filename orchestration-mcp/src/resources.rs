@@ -336,21 +336,9 @@ async fn watch(
     peer: Peer<RoleServer>,
     mut seen: i64,
 ) {
-    // With the database server's notifications, the log is read only when they say it moved,
-    // and now and then in case one was lost.
-    let mut notices = store.change_notices();
-    let mut looked = tokio::time::Instant::now();
+    let mut lookout = crate::wait::Lookout::new(&store);
     loop {
         tokio::time::sleep(LOOK_EVERY).await;
-        let now_notices = store.change_notices();
-        if now_notices.is_some()
-            && now_notices == notices
-            && looked.elapsed() < crate::wait::LOOK_ANYWAY_EVERY
-        {
-            continue;
-        }
-        notices = now_notices;
-        looked = tokio::time::Instant::now();
         let subscribed = {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
             if state.uris.is_empty() {
@@ -359,6 +347,9 @@ async fn watch(
             }
             state.uris.clone()
         };
+        if !lookout.due(&store) {
+            continue;
+        }
         let after = seen;
         let looked = tokio::task::spawn_blocking({
             let store = Arc::clone(&store);

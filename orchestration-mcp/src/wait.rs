@@ -23,7 +23,44 @@ const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the log is looked at even when the database server's notifications say nothing
 /// changed: in case one was lost.
-pub(crate) const LOOK_ANYWAY_EVERY: Duration = Duration::from_secs(2);
+const LOOK_ANYWAY_EVERY: Duration = Duration::from_secs(2);
+
+/// When a tailer of the event log (a waiting call, a subscription, the console's live stream)
+/// should read it. Without the database server's notifications (SQLite), at every look; with
+/// them (PostgreSQL), only when their count moved since the last read, and every
+/// [`LOOK_ANYWAY_EVERY`] in case one was lost, so that idle tailers do not poll the server.
+#[derive(Debug)]
+pub(crate) struct Lookout {
+    notices: Option<u64>,
+    read_at: Instant,
+}
+
+impl Lookout {
+    /// A lookout whose last read is now.
+    pub(crate) fn new(store: &Store) -> Lookout {
+        Lookout {
+            notices: store.change_notices(),
+            read_at: Instant::now(),
+        }
+    }
+
+    /// Whether to read the log now; when it says so, the read counts as done.
+    pub(crate) fn due(&mut self, store: &Store) -> bool {
+        self.due_with(store.change_notices(), Instant::now())
+    }
+
+    fn due_with(&mut self, notices: Option<u64>, now: Instant) -> bool {
+        if notices.is_some()
+            && notices == self.notices
+            && now.duration_since(self.read_at) < LOOK_ANYWAY_EVERY
+        {
+            return false;
+        }
+        self.notices = notices;
+        self.read_at = now;
+        true
+    }
+}
 
 /// How often a waiting call tells a client that asked for progress that it is still waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -35,11 +72,8 @@ pub(crate) struct Wait {
     deadline: Instant,
     /// The log's position when the caller last looked.
     seen: i64,
-    /// The server's count of change notices at the last look, and when that was: with
-    /// notifications, the log is read only when the count moved (see
-    /// [`Store::change_notices`]).
-    notices: Option<u64>,
-    looked: Instant,
+    /// When to look at the log again.
+    lookout: Lookout,
     /// The call's context: its cancellation, and the peer that progress goes to.
     context: RequestContext<RoleServer>,
     progress: Option<ProgressToken>,
@@ -63,7 +97,7 @@ impl Wait {
                 format!("{seconds} is more than {MAX_WAIT_SECONDS}; wait again after that"),
             ));
         }
-        let notices = store.change_notices();
+        let lookout = Lookout::new(store);
         let seen = blocking(store, Store::last_event_seq).await?;
         let started = Instant::now();
         Ok(Wait {
@@ -71,8 +105,7 @@ impl Wait {
             started,
             deadline: started + Duration::from_secs(seconds.into()),
             seen,
-            notices,
-            looked: started,
+            lookout,
             context: context.clone(),
             progress: context.meta.get_progress_token(),
             next_progress: started,
@@ -117,15 +150,9 @@ impl Wait {
                 () = self.context.ct.cancelled() => return Ok(false),
                 () = tokio::time::sleep(nap) => {}
             }
-            let notices = self.store.change_notices();
-            if notices.is_some()
-                && notices == self.notices
-                && self.looked.elapsed() < LOOK_ANYWAY_EVERY
-            {
+            if !self.lookout.due(&self.store) {
                 continue;
             }
-            self.notices = notices;
-            self.looked = Instant::now();
             let head = blocking(&self.store, Store::last_event_seq).await?;
             if head != self.seen {
                 self.seen = head;
@@ -151,5 +178,36 @@ impl Wait {
         if let Err(error) = self.context.peer.notify_progress(param).await {
             tracing::debug!(%error, "could not send a progress notification");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookout_reads_when_notices_move_or_are_missing_and_now_and_then_without_them() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // Without notifications, every look reads.
+        let mut polling = Lookout {
+            notices: None,
+            read_at: start,
+        };
+        assert!(polling.due_with(None, at(100)));
+        assert!(polling.due_with(None, at(200)));
+        // With them, a look reads only when the count moved, or after LOOK_ANYWAY_EVERY.
+        let mut notified = Lookout {
+            notices: Some(3),
+            read_at: start,
+        };
+        assert!(!notified.due_with(Some(3), at(100)));
+        assert!(notified.due_with(Some(4), at(200)));
+        assert!(!notified.due_with(Some(4), at(300)));
+        assert!(notified.due_with(Some(4), at(2_300)));
+        assert!(!notified.due_with(Some(4), at(2_400)));
+        // Losing the listener falls back to reading at every look.
+        assert!(notified.due_with(None, at(2_500)));
+        assert!(notified.due_with(None, at(2_600)));
     }
 }

@@ -171,15 +171,6 @@ impl Store {
         })
     }
 
-    /// A count that moves when the database server tells of a change by any process
-    /// (PostgreSQL's notifications), so that a caller waiting for changes can look at the log
-    /// only when it moved: compare it with the count of the last look. `None` when the
-    /// backend sends no notifications (SQLite) or is not listening now: then look at
-    /// [`Store::last_event_seq`] instead. Only a hint: a caller still looks at the log now and
-    /// then, in case a notification was lost.
-    pub fn change_notices(&self) -> Option<u64> {
-        self.backend_change_notices()
-    }
 
     /// Events after `after_seq` (0 for the start of the log), oldest first, at most `limit`.
     pub fn events_since(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {

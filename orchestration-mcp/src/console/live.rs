@@ -14,6 +14,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Console, PageError};
+use crate::wait::Lookout;
+
+/// What the stream carries from one event to the next: the store, the last position sent,
+/// the events read and not sent yet (newest first), and when to read again.
+type Tail = (Arc<Store>, i64, Vec<orchestration_core::Event>, Lookout);
 
 /// How often the log is looked at when nothing new was found: the latency of a page update.
 pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -48,13 +53,19 @@ pub(crate) async fn live(
         None => super::read(&console, |store| Ok(store.last_event_seq()?)).await?,
     };
     let store = Arc::clone(&console.store);
+    let lookout = Lookout::new(&store);
     let events = stream::unfold(
-        (store, after, Vec::new()),
-        |(store, mut seen, mut queued): (Arc<Store>, i64, Vec<orchestration_core::Event>)| async move {
+        (store, after, Vec::new(), lookout),
+        |(store, mut seen, mut queued, mut lookout): Tail| async move {
             loop {
                 if let Some(event) = queued.pop() {
                     seen = event.seq;
-                    return Some((Ok(to_sse(&event)), (store, seen, queued)));
+                    return Some((Ok(to_sse(&event)), (store, seen, queued, lookout)));
+                }
+                // An empty batch was just read, or none yet: read again only when it is due.
+                if !lookout.due(&store) {
+                    tokio::time::sleep(LOOK_EVERY).await;
+                    continue;
                 }
                 let reader = Arc::clone(&store);
                 let read =
