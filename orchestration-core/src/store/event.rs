@@ -171,7 +171,6 @@ impl Store {
         })
     }
 
-
     /// Events after `after_seq` (0 for the start of the log), oldest first, at most `limit`.
     pub fn events_since(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
         self.read(|tx, _| {
