@@ -9,8 +9,8 @@ use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::{
     AgentProfile, AgentStatus, AgentUpdate, ClaimRequest, Clock, CreateOptions, FailureKind, Mode,
-    Report, Store, TaskRef, TaskSpec, WorkflowSpec, agent::Candidate, agent::Needs, agent::Record,
-    agent::Weights, agent::assign, agent::rank,
+    Store, TaskRef, TaskSpec, TaskUpdate, WorkflowSpec, agent::Candidate, agent::Needs,
+    agent::Record, agent::Weights, agent::assign, agent::rank,
 };
 
 const SKILLS: [&str; 8] = [
@@ -117,18 +117,18 @@ fn performance(c: &mut Criterion) {
         handle.advance(Duration::minutes(1));
         let agent = claim.task.agent.clone().unwrap();
         let report = if i.is_multiple_of(11) {
-            Report::Fail {
+            TaskUpdate::Fail {
                 error: "no".into(),
                 kind: FailureKind::Permanent,
             }
         } else {
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: Some((1 + i % 7) as f64),
             }
         };
         store
-            .report(
+            .update_task(
                 &TaskRef::Id(claim.task.id),
                 &agent,
                 claim.token,

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskRef, TaskSpec, WorkflowSpec,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskRef, TaskSpec, TaskUpdate,
+    WorkflowSpec,
 };
 use serde_json::{Value, json};
 
@@ -214,11 +215,11 @@ impl Team {
                         let request = ClaimRequest::new(agent.as_str()).in_workflow(workflow);
                         while let Some(claim) = store.claim(&request).unwrap().claimed() {
                             store
-                                .report(
+                                .update_task(
                                     &TaskRef::Id(claim.task.id),
                                     agent,
                                     claim.token,
-                                    &Report::Complete {
+                                    &TaskUpdate::Complete {
                                         result: None,
                                         actual: None,
                                     },

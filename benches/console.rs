@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::store::{MemberSpec, SprintSpec};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskSpec, TaskUpdate, WorkflowSpec,
 };
 use support::percentile;
 
@@ -75,12 +75,12 @@ fn populate(path: &std::path::Path) {
             .unwrap()
             .claimed()
             .unwrap();
-        let done = Report::Complete {
+        let done = TaskUpdate::Complete {
             result: Some("done".into()),
             actual: None,
         };
         store
-            .report(&claim.task.id.into(), "a1", claim.token, &done, None)
+            .update_task(&claim.task.id.into(), "a1", claim.token, &done, None)
             .unwrap();
     }
     for agent in ["a2", "a3"] {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskRef, TaskSpec, WorkflowSpec,
-    workflow::Dag,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskRef, TaskSpec, TaskUpdate,
+    WorkflowSpec, workflow::Dag,
 };
 
 /// A small deterministic generator, so every run measures the same graphs.
@@ -120,7 +120,7 @@ fn claim_and_complete(c: &mut Criterion) {
                 .upsert_agent("agent", &AgentUpdate::default())
                 .unwrap();
             let request = ClaimRequest::new("agent");
-            let done = Report::Complete {
+            let done = TaskUpdate::Complete {
                 result: None,
                 actual: None,
             };
@@ -128,7 +128,7 @@ fn claim_and_complete(c: &mut Criterion) {
             for _ in 0..iters {
                 let claim = store.claim(&request).unwrap().claimed().unwrap();
                 store
-                    .report(
+                    .update_task(
                         &TaskRef::Id(claim.task.id),
                         "agent",
                         claim.token,

@@ -8,7 +8,7 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, Mode, Report, Store, TaskRef, TaskSpec,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, Mode, Store, TaskRef, TaskSpec, TaskUpdate,
     WorkflowSpec, sprint::forecast, store::AnalyticsOptions, store::MemberSpec, store::SprintSpec,
 };
 
@@ -86,11 +86,11 @@ fn analytics(c: &mut Criterion) {
             let task = TaskRef::Id(claim.task.id);
             for note in 0..10 {
                 store
-                    .report(
+                    .update_task(
                         &task,
                         &agent,
                         claim.token,
-                        &Report::Progress {
+                        &TaskUpdate::Progress {
                             note: format!("step {note}"),
                         },
                         None,
@@ -98,11 +98,11 @@ fn analytics(c: &mut Criterion) {
                     .unwrap();
             }
             store
-                .report(
+                .update_task(
                     &task,
                     &agent,
                     claim.token,
-                    &Report::Complete {
+                    &TaskUpdate::Complete {
                         result: None,
                         actual: Some((1 + i % 7) as f64),
                     },

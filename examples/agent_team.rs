@@ -6,8 +6,9 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use orchestration::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, FailureKind, Mode, Report, RetryPolicy, Store,
-    TaskRef, TaskSpec, WorkflowRef, WorkflowSpec, agent::Weights, store::DelegationMode,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, FailureKind, Mode, RetryPolicy, Store,
+    TaskRef, TaskSpec, TaskUpdate, WorkflowRef, WorkflowSpec, agent::Weights,
+    store::DelegationMode,
 };
 
 /// An agent of the simulation: its skills, how often it succeeds, how fast it works.
@@ -148,12 +149,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let task = TaskRef::Id(claim.task.id);
                 let roll = unit(&claim.task.key, claim.task.attempt, member.name);
                 let report = if roll < member.reliability {
-                    Report::Complete {
+                    TaskUpdate::Complete {
                         result: Some(format!("{} by {}", claim.task.key, member.name)),
                         actual: Some(claim.task.estimate * member.pace),
                     }
                 } else {
-                    Report::Fail {
+                    TaskUpdate::Fail {
                         error: "tests failed".into(),
                         kind: FailureKind::Transient,
                     }
@@ -161,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 time.advance(Duration::minutes(
                     (claim.task.estimate * member.pace * 60.0) as i64,
                 ));
-                store.report(&task, member.name, claim.token, &report, None)?;
+                store.update_task(&task, member.name, claim.token, &report, None)?;
             }
         }
         // Let retry backoffs run out.

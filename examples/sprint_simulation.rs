@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use orchestration::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, LeaseToken, ManualClock, Mode, Report, Store,
-    TaskRef, TaskSpec, TaskState, WorkflowSpec, sprint::text_chart, store::AnalyticsOptions,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, LeaseToken, ManualClock, Mode, Store, TaskRef,
+    TaskSpec, TaskState, TaskUpdate, WorkflowSpec, sprint::text_chart, store::AnalyticsOptions,
     store::MemberSpec, store::RetrospectiveOptions, store::SprintSpec,
 };
 
@@ -186,7 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Agents put down what they hold: the lease ends and the task goes back in line.
         for (agent, work) in working.iter_mut() {
             if let Some(work) = work.take() {
-                store.report(&work.task, agent, work.token, &Report::Release, None)?;
+                store.update_task(&work.task, agent, work.token, &TaskUpdate::Release, None)?;
             }
         }
         let retro = store.sprint_retrospective(
@@ -273,11 +273,11 @@ fn simulate_day(
             hour += 8.0 * spent / agent.points_per_day;
             time.set(at(day, 0) + Duration::minutes((hour * 60.0) as i64));
             if work.left <= 1e-9 {
-                store.report(
+                store.update_task(
                     &work.task,
                     agent.name,
                     work.token,
-                    &Report::Complete {
+                    &TaskUpdate::Complete {
                         result: Some(format!("{} done", work.name)),
                         actual: Some((work.effort * 10.0).round() / 10.0),
                     },
@@ -285,11 +285,11 @@ fn simulate_day(
                 )?;
                 *slot = None;
             } else {
-                store.report(
+                store.update_task(
                     &work.task,
                     agent.name,
                     work.token,
-                    &Report::Heartbeat,
+                    &TaskUpdate::Heartbeat,
                     Some(Duration::days(1)),
                 )?;
             }
@@ -309,11 +309,11 @@ fn renew(
     time.set(when);
     for (agent, work) in working {
         if let Some(work) = work {
-            store.report(
+            store.update_task(
                 &work.task,
                 agent,
                 work.token,
-                &Report::Heartbeat,
+                &TaskUpdate::Heartbeat,
                 Some(Duration::days(1)),
             )?;
         }

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use orchestration_core::{
-//!     AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec,
+//!     AgentUpdate, ClaimRequest, CreateOptions, Mode, TaskUpdate, Store, TaskSpec, WorkflowSpec,
 //! };
 //!
 //! let store = Store::open_in_memory()?;
@@ -20,8 +20,8 @@
 //! assert_eq!(created.ready, ["build"]);
 //!
 //! let claim = store.claim(&ClaimRequest::new("agent-1"))?.claimed().expect("build is ready");
-//! let done = Report::Complete { result: Some("ok".into()), actual: None };
-//! let outcome = store.report(&claim.task.id.into(), "agent-1", claim.token, &done, None)?;
+//! let done = TaskUpdate::Complete { result: Some("ok".into()), actual: None };
+//! let outcome = store.update_task(&claim.task.id.into(), "agent-1", claim.token, &done, None)?;
 //! assert_eq!(outcome.unblocked, ["test"]);
 //! # Ok::<(), orchestration_core::Error>(())
 //! ```
@@ -51,7 +51,7 @@ pub use crate::id::{LeaseToken, TaskId, WorkflowId};
 pub use crate::runner::{Outcome, RunSummary, Runner, TaskFailure, WorkContext};
 pub use crate::store::{
     AgentUpdate, Claim, ClaimOutcome, ClaimRequest, CreateOptions, Created, DEFAULT_DB_PATH, Event,
-    EventKind, Report, ReportOutcome, SCHEMA_VERSION, Store, TaskRef, WorkflowRef,
+    EventKind, SCHEMA_VERSION, Store, TaskRef, TaskUpdate, UpdateOutcome, WorkflowRef,
 };
 pub use crate::workflow::{
     FailureKind, FailurePolicy, Mode, RetryPolicy, TaskSpec, TaskState, WorkflowAction,

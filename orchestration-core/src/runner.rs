@@ -10,7 +10,7 @@ use chrono::Duration;
 
 use crate::error::Result;
 use crate::id::LeaseToken;
-use crate::store::{AgentUpdate, Claim, ClaimRequest, Report, Store, TaskRef, WorkflowRef};
+use crate::store::{AgentUpdate, Claim, ClaimRequest, Store, TaskRef, TaskUpdate, WorkflowRef};
 use crate::workflow::FailureKind;
 use crate::workflow::WorkflowStatus;
 
@@ -41,11 +41,11 @@ impl WorkContext<'_> {
     /// Extends the lease; call it from long work so the task is not taken back.
     pub fn heartbeat(&self) -> Result<()> {
         let task = TaskRef::Id(self.claim.task.id);
-        self.store.report(
+        self.store.update_task(
             &task,
             self.agent,
             self.claim.token,
-            &Report::Heartbeat,
+            &TaskUpdate::Heartbeat,
             None,
         )?;
         Ok(())
@@ -213,16 +213,16 @@ impl Runner {
             let outcome = catch_unwind(AssertUnwindSafe(|| work(&context)))
                 .unwrap_or_else(|_| Err(TaskFailure::retryable("the task's closure panicked")));
             let report = match outcome {
-                Ok(done) => Report::Complete {
+                Ok(done) => TaskUpdate::Complete {
                     result: done.result,
                     actual: done.actual,
                 },
-                Err(failure) => Report::Fail {
+                Err(failure) => TaskUpdate::Fail {
                     error: failure.message,
                     kind: failure.kind,
                 },
             };
-            self.report(&claim, agent, claim.token, &report)?;
+            self.update_task(&claim, agent, claim.token, &report)?;
         }
         Ok(attempts)
     }
@@ -240,9 +240,15 @@ impl Runner {
         }
     }
 
-    fn report(&self, claim: &Claim, agent: &str, token: LeaseToken, report: &Report) -> Result<()> {
+    fn update_task(
+        &self,
+        claim: &Claim,
+        agent: &str,
+        token: LeaseToken,
+        report: &TaskUpdate,
+    ) -> Result<()> {
         let task = TaskRef::Id(claim.task.id);
-        match self.store.report(&task, agent, token, report, None) {
+        match self.store.update_task(&task, agent, token, report, None) {
             Ok(_) => Ok(()),
             // The lease was lost while the closure ran (it took longer than the lease): the
             // task went back in line and another attempt will run it, so this report is void.

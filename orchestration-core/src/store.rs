@@ -59,7 +59,7 @@ pub use sprint::{
 };
 pub use task::{
     Claim, ClaimOutcome, ClaimRequest, DEFAULT_LEASE, DependencyResult, HeldTask, Idle, IdleReason,
-    NOTES_SHOWN, Note, Report, ReportOutcome, TaskAttempt, TaskDetail, Tick, WorkflowAttempt,
+    NOTES_SHOWN, Note, TaskAttempt, TaskDetail, TaskUpdate, Tick, UpdateOutcome, WorkflowAttempt,
 };
 pub use workflow::{CreateOptions, Created, DependencyEdit, ExecuteOutcome};
 

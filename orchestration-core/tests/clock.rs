@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, Clock, CreateOptions, Error, LeaseToken, ManualClock, Mode, Report,
-    Store, TaskRef, TaskSpec, TaskState, WorkflowSpec, collaboration::LockMode,
+    AgentUpdate, ClaimRequest, Clock, CreateOptions, Error, LeaseToken, ManualClock, Mode, Store,
+    TaskRef, TaskSpec, TaskState, TaskUpdate, WorkflowSpec, collaboration::LockMode,
     collaboration::Resource, limits, store::LockOutcome,
 };
 
@@ -50,8 +50,8 @@ fn claim(store: &Store, agent: &str, lease: Duration) -> (TaskRef, LeaseToken) {
     (claim.task.id.into(), claim.token)
 }
 
-fn complete() -> Report {
-    Report::Complete {
+fn complete() -> TaskUpdate {
+    TaskUpdate::Complete {
         result: None,
         actual: None,
     }
@@ -63,7 +63,7 @@ fn a_jump_forward_expires_the_lease_and_rejects_the_late_report() {
     let (task, token) = claim(&store, "a", Duration::minutes(5));
     clock.advance(Duration::hours(3));
     // The late report comes before anything else noticed the expiry.
-    let late = store.report(&task, "a", token, &complete(), None);
+    let late = store.update_task(&task, "a", token, &complete(), None);
     assert!(matches!(late, Err(Error::LeaseExpired { .. })), "{late:?}");
     let (again, token_b) = claim(&store, "b", Duration::minutes(5));
     assert_eq!(again, task, "the expired task is offered again");
@@ -71,10 +71,10 @@ fn a_jump_forward_expires_the_lease_and_rejects_the_late_report() {
     let view = store.task(&task).unwrap();
     assert_eq!((view.state, view.attempt), (TaskState::Running, 2));
     // The first agent's token is now stale for good, even within the new lease.
-    let stale = store.report(&task, "a", token, &complete(), None);
+    let stale = store.update_task(&task, "a", token, &complete(), None);
     assert!(stale.is_err());
     store
-        .report(&task, "b", token_b, &complete(), None)
+        .update_task(&task, "b", token_b, &complete(), None)
         .unwrap();
     assert_eq!(store.task(&task).unwrap().state, TaskState::Succeeded);
 }
@@ -107,11 +107,11 @@ fn a_heartbeat_after_a_jump_back_extends_from_the_new_now() {
     clock.advance(-Duration::hours(2));
     // A live agent keeps working: its heartbeat is accepted and sets the lease from now.
     store
-        .report(
+        .update_task(
             &task,
             "a",
             token,
-            &Report::Heartbeat,
+            &TaskUpdate::Heartbeat,
             Some(Duration::minutes(5)),
         )
         .unwrap();
@@ -120,7 +120,9 @@ fn a_heartbeat_after_a_jump_back_extends_from_the_new_now() {
         view.lease_expires_at.unwrap(),
         clock.now() + Duration::minutes(5)
     );
-    store.report(&task, "a", token, &complete(), None).unwrap();
+    store
+        .update_task(&task, "a", token, &complete(), None)
+        .unwrap();
     assert_eq!(store.task(&task).unwrap().state, TaskState::Succeeded);
 }
 
@@ -129,7 +131,9 @@ fn a_jump_back_between_start_and_end_gives_no_negative_cycle_time() {
     let (store, clock) = store(1);
     let (task, token) = claim(&store, "a", Duration::minutes(5));
     clock.advance(-Duration::hours(1));
-    store.report(&task, "a", token, &complete(), None).unwrap();
+    store
+        .update_task(&task, "a", token, &complete(), None)
+        .unwrap();
     let window = (
         clock.now() - Duration::days(7),
         clock.now() + Duration::days(1),
@@ -170,7 +174,9 @@ fn clock_jumps_back_and_forth_never_hand_a_task_to_two_agents() {
             // Whoever held it before lost the lease: only the newest holder may report.
             for (old, other, token) in held.iter().filter(|(t, _, _)| *t == task) {
                 assert!(
-                    store.report(old, other, *token, &complete(), None).is_err(),
+                    store
+                        .update_task(old, other, *token, &complete(), None)
+                        .is_err(),
                     "round {round}: an old holder completed a re-claimed task"
                 );
             }
@@ -179,7 +185,7 @@ fn clock_jumps_back_and_forth_never_hand_a_task_to_two_agents() {
         if round % 3 == 2
             && let Some((task, agent, token)) = held.pop()
         {
-            let _ = store.report(&task, &agent, token, &complete(), None);
+            let _ = store.update_task(&task, &agent, token, &complete(), None);
         }
     }
     // However time moved, no task is held by two agents and none succeeded twice.

@@ -324,10 +324,10 @@ pub(crate) fn agent_performance_is_rebuilt_from_the_event_log(db: &dyn Backend) 
     };
     let a = long("ana");
     h.clock.advance(Duration::hours(2));
-    h.report(
+    h.update_task(
         &a,
         "ana",
-        Report::Complete {
+        TaskUpdate::Complete {
             result: None,
             actual: Some(4.0),
         },

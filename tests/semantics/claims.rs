@@ -197,11 +197,11 @@ pub(crate) fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected(d
     // A heartbeat before expiry extends the lease.
     h.clock.advance(Duration::seconds(50));
     h.store
-        .report(
+        .update_task(
             &TaskRef::Id(first.task.id),
             "w1",
             first.token,
-            &Report::Heartbeat,
+            &TaskUpdate::Heartbeat,
             Some(lease),
         )
         .unwrap();
@@ -213,7 +213,9 @@ pub(crate) fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected(d
     );
 
     // Another agent's report is rejected.
-    let err = h.report(&first, "w2", Report::Release).unwrap_err();
+    let err = h
+        .update_task(&first, "w2", TaskUpdate::Release)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "task `lease/a` is leased to `w1`, not to `w2`"
@@ -223,10 +225,10 @@ pub(crate) fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected(d
     h.clock.advance(Duration::seconds(11));
     let events = h.event_count();
     let err = h
-        .report(
+        .update_task(
             &first,
             "w1",
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
@@ -240,10 +242,10 @@ pub(crate) fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected(d
     assert_eq!(second.task.attempt, 2);
     assert!(second.token > first.token);
     let err = h
-        .report(
+        .update_task(
             &first,
             "w1",
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
@@ -258,10 +260,10 @@ pub(crate) fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected(d
         ..second.clone()
     };
     let err = h
-        .report(
+        .update_task(
             &stale,
             "w2",
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
@@ -296,7 +298,7 @@ pub(crate) fn release_gives_a_task_back_without_using_an_attempt(db: &dyn Backen
         vec![task("a", &[]).max_attempts(1)],
     );
     let claim = h.claim("w1").unwrap();
-    h.report(&claim, "w1", Report::Release).unwrap();
+    h.update_task(&claim, "w1", TaskUpdate::Release).unwrap();
     let again = h.claim("w2").unwrap();
     assert_eq!(again.task.attempt, 1);
     h.complete(&again, "w2");
@@ -308,23 +310,23 @@ pub(crate) fn reports_validate_their_arguments_and_change_nothing_when_rejected(
     h.create("args", FailurePolicy::default(), vec![task("a", &[])]);
     let claim = h.claim("w").unwrap();
     let events = h.event_count();
-    let cases: Vec<(Report, &str)> = vec![
+    let cases: Vec<(TaskUpdate, &str)> = vec![
         (
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: Some(-1.0),
             },
             "invalid actual: -1 is outside 0 to 10000 points",
         ),
         (
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: Some(f64::NAN),
             },
             "invalid actual: NaN is outside 0 to 10000 points",
         ),
         (
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: Some("r".repeat(100_001)),
                 actual: None,
             },
@@ -333,7 +335,7 @@ pub(crate) fn reports_validate_their_arguments_and_change_nothing_when_rejected(
     ];
     for (report, expected) in cases {
         assert_eq!(
-            h.report(&claim, "w", report).unwrap_err().to_string(),
+            h.update_task(&claim, "w", report).unwrap_err().to_string(),
             expected
         );
     }
@@ -385,10 +387,10 @@ pub(crate) fn a_repeated_completion_says_the_task_is_finished(db: &dyn Backend) 
     let claim = h.claim("w").unwrap();
     h.complete(&claim, "w");
     let err = h
-        .report(
+        .update_task(
             &claim,
             "w",
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
@@ -427,12 +429,12 @@ pub(crate) fn eight_threads_with_their_own_connections_run_each_task_exactly_onc
                 let agent = format!("worker-{worker}");
                 while let Some(claim) = store.claim(&ClaimRequest::new(&agent)).unwrap().claimed() {
                     executed.lock().unwrap().push(claim.task.key.clone());
-                    let done = Report::Complete {
+                    let done = TaskUpdate::Complete {
                         result: None,
                         actual: None,
                     };
                     store
-                        .report(
+                        .update_task(
                             &TaskRef::Id(claim.task.id),
                             &agent,
                             claim.token,
@@ -480,10 +482,10 @@ pub(crate) fn held_tasks_say_which_leases_lapsed(db: &dyn Backend) {
     h.clock.advance(Duration::minutes(6));
     assert_eq!(lapsed(&h.store), [("a".into(), true), ("b".into(), false)]);
     assert!(
-        h.report(
+        h.update_task(
             &first,
             "w",
-            Report::Progress {
+            TaskUpdate::Progress {
                 note: "late".into()
             }
         )

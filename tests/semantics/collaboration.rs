@@ -83,10 +83,10 @@ pub(crate) fn a_handoff_moves_the_task_and_its_lease_with_a_note(db: &dyn Backen
     );
     assert_eq!(done.task.note.as_deref(), Some("schema is in a.sql"));
     let err = h
-        .report(
+        .update_task(
             &claim,
             "ana",
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{TimeZone, Utc};
 use orchestration_core::{
     AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailureKind, FailurePolicy,
-    ManualClock, Report, Store, TaskRef, TaskSpec, TaskState, WorkflowRef, WorkflowSpec,
+    ManualClock, Store, TaskRef, TaskSpec, TaskState, TaskUpdate, WorkflowRef, WorkflowSpec,
     WorkflowStatus,
 };
 
@@ -78,14 +78,14 @@ impl Harness {
         self.claim(agent).map(|c| c.task.key).unwrap_or_default()
     }
 
-    pub(crate) fn report(
+    pub(crate) fn update_task(
         &self,
         claim: &Claim,
         agent: &str,
-        report: Report,
+        report: TaskUpdate,
     ) -> orchestration_core::Result<()> {
         self.store
-            .report(
+            .update_task(
                 &TaskRef::Id(claim.task.id),
                 agent,
                 claim.token,
@@ -96,10 +96,10 @@ impl Harness {
     }
 
     pub(crate) fn complete(&self, claim: &Claim, agent: &str) {
-        self.report(
+        self.update_task(
             claim,
             agent,
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: Some(format!("{} done", claim.task.key)),
                 actual: None,
             },
@@ -108,10 +108,10 @@ impl Harness {
     }
 
     pub(crate) fn fail(&self, claim: &Claim, agent: &str, kind: FailureKind) {
-        self.report(
+        self.update_task(
             claim,
             agent,
-            Report::Fail {
+            TaskUpdate::Fail {
                 error: "boom".into(),
                 kind,
             },

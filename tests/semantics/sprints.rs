@@ -118,11 +118,11 @@ impl Team {
     fn heartbeat(&self) {
         for (claim, agent) in self.held.borrow().iter() {
             self.store
-                .report(
+                .update_task(
                     &TaskRef::Id(claim.task.id),
                     agent,
                     claim.token,
-                    &Report::Heartbeat,
+                    &TaskUpdate::Heartbeat,
                     Some(chrono::Duration::days(1)),
                 )
                 .unwrap();
@@ -153,11 +153,11 @@ impl Team {
             .borrow_mut()
             .retain(|(held, _)| held.task.id != claim.task.id);
         self.store
-            .report(
+            .update_task(
                 &TaskRef::Id(claim.task.id),
                 agent,
                 claim.token,
-                &Report::Complete {
+                &TaskUpdate::Complete {
                     result: None,
                     actual: Some(actual),
                 },
@@ -907,11 +907,11 @@ fn chain_sprint(db: &dyn Backend, started: bool, done: &[&str]) -> Team {
             .claimed()
             .unwrap();
         team.store
-            .report(
+            .update_task(
                 &TaskRef::Id(claim.task.id),
                 "ana",
                 claim.token,
-                &Report::Complete {
+                &TaskUpdate::Complete {
                     result: None,
                     actual: None,
                 },
@@ -1156,11 +1156,11 @@ pub(crate) fn contributions_count_retries_and_expired_leases_apart_as_agent_perf
         .unwrap();
     team.set(at(3, 2, 13, 0));
     team.store
-        .report(
+        .update_task(
             &TaskRef::Id(claim.task.id),
             "ana",
             claim.token,
-            &Report::Fail {
+            &TaskUpdate::Fail {
                 error: "flaky".into(),
                 kind: FailureKind::Transient,
             },

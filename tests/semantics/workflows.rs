@@ -117,10 +117,10 @@ pub(crate) fn pause_stops_handing_out_work_and_cancel_ends_everything(db: &dyn B
     assert_eq!(outcome.status, WorkflowStatus::Cancelled);
     check_states(&h, "pausable", "a=succeeded b=cancelled");
     let err = h
-        .report(
+        .update_task(
             &b,
             "w",
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
@@ -344,11 +344,11 @@ pub(crate) fn state_survives_closing_and_reopening(db: &dyn Backend) {
     let report = store.workflow_report(&"durable".into()).unwrap();
     assert_eq!(report.leased[0].agent, "w");
     store
-        .report(
+        .update_task(
             &TaskRef::key("durable", "a"),
             "w",
             token,
-            &Report::Complete {
+            &TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, EventKind, Mode, Report, Store, TaskRef, TaskSpec,
-    TaskState, WorkflowRef, WorkflowSpec, WorkflowStatus,
+    AgentUpdate, ClaimRequest, CreateOptions, EventKind, Mode, Store, TaskRef, TaskSpec, TaskState,
+    TaskUpdate, WorkflowRef, WorkflowSpec, WorkflowStatus,
 };
 use orchestration_mcp::OrchestrationServer;
 use rmcp::model::CallToolRequestParams;
@@ -112,11 +112,15 @@ async fn a_program_and_an_agent_share_one_orchestration() {
         error,
         "a report on another agent's lease is refused: {text}"
     );
-    let done = Report::Complete {
+    let done = TaskUpdate::Complete {
         result: None,
         actual: None,
     };
-    assert!(program.report(&build, "bo", bo.token, &done, None).is_err());
+    assert!(
+        program
+            .update_task(&build, "bo", bo.token, &done, None)
+            .is_err()
+    );
     assert_eq!(program.task(&build).unwrap().state, TaskState::Running);
 
     // Both finish their work, each through their own side.
@@ -129,7 +133,7 @@ async fn a_program_and_an_agent_share_one_orchestration() {
     .await;
     assert!(!error, "{text}");
     let outcome = program
-        .report(&TaskRef::Id(bo.task.id), "bo", bo.token, &done, None)
+        .update_task(&TaskRef::Id(bo.task.id), "bo", bo.token, &done, None)
         .unwrap();
     assert_eq!(outcome.unblocked, ["ship"]);
 

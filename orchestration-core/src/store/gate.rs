@@ -7,7 +7,7 @@ use crate::workflow::{GateDecision, decide_gate};
 
 use super::Store;
 use super::refs::{TaskRef, TaskRow, WorkflowRow};
-use super::task::ReportOutcome;
+use super::task::UpdateOutcome;
 use super::transition::{apply, settle};
 use super::view::view;
 
@@ -20,7 +20,7 @@ impl Store {
         task: &TaskRef,
         decision: GateDecision,
         note: Option<&str>,
-    ) -> Result<ReportOutcome> {
+    ) -> Result<UpdateOutcome> {
         if let Some(note) = note {
             super::task::check_length("note", note, crate::limits::MAX_DESCRIPTION_LEN)?;
         }
@@ -31,7 +31,7 @@ impl Store {
             let mut workflow = WorkflowRow::by_id(tx, row.workflow)?;
             let unblocked = settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
             let row = TaskRow::by_id(tx, row.id)?;
-            Ok(ReportOutcome {
+            Ok(UpdateOutcome {
                 task: view(tx, &row)?,
                 workflow_status: WorkflowRow::by_id(tx, row.workflow)?.status,
                 unblocked,

@@ -234,7 +234,7 @@ pub struct DependencyResult {
 
 /// What an agent reports on a task it holds.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Report {
+pub enum TaskUpdate {
     /// Still working: extend the lease.
     Heartbeat,
     /// Still working, with a note: extend the lease and record the note.
@@ -262,7 +262,7 @@ pub enum Report {
 
 /// The effect of a report.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReportOutcome {
+pub struct UpdateOutcome {
     /// The task after the report.
     pub task: TaskView,
     /// Its workflow's status after the report.
@@ -335,14 +335,14 @@ impl Store {
 
     /// Records a report from the agent holding `task`'s lease `token`. A report from another
     /// agent, with an old token, or after the lease ran out is rejected and changes nothing.
-    pub fn report(
+    pub fn update_task(
         &self,
         task: &TaskRef,
         agent: &str,
         token: LeaseToken,
-        report: &Report,
+        report: &TaskUpdate,
         lease: Option<Duration>,
-    ) -> Result<ReportOutcome> {
+    ) -> Result<UpdateOutcome> {
         let lease = check_lease(lease)?;
         check_report(report)?;
         self.write(|tx, now| {
@@ -358,14 +358,14 @@ impl Store {
             let mut workflow = WorkflowRow::by_id(tx, row.workflow)?;
             let mut unblocked = Vec::new();
             match report {
-                Report::Heartbeat | Report::Progress { .. } => {
+                TaskUpdate::Heartbeat | TaskUpdate::Progress { .. } => {
                     let note = match report {
-                        Report::Progress { note } => Some(note.as_str()),
+                        TaskUpdate::Progress { note } => Some(note.as_str()),
                         _ => None,
                     };
                     extend_lease(tx, now, &row, now + lease, note)?;
                 }
-                Report::Complete { result, actual } => {
+                TaskUpdate::Complete { result, actual } => {
                     let change = Change {
                         result: result.as_deref(),
                         actual: *actual,
@@ -374,7 +374,7 @@ impl Store {
                     apply(tx, now, &mut row, TaskEvent::Complete, change)?;
                     unblocked = settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
                 }
-                Report::Fail { error, kind } => {
+                TaskUpdate::Fail { error, kind } => {
                     let decision = workflow.retry.after_failure(
                         row.uuid,
                         row.attempt,
@@ -405,14 +405,14 @@ impl Store {
                         settle(tx, now, &mut workflow, vec![(row.id, row.state)])?;
                     }
                 }
-                Report::Release => {
+                TaskUpdate::Release => {
                     apply(tx, now, &mut row, TaskEvent::Release, Change::default())?;
                 }
             }
             touch(tx, agent, now)?;
             // The row as saved, with the note a progress report left.
             let row = TaskRow::by_id(tx, row.id)?;
-            Ok(ReportOutcome {
+            Ok(UpdateOutcome {
                 task: view(tx, &row)?,
                 workflow_status: workflow.status,
                 unblocked,
@@ -718,12 +718,12 @@ pub(crate) fn check_lease(lease: Option<Duration>) -> Result<Duration> {
     Ok(lease)
 }
 
-fn check_report(report: &Report) -> Result<()> {
+fn check_report(report: &TaskUpdate) -> Result<()> {
     match report {
-        Report::Progress { note } => {
+        TaskUpdate::Progress { note } => {
             check_length("note", note, limits::MAX_DESCRIPTION_LEN)?;
         }
-        Report::Complete { result, actual } => {
+        TaskUpdate::Complete { result, actual } => {
             check_length(
                 "result",
                 result.as_deref().unwrap_or_default(),
@@ -738,10 +738,10 @@ fn check_report(report: &Report) -> Result<()> {
                 });
             }
         }
-        Report::Fail { error, .. } => {
+        TaskUpdate::Fail { error, .. } => {
             check_length("error", error, limits::MAX_DESCRIPTION_LEN)?;
         }
-        Report::Heartbeat | Report::Release => {}
+        TaskUpdate::Heartbeat | TaskUpdate::Release => {}
     }
     Ok(())
 }
@@ -763,14 +763,14 @@ fn check_lease_holder(
     row: &TaskRow,
     agent: &str,
     token: LeaseToken,
-    report: &Report,
+    report: &TaskUpdate,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let verb = match report {
-        Report::Complete { .. } => TaskEvent::Complete.verb(),
-        Report::Fail { .. } => TaskEvent::Fail.verb(),
-        Report::Release => TaskEvent::Release.verb(),
-        Report::Heartbeat | Report::Progress { .. } => "take a heartbeat",
+        TaskUpdate::Complete { .. } => TaskEvent::Complete.verb(),
+        TaskUpdate::Fail { .. } => TaskEvent::Fail.verb(),
+        TaskUpdate::Release => TaskEvent::Release.verb(),
+        TaskUpdate::Heartbeat | TaskUpdate::Progress { .. } => "take a heartbeat",
     };
     row.lease(&row.display()).check(agent, token, verb, now)
 }

@@ -6,8 +6,8 @@ use chrono::{Duration, TimeZone, Utc};
 
 use crate::{
     AgentUpdate, Claim, ClaimRequest, Clock, CreateOptions, Error, FailureKind, FailurePolicy,
-    ManualClock, Mode, Report, SCHEMA_VERSION, Store, TaskRef, TaskSpec, TaskState, WorkflowRef,
-    WorkflowSpec,
+    ManualClock, Mode, SCHEMA_VERSION, Store, TaskRef, TaskSpec, TaskState, TaskUpdate,
+    WorkflowRef, WorkflowSpec,
 };
 
 struct Harness {
@@ -71,9 +71,9 @@ impl Harness {
         }
     }
 
-    fn report(&self, claim: &Claim, agent: &str, report: Report) -> crate::Result<()> {
+    fn update_task(&self, claim: &Claim, agent: &str, report: TaskUpdate) -> crate::Result<()> {
         self.store
-            .report(
+            .update_task(
                 &TaskRef::Id(claim.task.id),
                 agent,
                 claim.token,
@@ -84,10 +84,10 @@ impl Harness {
     }
 
     fn complete(&self, claim: &Claim, agent: &str) {
-        self.report(
+        self.update_task(
             claim,
             agent,
-            Report::Complete {
+            TaskUpdate::Complete {
                 result: Some(format!("{} done", claim.task.key)),
                 actual: None,
             },
@@ -96,10 +96,10 @@ impl Harness {
     }
 
     fn fail(&self, claim: &Claim, agent: &str, kind: FailureKind) {
-        self.report(
+        self.update_task(
             claim,
             agent,
-            Report::Fail {
+            TaskUpdate::Fail {
                 error: "boom".into(),
                 kind,
             },
@@ -200,20 +200,20 @@ fn agent_records_count_finished_attempts_but_not_releases() {
             .collect(),
     );
     let a = h.claim("ana").unwrap();
-    h.report(
+    h.update_task(
         &a,
         "ana",
-        Report::Complete {
+        TaskUpdate::Complete {
             result: None,
             actual: Some(4.0),
         },
     )
     .unwrap();
     let b = h.claim("ana").unwrap();
-    h.report(
+    h.update_task(
         &b,
         "ana",
-        Report::Complete {
+        TaskUpdate::Complete {
             result: None,
             actual: None,
         },
@@ -222,7 +222,7 @@ fn agent_records_count_finished_attempts_but_not_releases() {
     let c = h.claim("ana").unwrap();
     h.fail(&c, "ana", FailureKind::Transient);
     let d = h.claim("ana").unwrap();
-    h.report(&d, "ana", Report::Release).unwrap();
+    h.update_task(&d, "ana", TaskUpdate::Release).unwrap();
     let e = h
         .store
         .claim(&ClaimRequest::new("ana").lease(Duration::seconds(5)))
@@ -349,11 +349,11 @@ fn reads_on_a_file_see_every_write_at_once() {
     assert_eq!(state(&store, "a"), TaskState::Running);
     assert_eq!(state(&other, "a"), TaskState::Running);
     store
-        .report(
+        .update_task(
             &TaskRef::Id(claim.task.id),
             "w",
             claim.token,
-            &Report::Complete {
+            &TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
@@ -431,7 +431,7 @@ fn a_claim_and_a_completion_each_write_seven_pages() {
         .unwrap();
     let wal = path.with_extension("db-wal");
     let frames = || (std::fs::metadata(&wal).unwrap().len().saturating_sub(32)) / (4096 + 24);
-    let done = Report::Complete {
+    let done = TaskUpdate::Complete {
         result: None,
         actual: None,
     };
@@ -442,7 +442,7 @@ fn a_claim_and_a_completion_each_write_seven_pages() {
         let claim = claim.claimed().unwrap();
         let claimed = frames();
         store
-            .report(
+            .update_task(
                 &TaskRef::Id(claim.task.id),
                 "agent",
                 claim.token,

@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use orchestration_core::workflow::GateDecision;
-use orchestration_core::{Report, TaskRef, WorkflowAction, WorkflowRef};
+use orchestration_core::{TaskRef, TaskUpdate, WorkflowAction, WorkflowRef};
 use serde::Deserialize;
 
 use super::auth::{COOKIE, Viewer};
@@ -102,7 +102,13 @@ pub(crate) async fn release(
                 detail.task.state.as_str()
             )));
         };
-        store.report(&detail.task.id.into(), agent, token, &Report::Release, None)?;
+        store.update_task(
+            &detail.task.id.into(),
+            agent,
+            token,
+            &TaskUpdate::Release,
+            None,
+        )?;
         Ok(())
     })
     .await?;

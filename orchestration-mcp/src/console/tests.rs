@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures::StreamExt;
 use orchestration_core::{
-    AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, TaskState,
+    AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskSpec, TaskState, TaskUpdate,
     WorkflowRef, WorkflowSpec, WorkflowStatus,
 };
 use tower::ServiceExt;
@@ -477,12 +477,12 @@ async fn metrics_count_what_the_event_log_and_the_store_say() {
         .unwrap()
         .claimed()
         .unwrap();
-    let done = orchestration_core::Report::Complete {
+    let done = orchestration_core::TaskUpdate::Complete {
         result: None,
         actual: None,
     };
     store
-        .report(&claim.task.id.into(), "a1", claim.token, &done, None)
+        .update_task(&claim.task.id.into(), "a1", claim.token, &done, None)
         .unwrap();
     assert_eq!(
         get(&app, "/metrics", &[]).await.status,
@@ -524,12 +524,12 @@ async fn the_workflow_page_draws_each_attempt_on_its_agents_row() {
         .unwrap()
         .claimed()
         .unwrap();
-    let done = Report::Complete {
+    let done = TaskUpdate::Complete {
         result: None,
         actual: None,
     };
     store
-        .report(&claim.task.id.into(), "a1", claim.token, &done, None)
+        .update_task(&claim.task.id.into(), "a1", claim.token, &done, None)
         .unwrap();
     store
         .claim(&ClaimRequest::new("a1"))

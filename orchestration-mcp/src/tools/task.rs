@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use orchestration_core::{
-    ClaimOutcome, ClaimRequest, FailureKind, LeaseToken, Report, WorkflowRef,
+    ClaimOutcome, ClaimRequest, FailureKind, LeaseToken, TaskUpdate, WorkflowRef,
     store::DependencyResult, store::HeldTask, store::IdleReason, store::TaskDetail,
     store::TaskView, text::counted,
 };
@@ -593,7 +593,7 @@ impl OrchestrationServer {
                         ("retryable", retryable),
                     ],
                 )?;
-                Report::Heartbeat
+                TaskUpdate::Heartbeat
             }
             UpdateActionIn::Progress => {
                 unused(
@@ -605,7 +605,7 @@ impl OrchestrationServer {
                         ("retryable", retryable),
                     ],
                 )?;
-                Report::Progress {
+                TaskUpdate::Progress {
                     note: need(input.note, "note", "progress")?,
                 }
             }
@@ -619,7 +619,7 @@ impl OrchestrationServer {
                         ("lease_seconds", seconds),
                     ],
                 )?;
-                Report::Complete {
+                TaskUpdate::Complete {
                     result: input.result,
                     actual: input.actual,
                 }
@@ -634,7 +634,7 @@ impl OrchestrationServer {
                         ("lease_seconds", seconds),
                     ],
                 )?;
-                Report::Fail {
+                TaskUpdate::Fail {
                     error: need(input.error, "error", "fail")?,
                     kind: if input.retryable.unwrap_or(true) {
                         FailureKind::Transient
@@ -655,7 +655,7 @@ impl OrchestrationServer {
                         ("lease_seconds", seconds),
                     ],
                 )?;
-                Report::Release
+                TaskUpdate::Release
             }
         };
         let (agent, token, lease) = (
@@ -664,7 +664,7 @@ impl OrchestrationServer {
             lease(input.lease_seconds),
         );
         let outcome = blocking(self.store(), move |store| {
-            store.report(&task, &agent, token, &report, lease)
+            store.update_task(&task, &agent, token, &report, lease)
         })
         .await?;
         let view = &outcome.task;

@@ -260,7 +260,7 @@ async fn sprint_errors_name_the_problem_and_write_nothing() {
 /// written and closed, for the command-line tests.
 pub(crate) fn database_with_a_sprint(dir: &std::path::Path) -> std::path::PathBuf {
     use orchestration_core::{
-        AgentUpdate, ClaimRequest, CreateOptions, Mode, Report, Store, TaskSpec, WorkflowSpec,
+        AgentUpdate, ClaimRequest, CreateOptions, Mode, Store, TaskSpec, TaskUpdate, WorkflowSpec,
         store::MemberSpec, store::SprintSpec,
     };
 
@@ -291,11 +291,11 @@ pub(crate) fn database_with_a_sprint(dir: &std::path::Path) -> std::path::PathBu
         .claimed()
         .unwrap();
     store
-        .report(
+        .update_task(
             &claim.task.id.into(),
             "ana",
             claim.token,
-            &Report::Complete {
+            &TaskUpdate::Complete {
                 result: None,
                 actual: None,
             },
