@@ -653,9 +653,11 @@ fn a_client_that_stops_reading_is_cut_off_without_growing_memory() {
     }
     let latencies = client.finish().unwrap();
 
-    // What the kernel's buffers held still arrives; then the connection ends.
+    // What the kernel's buffers held still arrives; then the connection ends. The wait is
+    // generous because a loaded machine can take seconds to run the server's write timeout;
+    // what is asserted is that the connection ends, not how fast.
     reader
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let mut received = 0usize;
     let mut buffer = vec![0; 1 << 16];
