@@ -88,10 +88,9 @@ pub enum Error {
         /// What was attempted on its tasks, as a verb phrase.
         verb: &'static str,
     },
-    /// A report carried a lease token that is not the task's current one.
-    #[error(
-        "stale lease token {presented} for task `{task}`: the lease was lost (the current token is {current}); claim the task again"
-    )]
+    /// A report carried a lease token that is not the task's current one: an older one (the
+    /// lease was lost and the task claimed again) or one never issued (a mistyped token).
+    #[error("{}", stale_lease_message(task, *presented, *current))]
     StaleLease {
         /// `workflow/key` of the task.
         task: String,
@@ -241,6 +240,23 @@ pub enum Error {
     /// schema gives it, or the connection was lost.
     #[error("storage error: {0}")]
     Storage(StorageError),
+}
+
+/// An older token means the lease was lost; a newer one was never issued, so the caller
+/// mistyped it and should not be told to claim again.
+fn stale_lease_message(task: &str, presented: u64, current: u64) -> String {
+    if presented > current {
+        format!(
+            "lease token {presented} was never issued for task `{task}` (its current token is \
+             {current}); send the token your claim returned: task_get with your agent lists the \
+             tasks you hold and their tokens"
+        )
+    } else {
+        format!(
+            "stale lease token {presented} for task `{task}`: the lease was lost (the current \
+             token is {current}); claim the task again"
+        )
+    }
 }
 
 /// A failure of the database under the store, with the engine's own message.

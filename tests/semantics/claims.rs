@@ -270,6 +270,29 @@ pub(crate) fn leases_expire_into_failed_attempts_and_stale_tokens_are_rejected(d
         )
         .unwrap_err();
     assert!(matches!(err, Error::StaleLease { .. }), "{err}");
+    assert!(err.to_string().contains("the lease was lost"), "{err}");
+
+    // A token never issued is a mistake of the caller's, not a lost lease, and changes nothing.
+    let events = h.event_count();
+    let mistyped = Claim {
+        token: LeaseToken(second.token.0 + 7),
+        ..second.clone()
+    };
+    let err = h
+        .update_task(&mistyped, "w2", TaskUpdate::Heartbeat)
+        .unwrap_err();
+    assert!(matches!(err, Error::StaleLease { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "lease token {} was never issued for task `lease/a` (its current token is {}); send \
+             the token your claim returned: task_get with your agent lists the tasks you hold \
+             and their tokens",
+            second.token.0 + 7,
+            second.token.0
+        )
+    );
+    assert_eq!(h.event_count(), events);
 
     // The last attempt's lease expiring fails the task for good.
     h.clock.advance(Duration::minutes(16));
