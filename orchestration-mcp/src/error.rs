@@ -61,6 +61,11 @@ pub(crate) fn to_mcp(error: Error) -> ToolFailure {
         Error::IllegalTransition { .. } => "workflow_status shows each task's state",
         Error::IllegalWorkflowAction { .. } => "workflow_status shows the workflow's status",
         Error::WorkflowNotRunning { .. } => "workflow_execute starts or resumes it",
+        // A token never issued is a typo of the agent that still holds the task: the message
+        // already says where the right token is, and the task is still its own to finish.
+        Error::StaleLease {
+            presented, current, ..
+        } if presented > current => "",
         Error::StaleLease { .. } | Error::LeaseExpired { .. } | Error::NotLeaseHolder { .. } => {
             "do not report on this task any more; task_claim for new work"
         }

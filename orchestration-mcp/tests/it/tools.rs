@@ -225,7 +225,10 @@ async fn task_claim_and_update_errors_are_specific() {
         (
             json!({"task": task, "agent": "owner", "token": token + 7, "action": "complete"}),
             "task_update",
-            "stale lease token",
+            // The holder mistyped its token: it is told where the right one is, and not told
+            // to give up a task it still holds.
+            "was never issued for task `errs/a` (its current token is 1); send the token your \
+             claim returned: task_get with your agent lists the tasks you hold and their tokens",
         ),
         (
             json!({"task": task, "agent": "owner", "token": token, "action": "progress"}),
@@ -264,6 +267,10 @@ async fn task_claim_and_update_errors_are_specific() {
         assert!(
             message.contains(expected),
             "{tool}: {message:?} should contain {expected:?}"
+        );
+        assert!(
+            !(expected.contains("never issued") && message.contains("do not report")),
+            "{message:?} tells the holder to give up its task"
         );
     }
     let status = h
