@@ -952,6 +952,25 @@ mod tests {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let mut client = Client::connect(&base, NoTls).expect("PostgreSQL is reachable");
+        // Stores outlive nothing here, but a run that failed leaves its schemas: the first
+        // test of the next run drops those of other processes.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            let mine = format!("backend_{}_", std::process::id());
+            let stale: Vec<String> = client
+                .query(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'backend\\_%'",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .filter(|name: &String| !name.starts_with(&mine))
+                .collect();
+            for name in stale {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        });
         client
             .batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
