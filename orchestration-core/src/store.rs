@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::error::Result;
 
-use db::Tx;
+use db::{Tx, Writers};
 
 pub use crate::workflow::{
     LeasedTask, Progress, TaskBrief, TaskView, WorkflowReport, WorkflowSummary,
@@ -213,10 +213,23 @@ impl Store {
     /// everything back, so a rejected call writes nothing. `f` may run more than once when the
     /// backend retries a transaction that lost a race, so it changes nothing outside it.
     fn write<T>(&self, f: impl FnMut(&Tx<'_>, DateTime<Utc>) -> Result<T>) -> Result<T> {
+        self.write_with(Writers::Alone, f)
+    }
+
+    /// As [`Store::write`], beside the `writers` the backend may run at the same time: only
+    /// PostgreSQL runs any beside others; SQLite runs every writer alone.
+    fn write_with<T>(
+        &self,
+        writers: Writers<'_>,
+        f: impl FnMut(&Tx<'_>, DateTime<Utc>) -> Result<T>,
+    ) -> Result<T> {
         match &self.backend {
-            Backend::Sqlite(db) => db.write(&self.clock, f),
+            Backend::Sqlite(db) => {
+                let _ = writers;
+                db.write(&self.clock, f)
+            }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.write(&self.clock, f),
+            Backend::Postgres(db) => db.write(&self.clock, writers, f),
         }
     }
 

@@ -480,6 +480,143 @@ pub(crate) fn eight_threads_with_their_own_connections_run_each_task_exactly_onc
     );
 }
 
+/// Twelve threads, three per agent, each with its own handle, claim and complete a workflow
+/// whose completions race to unblock the same dependents: no task is claimed twice, no agent
+/// ever holds more tasks than its limit (replayed from the log, in the order the changes
+/// committed), every dependent becomes ready once, and the workflow ends once. On a backend
+/// whose claims and reports run beside each other, this is what their row locks, the
+/// agent's lock and the open-task count must get right.
+pub(crate) fn claimers_of_one_agent_never_pass_its_wip_limit_nor_share_a_task(db: &dyn Backend) {
+    const AGENTS: usize = 4;
+    const LIMIT: u32 = 2;
+    let mut tasks: Vec<TaskSpec> = (0..120).map(|i| task(&format!("r{i}"), &[])).collect();
+    for join in 0..12 {
+        let roots: Vec<String> = (0..10).map(|i| format!("r{}", join * 10 + i)).collect();
+        let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
+        tasks.push(task(&format!("j{join}"), &roots));
+    }
+    let joins: Vec<String> = (0..12).map(|join| format!("j{join}")).collect();
+    tasks.push(task(
+        "end",
+        &joins.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let total = tasks.len();
+    let setup = db.open();
+    setup
+        .create_workflow(
+            WorkflowSpec {
+                name: "contended".into(),
+                tasks,
+                ..Default::default()
+            },
+            &started(),
+        )
+        .unwrap();
+    for agent in 0..AGENTS {
+        setup
+            .upsert_agent(
+                &format!("agent-{agent}"),
+                &AgentUpdate {
+                    max_concurrent: Some(LIMIT),
+                    ..AgentUpdate::default()
+                },
+            )
+            .unwrap();
+    }
+    let claimed = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for thread in 0..AGENTS * 3 {
+            let claimed = &claimed;
+            scope.spawn(move || {
+                let store = db.open();
+                let agent = format!("agent-{}", thread % AGENTS);
+                let workflow = WorkflowRef::from("contended");
+                loop {
+                    let request = ClaimRequest::new(&agent).in_workflow("contended");
+                    match store.claim(&request).unwrap() {
+                        ClaimOutcome::Claimed(claim) => {
+                            claimed.lock().unwrap().push(claim.task.key.clone());
+                            // Held a moment, so that the agent's other threads claim while
+                            // it holds this one.
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            let done = TaskUpdate::Complete {
+                                result: None,
+                                actual: None,
+                            };
+                            store
+                                .update_task(
+                                    &TaskRef::Id(claim.task.id),
+                                    &agent,
+                                    claim.token,
+                                    &done,
+                                    None,
+                                )
+                                .unwrap();
+                        }
+                        ClaimOutcome::Idle(_) => {
+                            let status = store.workflow_summary(&workflow).unwrap().status;
+                            if status.is_finished() {
+                                return;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let claimed = claimed.into_inner().unwrap();
+    let unique: HashSet<&String> = claimed.iter().collect();
+    assert_eq!(unique.len(), total, "every task ran");
+    assert_eq!(claimed.len(), total, "no task ran twice");
+    let store = db.open();
+    assert_eq!(
+        store.workflow_summary(&"contended".into()).unwrap().status,
+        WorkflowStatus::Succeeded
+    );
+    let events = store.events_since(0, 100_000).unwrap();
+    let leased = [TaskState::Assigned, TaskState::Running];
+    let mut held: Vec<HashSet<String>> = vec![HashSet::new(); AGENTS];
+    let mut became_ready: Vec<String> = Vec::new();
+    for event in events.iter().filter(|e| e.kind == EventKind::TaskState) {
+        let key = event.task_key.clone().unwrap();
+        if event.to == Some(TaskState::Ready) && event.from == Some(TaskState::Pending) {
+            became_ready.push(key.clone());
+        }
+        let Some(agent) = &event.agent else { continue };
+        let agent: usize = agent.trim_start_matches("agent-").parse().unwrap();
+        let to_leased = event.to.is_some_and(|to| leased.contains(&to));
+        let from_leased = event.from.is_some_and(|from| leased.contains(&from));
+        if to_leased {
+            held[agent].insert(key);
+        } else if from_leased {
+            held[agent].remove(&key);
+        }
+        assert!(
+            held[agent].len() <= LIMIT as usize,
+            "agent-{agent} held {:?} at event {}",
+            held[agent],
+            event.seq
+        );
+    }
+    let ready: HashSet<&String> = became_ready.iter().collect();
+    assert_eq!(
+        ready.len(),
+        became_ready.len(),
+        "no task became ready twice"
+    );
+    let finished: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::WorkflowStatus && e.detail.as_deref() == Some("succeeded"))
+        .collect();
+    assert_eq!(finished.len(), 1, "the workflow ended once");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "the log's positions grow"
+    );
+}
+
 /// An agent that lost its context finds its tasks again, and learns which leases lapsed: a
 /// report on those is refused, so it should claim again rather than carry on.
 pub(crate) fn held_tasks_say_which_leases_lapsed(db: &dyn Backend) {

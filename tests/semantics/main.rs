@@ -162,6 +162,7 @@ macro_rules! for_each_case {
             claims::a_profiled_agent_gets_the_task_its_skills_fit_best_within_the_top_priority,
             claims::a_repeated_completion_says_the_task_is_finished,
             claims::eight_threads_with_their_own_connections_run_each_task_exactly_once,
+            claims::claimers_of_one_agent_never_pass_its_wip_limit_nor_share_a_task,
             claims::held_tasks_say_which_leases_lapsed,
             failures::retries_wait_for_their_backoff_on_the_manual_clock,
             failures::a_non_retryable_failure_skips_the_retries,

@@ -56,9 +56,46 @@ impl<'a> Value<'a> {
     }
 }
 
+/// Which other writers a write transaction may run beside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writers<'a> {
+    /// None: the transaction has the database to itself, as every SQLite writer has, and may
+    /// read, decide and write anything.
+    Alone,
+    /// Others of its kind, where the backend can run them so (PostgreSQL): each locks the
+    /// rows it changes, and a use case that meets a case it cannot settle with row locks asks
+    /// to be run again alone ([`Sql::again_alone`]). `agent` names the agent whose limit of
+    /// tasks held the transaction checks and takes, which two of them must never do at once.
+    Beside { agent: Option<&'a str> },
+}
+
 /// A transaction of a backend, as the store's use cases see it. Statements are cached by their
 /// text, so a statement run in a loop is prepared once per connection.
 pub(crate) trait Sql {
+    /// Whether other writers may change rows of this database while this transaction runs
+    /// ([`Writers::Beside`] on a backend that runs them so). Then what the transaction
+    /// changes it must first lock (`FOR UPDATE`), and what it cannot lock it must leave to a
+    /// transaction that runs alone. Never on SQLite, whose writers run one at a time.
+    fn beside_others(&self) -> bool {
+        false
+    }
+
+    /// Has the backend roll this transaction back and run it again alone; returns the error
+    /// the use case returns to get there. Only asked of a transaction beside others.
+    fn again_alone(&self) -> Error {
+        Error::Storage(StorageError::message(
+            crate::error::StorageFault::Engine,
+            "a transaction that runs alone asked to run alone".to_owned(),
+        ))
+    }
+
+    /// Appends one event to the log: `sql`, the statement that inserts it, with `params`. A
+    /// backend whose writers run beside each other holds it back to the commit, so that the
+    /// log's positions are handed out in the order the transactions commit.
+    fn append_event(&self, sql: &str, params: &[Value<'_>]) -> Result<()> {
+        self.run(sql, params).map(|_| ())
+    }
+
     /// Runs a statement that returns no rows; returns how many rows it changed.
     fn run(&self, sql: &str, params: &[Value<'_>]) -> Result<usize>;
 
@@ -424,9 +461,9 @@ impl Rows {
     }
 }
 
-/// A value read out of a row, owned.
+/// A value read out of a row, or held back to be bound later, owned.
 #[derive(Debug, Clone, PartialEq)]
-enum Owned {
+pub(crate) enum Owned {
     Null,
     Integer(i64),
     Real(f64),
@@ -446,14 +483,23 @@ impl From<Value<'_>> for Owned {
     }
 }
 
+impl Owned {
+    /// The value, borrowed again.
+    pub(crate) fn value(&self) -> Value<'_> {
+        match self {
+            Owned::Null => Value::Null,
+            Owned::Integer(i) => Value::Integer(*i),
+            Owned::Real(r) => Value::Real(*r),
+            Owned::Text(t) => Value::Text(t),
+            Owned::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
 impl RawRow for Vec<Owned> {
     fn value(&self, i: usize) -> Result<Value<'_>> {
         match self.get(i) {
-            Some(Owned::Null) => Ok(Value::Null),
-            Some(Owned::Integer(i)) => Ok(Value::Integer(*i)),
-            Some(Owned::Real(r)) => Ok(Value::Real(*r)),
-            Some(Owned::Text(t)) => Ok(Value::Text(t)),
-            Some(Owned::Blob(b)) => Ok(Value::Blob(b)),
+            Some(value) => Ok(value.value()),
             None => Err(Error::Storage(StorageError::conversion(format!(
                 "column {i} is past the end of the row"
             )))),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::db::{Row, Tx, params};
+use super::db::{Params, Row, Tx, params};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::from_millis;
@@ -141,11 +141,7 @@ pub(crate) fn append(
     kind: EventKind,
     event: NewEvent<'_>,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, \
-         value, detail, sprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
+    params![
         millis(at),
         kind.as_str(),
         event.workflow,
@@ -157,9 +153,18 @@ pub(crate) fn append(
         event.value,
         event.detail,
         event.sprint,
-    ])?;
-    Ok(())
+    ]
+    .bind(|values| tx.append_event(APPEND, values))
 }
+
+/// The statement that appends one event; [`APPEND_COLUMNS`] names its parameters in order.
+pub(crate) const APPEND: &str = "INSERT INTO events (at, kind, workflow, task, agent, \
+    from_state, to_state, attempt, value, detail, sprint) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// The columns [`APPEND`] fills, in the order of its parameters.
+pub(crate) const APPEND_COLUMNS: &str =
+    "at, kind, workflow, task, agent, from_state, to_state, attempt, value, detail, sprint";
 
 impl Store {
     /// The position of the newest event, 0 while the log is empty. Whoever remembers it can

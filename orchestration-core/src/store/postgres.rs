@@ -5,31 +5,50 @@
 //! The client is the synchronous `postgres` crate (a blocking wrapper over tokio-postgres):
 //! the core is synchronous, and the MCP adapter already calls the store on its blocking pool.
 //!
-//! **Writers are serialised per database**, as SQLite's `BEGIN IMMEDIATE` serialises them: a
-//! write transaction first takes a transaction-level advisory lock keyed by the schema, then
-//! reads, decides and writes, and the lock goes with the commit. So every use case written for
-//! SQLite keeps its meaning unchanged across hosts: a claim's read of the ready tasks and its
-//! update cannot interleave with another host's, an agent's work-in-progress limit is checked
-//! and taken in one step, and reports are fenced by task, agent and token in the same
-//! statement as before. Because the lock is released only after the commit is visible,
-//! sequence values (the event log's `seq`) are handed out in commit order, and a reader tailing
-//! the log by `seq >` never skips a row that commits late. Reads take no lock: each runs in a
-//! read-only `REPEATABLE READ` transaction, a snapshot, beside the writers.
+//! **Writers alone, and beside each other.** Every writer of a schema first takes a
+//! transaction-level advisory lock keyed by the schema. Most take it exclusively
+//! ([`Writers::Alone`]): they read, decide and write with the database to themselves, as
+//! SQLite's `BEGIN IMMEDIATE` writers do, so every use case written for SQLite keeps its
+//! meaning across hosts. The hot use cases, a claim of the next task and a report other than a
+//! failure, take it shared ([`Writers::Beside`]) and run beside each other, made safe by row
+//! locks: a claim takes the first ready task in claim order `FOR UPDATE SKIP LOCKED` (rechecked
+//! as ready once locked), and checks the agent's limit of tasks under an advisory lock of the
+//! agent, taken with the schema's; a report locks its task `FOR UPDATE` before it reads it;
+//! what a completion changes beyond its task (a dependent's count of unmet dependencies, the
+//! workflow's count of open tasks, the agent's record) it changes by an `UPDATE` that locks
+//! the row and reads it back. Whatever such a transaction cannot settle with row locks (a lease
+//! or backoff due, a task with skills to rank, every ready task held by others) it leaves to a
+//! run alone: the backend rolls it back and runs it again with the lock exclusive.
 //!
-//! **Time** comes from the database (`clock_timestamp()` read after the lock, so it grows with
-//! the commit order across hosts) unless the store was given a manual clock, which then
-//! supplies every time; the two are never mixed in one store.
+//! **The event log** is read by position (`seq`) by readers that tail it, so positions must be
+//! handed out in commit order, or a reader could pass a position whose row commits later. A
+//! writer alone has that for free (the next writer starts after its commit). A writer beside
+//! others holds its events back to its commit and appends them then, in one statement, under an
+//! exclusive advisory lock of the log that the commit releases.
+//!
+//! **Commits and their flush.** A write's commit returns once its record is written
+//! (`synchronous_commit = off` for that transaction), so the locks it holds go before the WAL
+//! flush and the flushes of many commits are one; before the write returns, a statement of its
+//! own durable transaction waits for the flush, and with it of every commit before. So no
+//! write is acknowledged before it is durable, and the locks are held for the statements only.
+//! Another reader may see a change a moment before it is durable, as SQLite's readers may.
+//! Reads take no lock: each runs in a read-only `REPEATABLE READ` transaction, a snapshot,
+//! beside the writers.
+//!
+//! **Time** comes from the database (`clock_timestamp()` read after the lock, so a writer
+//! alone reads a time after every commit before it) unless the store was given a manual clock,
+//! which then supplies every time; the two are never mixed in one store.
 //!
 //! **Faults.** A write that fails because the connection broke before its commit was sent is
 //! rolled back by the server; it is retried once on a new connection. A break during the commit
 //! itself cannot tell whether the commit landed, so it is reported, never retried.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration as StdDuration;
 
 use bytes::BytesMut;
@@ -42,7 +61,8 @@ use postgres::{Client, Config, IsolationLevel, NoTls};
 use crate::clock::{Clock, from_millis};
 use crate::error::{Error, Result, StorageError, StorageFault};
 
-use super::db::{RawRow, Row, Sql, Tx, Value};
+use super::db::{Owned, RawRow, Row, Sql, Tx, Value, Writers};
+use super::event::{APPEND, APPEND_COLUMNS};
 
 /// The schema's versions on PostgreSQL: `(version, script)`, each taking a database to
 /// `version`. The first brings an empty schema to SQLite's version 7 in one step (no PostgreSQL
@@ -61,8 +81,81 @@ const CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 const RETRIES: u32 = 3;
 
 /// The advisory lock's first key: "orch" in ASCII, so that other users of advisory locks on the
-/// same database are unlikely to collide with it.
+/// same database are unlikely to collide with it. The schema's writers' lock is
+/// `(LOCK_CLASS, hashtext(schema))`.
 const LOCK_CLASS: i32 = 0x6f72_6368;
+
+/// The first key of an agent's lock, `(AGENT_LOCK_CLASS, hashtext(schema || ' ' || agent))`:
+/// held by a claim beside other writers while it checks and takes the agent's limit of tasks.
+const AGENT_LOCK_CLASS: i32 = LOCK_CLASS + 1;
+
+/// The first key of the event log's lock, `(LOG_LOCK_CLASS, hashtext(schema))`: held by a
+/// transaction beside other writers from the moment it appends its events to its commit, so
+/// that positions in the log are handed out in commit order.
+const LOG_LOCK_CLASS: i32 = LOCK_CLASS + 2;
+
+/// How the first statement of a write sets its commit's `synchronous_commit`: to its
+/// parameter, `off` when the flush is waited for apart ([`FLUSH`]), or, when it is null, to
+/// what the session has.
+const SYNCHRONOUS: &str = "set_config('synchronous_commit', \
+    coalesce(CAST(?2 AS TEXT), current_setting('synchronous_commit')), true)";
+
+/// The first statement of a write alone: the writers' lock, exclusive, then the time.
+static LOCK_ALONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+         FROM (SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), hashtext(current_schema())), \
+         {SYNCHRONOUS}) AS locked"
+    )
+});
+
+/// The first statement of a write beside others: the writers' lock, shared, then the time.
+static LOCK_BESIDE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+         FROM (SELECT pg_advisory_xact_lock_shared(CAST(?1 AS INTEGER), \
+         hashtext(current_schema())), {SYNCHRONOUS}) AS locked"
+    )
+});
+
+/// The first statement of a write beside others for an agent: the writers' lock, shared, then
+/// the agent's, then the time. The subqueries nest so that the locks are always taken in this
+/// order (PostgreSQL does not flatten a subquery that calls a volatile function), which keeps
+/// two such writers from waiting on each other in a cycle.
+static LOCK_BESIDE_FOR_AGENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+         FROM (SELECT pg_advisory_xact_lock(CAST(?3 AS INTEGER), \
+         hashtext(current_schema() || ' ' || CAST(?4 AS TEXT))) AS agent \
+         FROM (SELECT pg_advisory_xact_lock_shared(CAST(?1 AS INTEGER), \
+         hashtext(current_schema())), {SYNCHRONOUS}) AS schema) AS locked"
+    )
+});
+
+/// Said once a write has committed, when commits do not wait for their flush: a statement of
+/// its own transaction that writes to the WAL and so flushes it, with it every commit before,
+/// before it returns. It writes nothing to any table (a logical decoding message no consumer
+/// here reads).
+const FLUSH: &str = "SELECT pg_logical_emit_message(true, 'orchestration', '')";
+
+/// How many held-back events one statement appends.
+const EVENTS_PER_APPEND: usize = 8;
+
+/// The type of each of [`APPEND`]'s parameters, in order, for the statement that appends held
+/// events, whose parameters only casts can type.
+const APPEND_TYPES: [&str; 11] = [
+    "BIGINT",
+    "TEXT",
+    "BIGINT",
+    "BIGINT",
+    "TEXT",
+    "TEXT",
+    "TEXT",
+    "BIGINT",
+    "DOUBLE PRECISION",
+    "TEXT",
+    "BIGINT",
+];
 
 /// A PostgreSQL database: a URL and a pool of connections to it.
 pub(super) struct Postgres {
@@ -75,6 +168,10 @@ pub(super) struct Postgres {
     schema: String,
     /// The listener of change notifications, started by the first caller that asks.
     listener: OnceLock<Arc<Listener>>,
+    /// Whether a write commits without waiting for its WAL flush, and then waits for it with
+    /// [`FLUSH`], outside the writers' locks. Off when the server does not let this user
+    /// emit the flushing message.
+    flush_apart: bool,
 }
 
 /// What the listening thread shares with the store: how many notifications of this schema
@@ -124,9 +221,11 @@ impl Postgres {
             read_only,
             schema: String::new(),
             listener: OnceLock::new(),
+            flush_apart: false,
         };
         let mut conn = db.connect()?;
         db.migrate(&mut conn)?;
+        db.flush_apart = !read_only && conn.client.batch_execute(FLUSH).is_ok();
         db.schema = conn
             .client
             .query_one("SELECT current_schema()", &[])
@@ -248,9 +347,11 @@ impl Postgres {
         Ok(())
     }
 
+    /// Runs `f` in a write transaction beside `writers`, and again alone when it asks.
     pub(super) fn write<T>(
         &self,
         clock: &Clock,
+        mut writers: Writers<'_>,
         mut f: impl FnMut(&Tx<'_>, DateTime<Utc>) -> Result<T>,
     ) -> Result<T> {
         if self.read_only {
@@ -259,10 +360,11 @@ impl Postgres {
         let mut attempt = 0;
         loop {
             let mut conn = self.take()?;
-            let result = write_once(&mut conn, clock, &mut f);
+            let result = write_once(&mut conn, clock, writers, self.flush_apart, &mut f);
             self.give_back(conn);
             match result {
                 Ok(value) => return Ok(value),
+                Err(Failure::Alone) => writers = Writers::Alone,
                 Err(Failure::BeforeCommit(Error::Storage(e)))
                     if matches!(e.fault(), StorageFault::Conflict | StorageFault::Connection)
                         && attempt < RETRIES =>
@@ -289,16 +391,13 @@ impl Postgres {
                 .read_only(true)
                 .start()
                 .map_err(from_pg)?;
-            let pg = PgTx {
-                tx: RefCell::new(tx),
-                statements: RefCell::new(statements),
-            };
+            let pg = PgTx::new(tx, statements, false);
             let now = match clock {
                 Clock::System => database_now(&pg)?,
                 Clock::Manual(manual) => manual.now(),
             };
             let value = f(&pg, now)?;
-            pg.tx.into_inner().commit().map_err(from_pg)?;
+            pg.commit().map_err(from_pg)?;
             Ok(value)
         })();
         self.give_back(conn);
@@ -360,46 +459,76 @@ fn listen(config: &Config, schema: &str, listener: &Listener) {
     }
 }
 
-/// How a write failed: before its commit was sent (nothing was applied) or during the commit
-/// (it may have been).
+/// How a write failed: before its commit was sent (nothing was applied), during the commit
+/// (it may have been), or not at all: it asked to run again alone.
 enum Failure {
     BeforeCommit(Error),
     AtCommit(Error),
+    Alone,
 }
 
 fn write_once<T>(
     conn: &mut Connection,
     clock: &Clock,
+    writers: Writers<'_>,
+    flush_apart: bool,
     f: &mut impl FnMut(&Tx<'_>, DateTime<Utc>) -> Result<T>,
 ) -> std::result::Result<T, Failure> {
     let Connection { client, statements } = conn;
     let tx = client
         .transaction()
         .map_err(|e| Failure::BeforeCommit(from_pg(e)))?;
-    let pg = PgTx {
-        tx: RefCell::new(tx),
-        statements: RefCell::new(statements),
+    let pg = PgTx::new(tx, statements, matches!(writers, Writers::Beside { .. }));
+    // The writers' lock, the time and how the commit waits, in one round trip: the time is
+    // read once the lock is held, so it grows with the order of the commits. With the flush
+    // apart the commit returns once its record is written, not flushed, so that the locks it
+    // holds (the writers', the log's, a row's) go before the flush and the flushes of many
+    // commits are one; the flush is waited for after the commit, with `FLUSH`, before the
+    // write returns. No write is acknowledged before it is durable.
+    let class = Value::Integer(i64::from(LOCK_CLASS));
+    let synchronous = if flush_apart {
+        Value::Text("off")
+    } else {
+        Value::Null
     };
-    // The writers' lock and the time, in one round trip: the time is read once the lock is
-    // held, so it grows with the order of the commits.
-    let locked_at: i64 = (&pg as &Tx<'_>)
-        .query_row(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
-             FROM (SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), \
-             hashtext(current_schema()))) AS locked",
-            [i64::from(LOCK_CLASS)],
-            |row| row.get(0),
-        )
-        .map_err(Failure::BeforeCommit)?;
+    let mut locked_at = None;
+    let mut read = |row: &Row<'_>| {
+        locked_at = Some(row.get::<_, i64>(0)?);
+        Ok(false)
+    };
+    match writers {
+        Writers::Alone => pg.rows(&LOCK_ALONE, &[class, synchronous], &mut read),
+        Writers::Beside { agent: None } => pg.rows(&LOCK_BESIDE, &[class, synchronous], &mut read),
+        Writers::Beside { agent: Some(agent) } => pg.rows(
+            &LOCK_BESIDE_FOR_AGENT,
+            &[
+                class,
+                synchronous,
+                Value::Integer(i64::from(AGENT_LOCK_CLASS)),
+                Value::Text(agent),
+            ],
+            &mut read,
+        ),
+    }
+    .map_err(Failure::BeforeCommit)?;
+    let locked_at =
+        locked_at.ok_or_else(|| Failure::BeforeCommit(Error::Storage(StorageError::no_rows())))?;
     let now = match clock {
         Clock::System => from_millis(locked_at),
         Clock::Manual(manual) => manual.now(),
     };
-    let value = f(&pg, now).map_err(Failure::BeforeCommit)?;
-    pg.tx
-        .into_inner()
-        .commit()
-        .map_err(|e| Failure::AtCommit(from_pg(e)))?;
+    let value = match f(&pg, now) {
+        Ok(value) => value,
+        Err(_) if pg.alone.get() => return Err(Failure::Alone),
+        Err(e) => return Err(Failure::BeforeCommit(e)),
+    };
+    pg.append_held().map_err(Failure::BeforeCommit)?;
+    pg.commit().map_err(|e| Failure::AtCommit(from_pg(e)))?;
+    if flush_apart {
+        client
+            .batch_execute(FLUSH)
+            .map_err(|e| Failure::AtCommit(from_pg(e)))?;
+    }
     Ok(value)
 }
 
@@ -473,6 +602,77 @@ fn from_pg(error: postgres::Error) -> Error {
 struct PgTx<'c, 's> {
     tx: RefCell<postgres::Transaction<'c>>,
     statements: RefCell<&'s mut HashMap<String, postgres::Statement>>,
+    /// Whether it runs beside other writers ([`Writers::Beside`]).
+    beside: bool,
+    /// Whether it asked to run again alone.
+    alone: Cell<bool>,
+    /// The events it appended, held back to its commit when it runs beside others.
+    held: RefCell<Vec<Vec<Owned>>>,
+}
+
+impl<'c, 's> PgTx<'c, 's> {
+    fn new(
+        tx: postgres::Transaction<'c>,
+        statements: &'s mut HashMap<String, postgres::Statement>,
+        beside: bool,
+    ) -> PgTx<'c, 's> {
+        PgTx {
+            tx: RefCell::new(tx),
+            statements: RefCell::new(statements),
+            beside,
+            alone: Cell::new(false),
+            held: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn commit(self) -> std::result::Result<(), postgres::Error> {
+        self.tx.into_inner().commit()
+    }
+
+    /// Appends the events held back, under the event log's lock, which the commit releases:
+    /// so the positions they get come after those of every transaction that committed
+    /// before, and before those of every one that commits after. A reader tailing the log by
+    /// position never skips a row that commits late.
+    fn append_held(&self) -> Result<()> {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for chunk in held.chunks(EVENTS_PER_APPEND) {
+            let sql = held_append(chunk.len());
+            let mut params = vec![Value::Integer(i64::from(LOG_LOCK_CLASS))];
+            params.extend(chunk.iter().flatten().map(Owned::value));
+            self.run(sql, &params)?;
+        }
+        Ok(())
+    }
+}
+
+/// The statement that appends `n` held events under the event log's lock.
+fn held_append(n: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=EVENTS_PER_APPEND)
+            .map(|n| {
+                let rows: Vec<String> = (0..n)
+                    .map(|row| {
+                        let values: Vec<String> = APPEND_TYPES
+                            .iter()
+                            .enumerate()
+                            .map(|(i, ty)| {
+                                format!("CAST(?{} AS {ty})", 2 + row * APPEND_TYPES.len() + i)
+                            })
+                            .collect();
+                        format!("({})", values.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO events ({APPEND_COLUMNS}) SELECT v.* FROM \
+                     (SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), \
+                     hashtext(current_schema()))) AS locked, (VALUES {}) AS v",
+                    rows.join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[n - 1]
 }
 
 impl PgTx<'_, '_> {
@@ -512,6 +712,32 @@ impl PgTx<'_, '_> {
 }
 
 impl Sql for PgTx<'_, '_> {
+    fn beside_others(&self) -> bool {
+        self.beside
+    }
+
+    fn again_alone(&self) -> Error {
+        if self.beside {
+            self.alone.set(true);
+        }
+        Error::Storage(StorageError::message(
+            StorageFault::Conflict,
+            "this transaction must run alone",
+        ))
+    }
+
+    fn append_event(&self, sql: &str, params: &[Value<'_>]) -> Result<()> {
+        if !self.beside {
+            return self.run(sql, params).map(|_| ());
+        }
+        debug_assert_eq!(sql, APPEND, "only events are held back");
+        debug_assert_eq!(params.len(), APPEND_TYPES.len());
+        self.held
+            .borrow_mut()
+            .push(params.iter().map(|&v| Owned::from(v)).collect());
+        Ok(())
+    }
+
     fn run(&self, sql: &str, params: &[Value<'_>]) -> Result<usize> {
         let statement = self.statement(sql, params)?;
         let bound: Vec<Bind<'_>> = params.iter().map(|&v| Bind(v)).collect();
@@ -703,6 +929,152 @@ impl<'a> FromSql<'a> for Numeric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::mpsc;
+
+    use crate::store::Store;
+    use crate::store::event::{EventKind, NewEvent, append};
+
+    /// A store on a schema of its own in the database `ORCHESTRATION_TEST_POSTGRES` names;
+    /// `None` without it, except under `CI=true`, where it must be there.
+    fn store() -> Option<Store> {
+        let base = match std::env::var("ORCHESTRATION_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("ORCHESTRATION_TEST_POSTGRES must name a PostgreSQL database under CI")
+            }
+            _ => return None,
+        };
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let schema = format!(
+            "backend_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut client = Client::connect(&base, NoTls).expect("PostgreSQL is reachable");
+        // Stores outlive nothing here, but a run that failed leaves its schemas: the first
+        // test of the next run drops those of other processes.
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            let mine = format!("backend_{}_", std::process::id());
+            let stale: Vec<String> = client
+                .query(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'backend\\_%'",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .filter(|name: &String| !name.starts_with(&mine))
+                .collect();
+            for name in stale {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+            }
+        });
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .unwrap();
+        let joiner = if base.contains('?') { '&' } else { '?' };
+        Some(Store::open(format!("{base}{joiner}options=-csearch_path%3D{schema}")).unwrap())
+    }
+
+    fn note(tx: &Tx<'_>, now: DateTime<Utc>, detail: &str) -> Result<()> {
+        append(
+            tx,
+            now,
+            EventKind::Message,
+            NewEvent {
+                detail: Some(detail),
+                ..NewEvent::default()
+            },
+        )
+    }
+
+    /// Two transactions beside each other append events; the one that appended first
+    /// commits last. A reader tailing the log by position, which read the other's event
+    /// before, must still get the late one: had positions been handed out when the events
+    /// were appended, the late event's would be below the reader's cursor, and skipped.
+    #[test]
+    fn a_reader_tailing_the_log_never_skips_an_event_that_commits_late() {
+        let Some(store) = store() else { return };
+        let beside = Writers::Beside { agent: None };
+        let (appended, wait_appended) = mpsc::channel();
+        let (go_on, wait_go_on) = mpsc::channel::<()>();
+        let store = &store;
+        std::thread::scope(|scope| {
+            let early = scope.spawn(move || {
+                store.write_with(beside, |tx, now| {
+                    note(tx, now, "appended first")?;
+                    appended.send(()).unwrap();
+                    wait_go_on.recv().unwrap();
+                    Ok(())
+                })
+            });
+            wait_appended.recv().unwrap();
+            store
+                .write_with(beside, |tx, now| note(tx, now, "committed first"))
+                .unwrap();
+            let seen = store.events_since(0, 100).unwrap();
+            let details: Vec<_> = seen.iter().map(|e| e.detail.as_deref()).collect();
+            assert_eq!(details, [Some("committed first")]);
+            let cursor = seen[0].seq;
+            go_on.send(()).unwrap();
+            early.join().unwrap().unwrap();
+            let late = store.events_since(cursor, 100).unwrap();
+            let details: Vec<_> = late.iter().map(|e| e.detail.as_deref()).collect();
+            assert_eq!(
+                details,
+                [Some("appended first")],
+                "the late commit is not skipped"
+            );
+            assert!(late[0].seq > cursor);
+        });
+    }
+
+    /// Transactions beside each other do not wait for each other: one commits while another
+    /// is open, and the log has their events in the order they committed.
+    #[test]
+    fn a_transaction_beside_others_waits_for_none_of_them_but_the_log() {
+        let Some(store) = store() else { return };
+        let (appended, wait_appended) = mpsc::channel();
+        let (go_on, wait_go_on) = mpsc::channel::<()>();
+        let shared = &store;
+        std::thread::scope(|scope| {
+            let holding = scope.spawn(move || {
+                shared.write_with(Writers::Beside { agent: None }, |tx, now| {
+                    note(tx, now, "holding")?;
+                    appended.send(()).unwrap();
+                    wait_go_on.recv().unwrap();
+                    Ok(())
+                })
+            });
+            wait_appended.recv().unwrap();
+            // Beside the holding transaction, another commits while it is open: only the
+            // writers' lock taken alone would wait for it.
+            store
+                .write_with(
+                    Writers::Beside {
+                        agent: Some("someone"),
+                    },
+                    |tx, now| note(tx, now, "beside"),
+                )
+                .unwrap();
+            go_on.send(()).unwrap();
+            holding.join().unwrap().unwrap();
+        });
+        let details: Vec<_> = store
+            .events_since(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(
+            details,
+            [Some("beside".to_owned()), Some("holding".to_owned())]
+        );
+    }
 
     #[test]
     fn the_last_migration_reaches_the_schema_version_sqlite_has() {

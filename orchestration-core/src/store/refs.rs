@@ -213,22 +213,58 @@ impl TaskRow {
             .query_row([id], TaskRow::from_row)
     }
 
+    /// As [`TaskRow::by_id`], locking the row as [`TaskRow::resolve_for_update`] does.
+    pub(crate) fn by_id_for_update(conn: &Tx<'_>, id: i64) -> Result<TaskRow> {
+        if !conn.beside_others() {
+            return TaskRow::by_id(conn, id);
+        }
+        let sql = query!(
+            "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t WHERE t.id = ?1 FOR UPDATE"
+        );
+        conn.prepare_cached(sql)?.query_row([id], TaskRow::from_row)
+    }
+
     pub(crate) fn resolve(conn: &Tx<'_>, task: &TaskRef) -> Result<TaskRow> {
+        TaskRow::resolve_in(conn, task, false)
+    }
+
+    /// As [`TaskRow::resolve`], and when other writers run beside this transaction, locks
+    /// the row against them until the commit: a use case that changes a task it was named
+    /// loads it so, and then sees the row as the last writer left it.
+    pub(crate) fn resolve_for_update(conn: &Tx<'_>, task: &TaskRef) -> Result<TaskRow> {
+        TaskRow::resolve_in(conn, task, conn.beside_others())
+    }
+
+    fn resolve_in(conn: &Tx<'_>, task: &TaskRef, lock: bool) -> Result<TaskRow> {
         let row = match task {
             TaskRef::Id(id) => {
-                let sql = query!(
-                    "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t WHERE t.uuid = ?1"
-                );
+                let sql = if lock {
+                    query!(
+                        "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t \
+                         WHERE t.uuid = ?1 FOR UPDATE"
+                    )
+                } else {
+                    query!(
+                        "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t WHERE t.uuid = ?1"
+                    )
+                };
                 conn.prepare_cached(sql)?
                     .query_row([id.as_bytes()], TaskRow::from_row)
                     .optional()?
             }
             TaskRef::Key { workflow, key } => {
                 let workflow = WorkflowRow::resolve(conn, workflow)?;
-                let sql = query!(
-                    "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t \
-                     WHERE t.workflow = ?1 AND t.key = ?2"
-                );
+                let sql = if lock {
+                    query!(
+                        "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t \
+                         WHERE t.workflow = ?1 AND t.key = ?2 FOR UPDATE"
+                    )
+                } else {
+                    query!(
+                        "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t \
+                         WHERE t.workflow = ?1 AND t.key = ?2"
+                    )
+                };
                 conn.prepare_cached(sql)?
                     .query_row(params![workflow.id, key], TaskRow::from_row)
                     .optional()?

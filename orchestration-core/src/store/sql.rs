@@ -111,6 +111,49 @@ pub(crate) fn ready_anywhere() -> &'static str {
     )
 }
 
+/// The first ready task of a workflow (`?1`) in claim order that no other transaction holds,
+/// locked until the commit: how a claim beside other writers takes its task (on PostgreSQL,
+/// whose writers alone run beside others). A row another claim has locked is passed over
+/// (`SKIP LOCKED`), as if that claim had committed first, and a row is checked again as
+/// ready once it is locked.
+pub(crate) fn free_ready_in_workflow() -> &'static str {
+    query!(
+        "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t \
+         WHERE t.workflow = ?1 AND t.state = {} \
+         ORDER BY {CLAIM_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED",
+        state(TaskState::Ready)
+    )
+}
+
+/// As [`free_ready_in_workflow`], over every running workflow.
+pub(crate) fn free_ready_anywhere() -> &'static str {
+    query!(
+        "SELECT {TASK_COLUMNS}, {WORKFLOW_OF_TASK} FROM tasks t WHERE t.state = {} \
+         AND (SELECT status FROM workflows WHERE id = t.workflow) = {} \
+         ORDER BY {CLAIM_ORDER} LIMIT 1 FOR UPDATE SKIP LOCKED",
+        state(TaskState::Ready),
+        status(WorkflowStatus::Running)
+    )
+}
+
+/// Whether a workflow (`?1`) has a ready task, locked or not.
+pub(crate) fn any_ready_in_workflow() -> &'static str {
+    query!(
+        "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE workflow = ?1 AND state = {} LIMIT 1) AS ready",
+        state(TaskState::Ready)
+    )
+}
+
+/// Whether any running workflow has a ready task, locked or not.
+pub(crate) fn any_ready_anywhere() -> &'static str {
+    query!(
+        "SELECT count(*) FROM (SELECT 1 FROM tasks t WHERE t.state = {} \
+         AND (SELECT status FROM workflows WHERE id = t.workflow) = {} LIMIT 1) AS ready",
+        state(TaskState::Ready),
+        status(WorkflowStatus::Running)
+    )
+}
+
 /// The oldest task assigned to an agent (`?1`) in any running workflow.
 pub(crate) fn delegated_anywhere() -> &'static str {
     query!(

@@ -1,7 +1,8 @@
 //! The storage seam of the task state machine: what `transition` needs from a backend to save
 //! a step and carry a task's end through its workflow, inside one transaction the caller
-//! opened. Write transactions of one database never interleave (see `store.rs`), so a row
-//! loaded here is still the row when it is saved.
+//! opened. A write transaction alone has the database to itself, so a row loaded here is still
+//! the row when it is saved; one beside other writers (PostgreSQL's claims and reports) holds
+//! a lock on every row it loads to change, taken before or by the statement that reads it.
 //!
 //! The methods are small on purpose: each is one statement, and each names what the core
 //! decided rather than how to store it. They are written once, on the seam's transaction

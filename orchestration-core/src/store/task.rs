@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::db::{OptionalExtension, Tx, Value, params};
+use super::db::{OptionalExtension, Tx, Value, Writers, params};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Error, Result};
@@ -288,8 +288,23 @@ impl Store {
     pub fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome> {
         check_argument_name("agent", "agent name", &request.agent)?;
         let lease = check_lease(request.lease)?;
-        self.write(|tx, now| {
-            tick(tx, now)?;
+        // A claim for the next task runs beside other claims and reports where the backend
+        // can run it so; one for a named task, which may be another agent's to release or
+        // held up by a gate, runs alone.
+        let writers = match request.task {
+            Some(_) => Writers::Alone,
+            None => Writers::Beside {
+                agent: Some(&request.agent),
+            },
+        };
+        self.write_with(writers, |tx, now| {
+            if !tx.beside_others() {
+                tick(tx, now)?;
+            } else if work_due(tx, now)? {
+                // Expiring a lease or ending a backoff changes tasks other writers may hold
+                // and, through them, their workflows: left to a claim alone.
+                return Err(tx.again_alone());
+            }
             let profile = registered(tx, &request.agent)?;
             let found = match &request.task {
                 Some(task) => claimable_task(tx, request, task, &profile)?,
@@ -345,8 +360,16 @@ impl Store {
     ) -> Result<UpdateOutcome> {
         let lease = check_lease(lease)?;
         check_report(report)?;
-        self.write(|tx, now| {
-            let mut row = TaskRow::resolve(tx, task)?;
+        // A failure may cancel the rest of its workflow (fail-fast) or block its dependents,
+        // rows other writers may hold: it runs alone. Every other report changes only its
+        // own task, what depends on it and its workflow's count, each locked before it is
+        // read, and runs beside other claims and reports where the backend can run it so.
+        let writers = match report {
+            TaskUpdate::Fail { .. } => Writers::Alone,
+            _ => Writers::Beside { agent: None },
+        };
+        self.write_with(writers, |tx, now| {
+            let mut row = TaskRow::resolve_for_update(tx, task)?;
             // Only an agent that does not hold the task can be one nobody registered; asking
             // only then keeps the common report to the queries it needs.
             if row.agent.as_deref() != Some(agent) {
@@ -946,10 +969,15 @@ fn next_task(tx: &Tx<'_>, request: &ClaimRequest, profile: &AgentProfile) -> Res
             .optional()?,
     };
     if let Some(id) = delegated {
-        return TaskRow::by_id(tx, id).map(|row| Found::Task(Box::new(row)));
+        return TaskRow::by_id_for_update(tx, id).map(|row| Found::Task(Box::new(row)));
     }
+    // Beside other writers the agent's lock, taken with the transaction, keeps two claims of
+    // one agent from both counting its tasks before either takes one.
     if let Some(reason) = availability(tx, profile)? {
         return Ok(Found::Idle(reason, workflow));
+    }
+    if tx.beside_others() {
+        return free_ready(tx, workflow);
     }
 
     // One walk down a claim-order index: the named workflow's, or the one over every
@@ -982,6 +1010,45 @@ fn next_task(tx: &Tx<'_>, request: &ClaimRequest, profile: &AgentProfile) -> Res
             workflow,
         )),
         (None, None) => {
+            let awaiting_approval = awaiting_approval(tx, workflow)?;
+            Ok(Found::Idle(
+                IdleReason::NoneReady { awaiting_approval },
+                workflow,
+            ))
+        }
+    }
+}
+
+/// The task of a claim beside other writers: the first ready task in claim order that no
+/// other transaction holds, locked, when it asks for no skills, since then it is the one a
+/// claim alone would take. What needs the whole ranking (a task with skills to fit) or may be
+/// held by a claim that will not take it (every ready task locked) is left to a claim alone.
+fn free_ready(tx: &Tx<'_>, workflow: Option<i64>) -> Result<Found> {
+    let found = match workflow {
+        Some(id) => tx
+            .prepare_cached(sql::free_ready_in_workflow())?
+            .query_row([id], TaskRow::from_row)
+            .optional()?,
+        None => tx
+            .prepare_cached(sql::free_ready_anywhere())?
+            .query_row([], TaskRow::from_row)
+            .optional()?,
+    };
+    match found {
+        Some(row) if !row.has_skills => Ok(Found::Task(Box::new(row))),
+        Some(_) => Err(tx.again_alone()),
+        None => {
+            let ready: i64 = match workflow {
+                Some(id) => tx
+                    .prepare_cached(sql::any_ready_in_workflow())?
+                    .query_row([id], |r| r.get(0))?,
+                None => tx
+                    .prepare_cached(sql::any_ready_anywhere())?
+                    .query_row([], |r| r.get(0))?,
+            };
+            if ready > 0 {
+                return Err(tx.again_alone());
+            }
             let awaiting_approval = awaiting_approval(tx, workflow)?;
             Ok(Found::Idle(
                 IdleReason::NoneReady { awaiting_approval },
@@ -1138,6 +1205,29 @@ fn extend_lease(
         )?;
     }
     Ok(())
+}
+
+/// Whether [`tick`] at `now` would change anything: a deadline passed, or one further off
+/// than the longest lease or backoff allows. One look down the index on deadlines.
+fn work_due(tx: &Tx<'_>, now: DateTime<Utc>) -> Result<bool> {
+    let longest_lease = Duration::seconds(limits::MAX_LEASE_SECONDS);
+    let due: i64 = tx
+        .prepare_cached(query!(
+            "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE deadline <= ?3 \
+             OR (deadline > ?1 AND (state IN {leased} OR (state = {retry} AND deadline > ?2))) \
+             LIMIT 1) AS due",
+            retry = sql::state(TaskState::WaitingRetry),
+            leased = sql::states(&LEASED)
+        ))?
+        .query_row(
+            [
+                millis(now + longest_lease),
+                millis(now + longest_lease * 6 / 5),
+                millis(now),
+            ],
+            |row| row.get(0),
+        )?;
+    Ok(due > 0)
 }
 
 /// Expires run-out leases and ends finished backoffs.
