@@ -19,8 +19,8 @@ use crate::sprint::{
 pub use crate::sprint::{DEFAULT_FOCUS_FACTOR, FocusSource};
 use crate::workflow::{TaskState, check_argument_name};
 
+use super::attempts::attempt_end;
 use super::event::{EventKind, NewEvent, append};
-use super::performance::attempt_end;
 use super::refs::{TaskRow, WorkflowRef, WorkflowRow};
 use super::sql::{self, UNFINISHED, query};
 use super::task::check_length;
@@ -652,6 +652,8 @@ impl Store {
             }
             tx.prepare_cached("UPDATE tasks SET estimate = ?2 WHERE id = ?1")?
                 .execute(params![task.id, estimate])?;
+            super::attempts::reestimate(tx, task.id, estimate)?;
+            super::counts::reestimate(tx, &task, estimate)?;
             rerank(tx, task.workflow)?;
             let old = task.estimate.to_string();
             append(
