@@ -219,6 +219,12 @@ fn status(c: &mut Criterion) {
     let workflow = "big".into();
     let mut group = c.benchmark_group("workflow_status");
     group.sample_size(20);
+    // The summary `workflow_status` answers by default: counts, progress, the first tasks of
+    // each list, the remaining critical path and the forecast.
+    group.bench_function("50k_tasks_summary", |b| {
+        b.iter(|| store.workflow_overview(&workflow, 5).unwrap().ready_total)
+    });
+    // Everything: every task and the graph, what `detail=full` pages and the console draws.
     group.bench_function("50k_tasks_report", |b| {
         b.iter(|| store.workflow_report(&workflow).unwrap().ready.len())
     });
