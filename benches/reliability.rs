@@ -86,7 +86,9 @@ fn round(session: &mut Session, agent: &str, timings: &mut Vec<(&'static str, Du
                    "action": "complete", "result": "ok"}),
         );
     }
-    timed("workflow_status", json!({}));
+    // The status of the 50,000-task workflow the sessions work on: the read that once held
+    // every other read of the process up.
+    timed("workflow_status", json!({"workflow": "load"}));
     timed(
         "agent_collaboration",
         json!({"action": "inbox", "agent": agent}),

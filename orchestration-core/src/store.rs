@@ -11,8 +11,10 @@
 //! rows); each backend implements it in a file of its own.
 
 mod agent;
+mod attempts;
 mod collaboration;
 mod copy;
+mod counts;
 pub(crate) mod db;
 mod delegation;
 mod event;
@@ -24,6 +26,7 @@ mod refs;
 mod sprint;
 mod sql;
 mod sqlite;
+mod status;
 mod storage;
 mod task;
 mod transition;
@@ -43,7 +46,7 @@ use crate::error::Result;
 use db::{Tx, Writers};
 
 pub use crate::workflow::{
-    LeasedTask, Progress, TaskBrief, TaskView, WorkflowReport, WorkflowSummary,
+    LeasedTask, Progress, TaskBrief, TaskView, WorkflowOverview, WorkflowReport, WorkflowSummary,
 };
 pub use agent::AgentUpdate;
 pub use collaboration::{Delivery, Handoff, LockOutcome, Message, Recipients, Wait};

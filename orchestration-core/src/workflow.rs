@@ -24,8 +24,13 @@ pub(crate) use gate::decide as decide_gate;
 pub use gate::{GateDecision, TaskKind};
 pub(crate) use order::ClaimRank;
 pub(crate) use record::{TaskRecord, WorkflowRecord};
-pub(crate) use report::report;
-pub use report::{LeasedTask, Progress, TaskBrief, WorkflowReport, WorkflowSummary};
+pub(crate) use report::{
+    BLOCKED, ReadyWork, blocked_reason, brief, can_take, forecast_from, leased, progress,
+    remaining_critical_path, report,
+};
+pub use report::{
+    LeasedTask, Progress, TaskBrief, WorkflowOverview, WorkflowReport, WorkflowSummary,
+};
 pub use retry::{AfterFailure, FailureKind, RetryPolicy};
 pub use spec::{Analysis, CriticalPath, Mode, TaskSpec, ValidatedWorkflow, WorkflowSpec};
 pub(crate) use spec::{

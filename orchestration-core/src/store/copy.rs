@@ -207,6 +207,35 @@ const TABLES: &[Table] = &[
         identity: Some("seq"),
     },
     Table {
+        name: "attempts",
+        columns: &[
+            ("ended_at", Integer),
+            ("seq", Integer),
+            ("agent", Text),
+            ("task", Integer),
+            ("number", Integer),
+            ("started_at", Integer),
+            ("outcome", Text),
+            ("estimate", Real),
+            ("actual", Real),
+            ("has_skills", Integer),
+        ],
+        identity: None,
+    },
+    Table {
+        name: "task_counts",
+        columns: &[
+            ("workflow", Integer),
+            ("state", Text),
+            ("shard", Integer),
+            ("tasks", Integer),
+            ("points", Integer),
+            ("done_millis", Integer),
+            ("done_points", Integer),
+        ],
+        identity: None,
+    },
+    Table {
         name: "messages",
         columns: &[
             ("id", Integer),

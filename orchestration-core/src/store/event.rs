@@ -135,6 +135,33 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) detail: Option<&'a str>,
 }
 
+/// Appends one event to the log and returns its position.
+pub(crate) fn append_seq(
+    tx: &Tx<'_>,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    event: NewEvent<'_>,
+) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, \
+         value, detail, sprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         RETURNING seq",
+    )?
+    .insert(params![
+        millis(at),
+        kind.as_str(),
+        event.workflow,
+        event.task,
+        event.agent,
+        event.from.map(TaskState::as_str),
+        event.to.map(TaskState::as_str),
+        event.attempt,
+        event.value,
+        event.detail,
+        event.sprint,
+    ])
+}
+
 pub(crate) fn append(
     tx: &Tx<'_>,
     at: DateTime<Utc>,

@@ -1,18 +1,27 @@
-//! Agent performance, rebuilt from the event log on each call: every attempt's start and end
-//! are task state events, so nothing but the log is needed.
+//! Agent performance over a window, from the attempts agents ended (`store/attempts.rs`),
+//! which the transaction that ends each attempt keeps: the window is one range of their index,
+//! whatever the length of the event log.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
 
-use crate::agent::{AgentPerformance, Attempt, AttemptEnd, performance};
-use crate::clock::from_millis;
+use crate::agent::{AgentPerformance, Attempt, performance};
 use crate::error::{Error, Result};
 
-use super::event::EventKind;
-use super::sql::{self, query};
-use super::{Store, millis};
-use crate::workflow::TaskState;
+use super::Store;
+use super::attempts::window;
+use super::db::Tx;
+#[cfg(test)]
+use {
+    super::attempts::attempt_end,
+    super::event::EventKind,
+    super::millis,
+    super::sql::{self, query},
+    crate::clock::from_millis,
+    crate::workflow::TaskState,
+};
 
 /// Agent performance over a window named by its length, with the window it covers.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,80 +80,7 @@ impl Store {
             if let Some(agent) = agent {
                 super::agent::registered(tx, agent)?;
             }
-            // Task ids are dense row ids, so per-task facts live in vectors indexed by id: one
-            // scan of the tasks' estimates, and no hashing per event.
-            let mut estimates: Vec<f64> = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached("SELECT id, estimate FROM tasks")?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    let id = row.get::<_, i64>(0)?.max(0) as usize;
-                    if estimates.len() <= id {
-                        estimates.resize(id + 1, 0.0);
-                    }
-                    estimates[id] = row.get(1)?;
-                }
-            }
-            let mut skills: HashMap<i64, Vec<String>> = HashMap::new();
-            {
-                let mut stmt = tx.prepare_cached("SELECT task, skill FROM task_skills")?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    skills.entry(row.get(0)?).or_default().push(row.get(1)?);
-                }
-            }
-            // The start of each task's latest attempt: (attempt number, time).
-            let mut starts: Vec<Option<(u32, i64)>> = vec![None; estimates.len()];
-            let mut attempts = Vec::new();
-            let mut stmt = tx.prepare_cached(query!(
-                "SELECT at, agent, task, from_state, to_state, detail, attempt, value \
-                     FROM events WHERE kind = {} AND agent IS NOT NULL AND at <= ?1 \
-                     AND (to_state = {running} OR from_state = {running}) ORDER BY seq",
-                sql::lit(EventKind::TaskState.as_str()),
-                running = sql::state(TaskState::Running)
-            ))?;
-            let mut rows = stmt.query([millis(to)])?;
-            while let Some(row) = rows.next()? {
-                let at_millis: i64 = row.get(0)?;
-                let at = from_millis(at_millis);
-                let task: i64 = row.get(2)?;
-                let slot = usize::try_from(task).unwrap_or(usize::MAX);
-                let number: u32 = row.get::<_, Option<u32>>(6)?.unwrap_or(0);
-                // Borrowed, not copied: most rows are skipped or need only a comparison.
-                let from_state = row.get_ref(3)?.as_str().unwrap_or_default();
-                let to_state = row.get_ref(4)?.as_str().unwrap_or_default();
-                if to_state == "running" {
-                    if let Some(start) = starts.get_mut(slot) {
-                        *start = Some((number, at_millis));
-                    }
-                    continue;
-                }
-                if at < previous_from || from_state != "running" {
-                    continue;
-                }
-                let detail = row.get_ref(5)?.as_str_or_null().ok().flatten();
-                let Some(end) = attempt_end(to_state, detail) else {
-                    continue;
-                };
-                let estimate = estimates.get(slot).copied().unwrap_or_default();
-                let started_at = starts
-                    .get(slot)
-                    .copied()
-                    .flatten()
-                    .filter(|(n, _)| *n == number)
-                    .map(|(_, at)| from_millis(at));
-                attempts.push(Attempt {
-                    agent: row.get(1)?,
-                    task,
-                    number,
-                    started_at,
-                    ended_at: at,
-                    end,
-                    estimate,
-                    actual: row.get(7)?,
-                    skills: skills.get(&task).cloned().unwrap_or_default(),
-                });
-            }
+            let attempts = attempts_in(tx, previous_from, to)?;
             let mut all = performance(&attempts, from, to);
             if let Some(agent) = agent {
                 all.retain(|p| p.agent == agent);
@@ -154,18 +90,124 @@ impl Store {
     }
 }
 
-/// How an attempt ended, from the state its task left `running` for and the event's detail;
-/// `None` for an end that is not the agent's doing. Agent performance and sprint
-/// contributions both read attempts through it, so they count retries and expired leases alike.
-pub(super) fn attempt_end(to_state: &str, detail: Option<&str>) -> Option<AttemptEnd> {
-    let expired = detail == Some("lease_expired");
-    Some(match to_state {
-        "succeeded" => AttemptEnd::Succeeded,
-        "waiting_retry" => AttemptEnd::Failed { retried: true },
-        "failed" if expired => AttemptEnd::Expired,
-        "failed" => AttemptEnd::Failed { retried: false },
-        "ready" if expired => AttemptEnd::Expired,
-        // Releases, cancellations and rebalancing are not the agent's doing.
-        _ => return None,
-    })
+/// The attempts that ended in `(after, to]`, with the skills of their tasks: one range of the
+/// attempts' index, and a look-up of skills for each task that has some.
+pub(super) fn attempts_in(
+    tx: &Tx<'_>,
+    after: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Attempt>> {
+    let mut skills: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut stmt = tx.prepare_cached("SELECT skill FROM task_skills WHERE task = ?1")?;
+    let mut attempts = Vec::new();
+    for stored in window(tx, after, to)? {
+        let task_skills = if stored.has_skills {
+            match skills.entry(stored.task) {
+                Entry::Occupied(known) => known.get().clone(),
+                Entry::Vacant(slot) => slot
+                    .insert(
+                        stmt.query_map([stored.task], |r| r.get(0))?
+                            .collect::<Result<Vec<String>>>()?,
+                    )
+                    .clone(),
+            }
+        } else {
+            Vec::new()
+        };
+        attempts.push(Attempt {
+            agent: stored.agent,
+            task: stored.task,
+            number: stored.number,
+            started_at: stored.started_at,
+            ended_at: stored.ended_at,
+            end: stored.end,
+            estimate: stored.estimate,
+            actual: stored.actual,
+            skills: task_skills,
+        });
+    }
+    Ok(attempts)
+}
+
+/// The attempts that ended in `[after, to]` as the event log tells them: how performance was
+/// read before the attempts had a table of their own, kept so tests can hold the two to the
+/// same answer.
+#[cfg(test)]
+pub(super) fn attempts_from_log(
+    tx: &Tx<'_>,
+    after: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Attempt>> {
+    // Task ids are dense row ids, so per-task facts live in vectors indexed by id.
+    let mut estimates: Vec<f64> = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT id, estimate FROM tasks")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = row.get::<_, i64>(0)?.max(0) as usize;
+            if estimates.len() <= id {
+                estimates.resize(id + 1, 0.0);
+            }
+            estimates[id] = row.get(1)?;
+        }
+    }
+    let mut skills: HashMap<i64, Vec<String>> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT task, skill FROM task_skills")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            skills.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
+    }
+    // The start of each task's latest attempt: (attempt number, time).
+    let mut starts: Vec<Option<(u32, i64)>> = vec![None; estimates.len()];
+    let mut attempts = Vec::new();
+    let mut stmt = tx.prepare_cached(query!(
+        "SELECT at, agent, task, from_state, to_state, detail, attempt, value \
+             FROM events WHERE kind = {} AND agent IS NOT NULL AND at <= ?1 \
+             AND (to_state = {running} OR from_state = {running}) ORDER BY seq",
+        sql::lit(EventKind::TaskState.as_str()),
+        running = sql::state(TaskState::Running)
+    ))?;
+    let mut rows = stmt.query([millis(to)])?;
+    while let Some(row) = rows.next()? {
+        let at_millis: i64 = row.get(0)?;
+        let at = from_millis(at_millis);
+        let task: i64 = row.get(2)?;
+        let slot = usize::try_from(task).unwrap_or(usize::MAX);
+        let number: u32 = row.get::<_, Option<u32>>(6)?.unwrap_or(0);
+        let from_state = row.get_ref(3)?.as_str().unwrap_or_default();
+        let to_state = row.get_ref(4)?.as_str().unwrap_or_default();
+        if to_state == "running" {
+            if let Some(start) = starts.get_mut(slot) {
+                *start = Some((number, at_millis));
+            }
+            continue;
+        }
+        if at < after || from_state != "running" {
+            continue;
+        }
+        let detail = row.get_ref(5)?.as_str_or_null().ok().flatten();
+        let Some(end) = attempt_end(to_state, detail) else {
+            continue;
+        };
+        let started_at = starts
+            .get(slot)
+            .copied()
+            .flatten()
+            .filter(|(n, _)| *n == number)
+            .map(|(_, at)| from_millis(at));
+        attempts.push(Attempt {
+            agent: row.get(1)?,
+            task,
+            number,
+            started_at,
+            ended_at: at,
+            end,
+            estimate: estimates.get(slot).copied().unwrap_or_default(),
+            actual: row.get(7)?,
+            skills: skills.get(&task).cloned().unwrap_or_default(),
+        });
+    }
+    Ok(attempts)
 }

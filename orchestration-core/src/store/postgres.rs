@@ -67,7 +67,10 @@ use super::event::{APPEND, APPEND_COLUMNS};
 /// The schema's versions on PostgreSQL: `(version, script)`, each taking a database to
 /// `version`. The first brings an empty schema to SQLite's version 7 in one step (no PostgreSQL
 /// database predates it); later entries follow SQLite's own, one for one.
-const MIGRATIONS: [(i64, &str); 1] = [(7, include_str!("postgres/schema.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (7, include_str!("postgres/schema.sql")),
+    (8, include_str!("postgres/schema_8.sql")),
+];
 
 /// How many connections a store keeps open at most. Writers are serialised anyway; the others
 /// serve reads beside them.

@@ -364,6 +364,8 @@ impl Store {
             }
             tx.prepare_cached("UPDATE tasks SET estimate = ?2 WHERE id = ?1")?
                 .execute(params![task.id, estimate])?;
+            super::attempts::reestimate(tx, task.id, estimate)?;
+            super::counts::reestimate(tx, &task, estimate)?;
             rerank(tx, task.workflow)?;
             let old = task.estimate.to_string();
             append(

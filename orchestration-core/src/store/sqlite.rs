@@ -30,7 +30,7 @@ const BUSY_RETRIES: u32 = 5;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`. The version
 /// is kept in `PRAGMA user_version`.
-pub(super) const MIGRATIONS: [&str; 7] = [
+pub(super) const MIGRATIONS: [&str; 8] = [
     include_str!("schema.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
@@ -38,6 +38,7 @@ pub(super) const MIGRATIONS: [&str; 7] = [
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
+    include_str!("schema_8.sql"),
 ];
 
 /// An SQLite database, file or memory.

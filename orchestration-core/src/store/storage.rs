@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result, StorageError};
 use crate::workflow::{AttemptEnded, FailureReason, TaskRecord, TaskState, WorkflowStatus};
 
+use super::attempts::EndedAttempt;
+use super::counts::Weight;
 use super::db::{Tx, params};
 use super::event::{EventKind, NewEvent, append};
 use super::millis;
@@ -31,6 +33,19 @@ pub(crate) trait TaskStorage {
     /// Adds one attempt that ended to `agent`'s record.
     fn record_attempt(&self, agent: &str, ended: AttemptEnded) -> Result<()>;
 
+    /// Moves a task of `workflow` in its counts by state, from what it added as it was to
+    /// what it adds now.
+    fn count(
+        &self,
+        workflow: i64,
+        task: i64,
+        from: (TaskState, Weight),
+        to: (TaskState, Weight),
+    ) -> Result<()>;
+
+    /// Keeps an attempt that ended for agent performance; `seq` is the event that ended it.
+    fn save_attempt(&self, seq: i64, attempt: &EndedAttempt<'_>) -> Result<()>;
+
     /// Changes `workflow`'s count of open tasks by `delta`.
     fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()>;
 
@@ -39,6 +54,9 @@ pub(crate) trait TaskStorage {
 
     /// Appends one event to the log.
     fn append(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<()>;
+
+    /// Appends one event to the log and returns its position.
+    fn append_seq(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<i64>;
 
     /// The tasks of `workflow` in one of `states`.
     fn tasks_in(&self, workflow: i64, states: &[TaskState]) -> Result<Vec<i64>>;
@@ -101,6 +119,20 @@ impl TaskStorage for Tx<'_> {
         super::agent::record_attempt(self, agent, ended.succeeded, ended.log_ratio)
     }
 
+    fn count(
+        &self,
+        workflow: i64,
+        task: i64,
+        from: (TaskState, Weight),
+        to: (TaskState, Weight),
+    ) -> Result<()> {
+        super::counts::shift(self, workflow, task, from, to)
+    }
+
+    fn save_attempt(&self, seq: i64, attempt: &EndedAttempt<'_>) -> Result<()> {
+        super::attempts::save(self, seq, attempt)
+    }
+
     fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()> {
         self.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
             .execute(params![workflow, delta])?;
@@ -116,6 +148,10 @@ impl TaskStorage for Tx<'_> {
 
     fn append(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<()> {
         append(self, at, kind, event)
+    }
+
+    fn append_seq(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<i64> {
+        super::event::append_seq(self, at, kind, event)
     }
 
     fn tasks_in(&self, workflow: i64, states: &[TaskState]) -> Result<Vec<i64>> {

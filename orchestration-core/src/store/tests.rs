@@ -406,10 +406,11 @@ fn opening_a_current_database_writes_nothing() {
 /// page of a hot transaction is accounted for here. A claim writes the task's row, its entries
 /// in the indexes of leases and deadlines and in both claim-order indexes, and the event with
 /// its entry by task; a completion writes the row, the two lease entries, the agent's
-/// aggregates, the workflow's count of open tasks, and the event with its entry. Pages are
-/// counted as the WAL's frames.
+/// aggregates, the workflow's count of open tasks, the event with its entry, and the attempt
+/// it ended. Each also moves its task in the workflow's counts by state. Pages are counted as
+/// the WAL's frames.
 #[test]
-fn a_claim_and_a_completion_each_write_seven_pages() {
+fn a_claim_writes_eight_pages_and_a_completion_nine() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pages.db");
     let store = Store::open(&path).unwrap();
@@ -457,7 +458,7 @@ fn a_claim_and_a_completion_each_write_seven_pages() {
     // is pinned here.
     claims.sort_unstable();
     reports.sort_unstable();
-    assert_eq!((claims[50], reports[50]), (7, 7), "{claims:?} {reports:?}");
+    assert_eq!((claims[50], reports[50]), (8, 9), "{claims:?} {reports:?}");
 }
 
 /// The time an agent was last active is kept to within a second: later calls in the same
@@ -480,4 +481,421 @@ fn last_activity_is_kept_to_the_second() {
     h.clock.advance(Duration::milliseconds(1));
     h.claim("ana").unwrap();
     assert_eq!(active(), Some(start + Duration::seconds(1)));
+}
+
+/// One step of a random history for the attempts property: which agent acts and how.
+#[derive(Debug, Clone)]
+enum Step {
+    Claim(usize),
+    Complete(usize, Option<u8>),
+    Fail(usize, bool),
+    Release(usize),
+    /// Every lease runs out: the clock passes them and a tick takes the tasks back.
+    Expire,
+    Reestimate(usize, u8),
+    Advance(u16),
+}
+
+fn step_strategy() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0..4usize).prop_map(Step::Claim),
+        3 => (0..4usize, proptest::option::of(1..9u8)).prop_map(|(a, x)| Step::Complete(a, x)),
+        2 => (0..4usize, any::<bool>()).prop_map(|(a, r)| Step::Fail(a, r)),
+        1 => (0..4usize).prop_map(Step::Release),
+        1 => Just(Step::Expire),
+        1 => (0..10usize, 0..9u8).prop_map(|(t, e)| Step::Reestimate(t, e)),
+        3 => (0..90u16).prop_map(Step::Advance),
+    ]
+}
+
+/// Plays `steps` on a file database of ten tasks, some with skills, four agents.
+fn play(steps: &[Step]) -> (tempfile::TempDir, std::path::PathBuf, ManualClock) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let (clock, handle) = Clock::manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
+    let store = Store::open(&path).unwrap().with_clock(clock);
+    let tasks = (0..10)
+        .map(|i| {
+            let spec = TaskSpec::new(format!("t{i}"), "work")
+                .estimate(f64::from(i % 4))
+                .max_attempts(3);
+            match i % 3 {
+                0 => spec.skill("rust", 1),
+                1 => spec.skill("rust", 1).skill("sql", 2),
+                _ => spec,
+            }
+        })
+        .collect();
+    let mut spec = WorkflowSpec {
+        name: "history".into(),
+        mode: Mode::Parallel,
+        tasks,
+        ..WorkflowSpec::default()
+    };
+    spec.retry.initial_interval = Duration::seconds(1);
+    spec.retry.max_interval = Duration::seconds(1);
+    store.create_workflow(spec, &started()).unwrap();
+    let agents = ["ann", "bob", "cat", "dan"];
+    for agent in agents {
+        store
+            .upsert_agent(agent, &profile(&[("rust", 5), ("sql", 5)], 2))
+            .unwrap();
+    }
+    let mut held: Vec<Vec<Claim>> = vec![Vec::new(); agents.len()];
+    for step in steps {
+        // Rejected steps (nothing to claim, a terminal task re-estimated) change nothing.
+        match *step {
+            Step::Claim(a) => {
+                if let Ok(outcome) = store.claim(&ClaimRequest::new(agents[a]))
+                    && let Some(claim) = outcome.claimed()
+                {
+                    held[a].push(claim);
+                }
+            }
+            Step::Complete(a, _) | Step::Fail(a, _) | Step::Release(a) if !held[a].is_empty() => {
+                let claim = held[a].remove(0);
+                let report = match *step {
+                    Step::Complete(_, actual) => TaskUpdate::Complete {
+                        result: None,
+                        actual: actual.map(f64::from),
+                    },
+                    Step::Fail(_, retryable) => TaskUpdate::Fail {
+                        error: "broke".into(),
+                        kind: if retryable {
+                            FailureKind::Transient
+                        } else {
+                            FailureKind::Permanent
+                        },
+                    },
+                    _ => TaskUpdate::Release,
+                };
+                let _ = store.update_task(
+                    &TaskRef::Id(claim.task.id),
+                    agents[a],
+                    claim.token,
+                    &report,
+                    None,
+                );
+            }
+            Step::Complete(..) | Step::Fail(..) | Step::Release(..) => {}
+            Step::Expire => {
+                handle.advance(Duration::minutes(16));
+                store.tick().unwrap();
+                held.iter_mut().for_each(Vec::clear);
+            }
+            Step::Reestimate(t, points) => {
+                let task = TaskRef::Key {
+                    workflow: WorkflowRef::from("history"),
+                    key: format!("t{t}"),
+                };
+                let _ = store.reestimate(&task, f64::from(points));
+            }
+            Step::Advance(minutes) => {
+                handle.advance(Duration::minutes(i64::from(minutes)));
+                store.tick().unwrap();
+            }
+        }
+    }
+    (dir, path, handle)
+}
+
+/// Checks that the attempts the store keeps give the event log's attempts and performance,
+/// over the whole history and over windows that cut through it.
+fn check_attempts_match_the_log(
+    store: &Store,
+    start: chrono::DateTime<Utc>,
+    end: chrono::DateTime<Utc>,
+) {
+    let span = (end - start).num_minutes().max(1);
+    let windows = [
+        (start - Duration::minutes(1), end + Duration::minutes(1)),
+        (start + Duration::minutes(span / 3), end),
+        (
+            start + Duration::minutes(span / 2),
+            end - Duration::minutes(span / 4),
+        ),
+    ];
+    for (from, to) in windows {
+        if to <= from {
+            continue;
+        }
+        let previous_from = from - (to - from);
+        let (kept, logged) = store
+            .read(|tx, _| {
+                Ok((
+                    super::performance::attempts_in(tx, previous_from, to)?,
+                    super::performance::attempts_from_log(tx, previous_from, to)?,
+                ))
+            })
+            .unwrap();
+        let logged: Vec<_> = logged
+            .into_iter()
+            .filter(|a| a.ended_at > previous_from)
+            .collect();
+        assert_eq!(kept, logged, "attempts in ({from}, {to}]");
+        assert_eq!(
+            crate::agent::performance(&kept, from, to),
+            crate::agent::performance(&logged, from, to)
+        );
+        assert_eq!(
+            store.agent_performance(from, to, None).unwrap(),
+            crate::agent::performance(&logged, from, to)
+        );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(24))]
+
+    /// The attempts kept as they end, and those rebuilt from the log by the migration to
+    /// schema 8, are the ones the event log tells, with the same performance; the counts by
+    /// state it rebuilds are the tasks'.
+    #[test]
+    fn kept_and_migrated_attempts_match_the_event_log(
+        steps in proptest::collection::vec(step_strategy(), 1..80)
+    ) {
+        let (_dir, path, handle) = play(&steps);
+        let start = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let end = handle.now();
+        let (clock, _) = Clock::manual(end);
+        let store = Store::open(&path).unwrap().with_clock(clock);
+        check_attempts_match_the_log(&store, start, end);
+        drop(store);
+        // The same database as version 7 left it, then the migration.
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "DROP TABLE attempts; DROP TABLE task_counts; DROP INDEX tasks_blocked; \
+                 PRAGMA user_version = 7;",
+            )
+            .unwrap();
+        }
+        let (clock, _) = Clock::manual(end);
+        let store = Store::open(&path).unwrap().with_clock(clock);
+        check_attempts_match_the_log(&store, start, end);
+        // The counts by state were rebuilt from the tasks.
+        let counted = store
+            .read(|tx, _| {
+                let row = super::refs::WorkflowRow::resolve(tx, &WorkflowRef::from("history"))?;
+                super::workflow::summary_from_tasks(tx, &row)
+            })
+            .unwrap();
+        let kept = store.workflow_summary(&WorkflowRef::from("history")).unwrap();
+        proptest::prop_assert_eq!(kept, counted);
+    }
+}
+
+/// One step of a random history for the overview property.
+#[derive(Debug, Clone)]
+enum Move {
+    Claim(usize),
+    Complete(usize),
+    Fail(usize, bool),
+    Release(usize),
+    Expire,
+    Approve(bool),
+    Reestimate(usize),
+    Action(crate::WorkflowAction),
+    Advance(u16),
+}
+
+fn move_strategy() -> impl proptest::strategy::Strategy<Value = Move> {
+    use crate::WorkflowAction;
+    use proptest::prelude::*;
+    prop_oneof![
+        5 => (0..3usize).prop_map(Move::Claim),
+        4 => (0..3usize).prop_map(Move::Complete),
+        2 => (0..3usize, any::<bool>()).prop_map(|(a, r)| Move::Fail(a, r)),
+        1 => (0..3usize).prop_map(Move::Release),
+        1 => Just(Move::Expire),
+        1 => any::<bool>().prop_map(Move::Approve),
+        1 => (0..12usize).prop_map(Move::Reestimate),
+        1 => prop_oneof![
+            Just(WorkflowAction::Pause),
+            Just(WorkflowAction::Resume),
+            Just(WorkflowAction::RetryFailed),
+            Just(WorkflowAction::Cancel),
+        ]
+        .prop_map(Move::Action),
+        2 => (0..60u16).prop_map(Move::Advance),
+    ]
+}
+
+/// A random workflow of twelve tasks (each may wait on earlier ones; some need skills, one is
+/// a gate), `moves` played on it, and the overview checked against the whole report after each.
+fn check_overview(policy: FailurePolicy, deps: &[u16], start: bool, moves: &[Move]) {
+    use crate::WorkflowAction;
+    use crate::workflow::GateDecision;
+    let (clock, handle) = Clock::manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
+    let store = Store::open_in_memory().unwrap().with_clock(clock);
+    let tasks = (0..12)
+        .map(|i| {
+            let after: Vec<String> = (0..i)
+                .filter(|j| deps[i] & (1 << j) != 0)
+                .map(|j| format!("t{j}"))
+                .collect();
+            // Distinct powers of two: every path has its own length, so the critical path is
+            // one, and the overview and the report must name the same tasks.
+            let spec = TaskSpec::new(format!("t{i}"), "work")
+                .estimate(f64::from(1u32 << i))
+                .max_attempts(2)
+                .after(after);
+            match i {
+                5 => spec.gate(),
+                3 | 7 => spec.skill("rust", 3),
+                9 => spec.skill("cobol", 5),
+                _ => spec,
+            }
+        })
+        .collect();
+    let spec = WorkflowSpec {
+        name: "w".into(),
+        mode: Mode::Dag,
+        on_failure: policy,
+        tasks,
+        ..WorkflowSpec::default()
+    };
+    let options = CreateOptions {
+        start,
+        idempotency_key: None,
+    };
+    store.create_workflow(spec, &options).unwrap();
+    let agents = ["ann", "bob", "cat"];
+    for agent in agents {
+        store
+            .upsert_agent(agent, &profile(&[("rust", 4)], 2))
+            .unwrap();
+    }
+    let workflow = WorkflowRef::from("w");
+    let key = |i: usize| TaskRef::Key {
+        workflow: WorkflowRef::from("w"),
+        key: format!("t{i}"),
+    };
+    let mut held: Vec<Vec<Claim>> = vec![Vec::new(); agents.len()];
+    let mut reestimated = false;
+    let check = |reestimated: bool| {
+        let report = store.workflow_report(&workflow).unwrap();
+        for shown in [3, 50] {
+            let glance = store.workflow_overview(&workflow, shown).unwrap();
+            let counted = store
+                .read(|tx, _| {
+                    let row = super::refs::WorkflowRow::resolve(tx, &workflow)?;
+                    super::workflow::summary_from_tasks(tx, &row)
+                })
+                .unwrap();
+            assert_eq!(glance.summary, counted, "the counts kept are the tasks'");
+            assert_eq!(glance.summary, report.summary);
+            assert_eq!(glance.progress, report.progress);
+            let head = |n: usize| n.min(shown);
+            assert_eq!(glance.ready, report.ready[..head(report.ready.len())]);
+            assert_eq!(glance.ready_total, report.ready.len() as u64);
+            assert_eq!(glance.leased, report.leased[..head(report.leased.len())]);
+            assert_eq!(glance.leased_total, report.leased.len() as u64);
+            assert_eq!(glance.blocked, report.blocked[..head(report.blocked.len())]);
+            assert_eq!(glance.blocked_total, report.blocked.len() as u64);
+            assert_eq!(
+                glance.remaining_critical_path.length,
+                report.remaining_critical_path.length
+            );
+            if !reestimated {
+                assert_eq!(
+                    glance.remaining_critical_path.keys,
+                    report.remaining_critical_path.keys
+                );
+            }
+            assert_eq!(glance.forecast_finish, report.forecast_finish);
+        }
+    };
+    check(reestimated);
+    for (n, step) in moves.iter().enumerate() {
+        // Rejected moves change nothing; the check after each holds either way.
+        match *step {
+            Move::Claim(a) => {
+                let request = ClaimRequest::new(agents[a]);
+                if let Ok(outcome) = store.claim(&request)
+                    && let Some(claim) = outcome.claimed()
+                {
+                    held[a].push(claim);
+                }
+            }
+            Move::Complete(a) | Move::Fail(a, _) | Move::Release(a) if !held[a].is_empty() => {
+                let claim = held[a].remove(0);
+                let report = match *step {
+                    Move::Complete(_) => TaskUpdate::Complete {
+                        result: None,
+                        actual: Some(2.0),
+                    },
+                    Move::Fail(_, transient) => TaskUpdate::Fail {
+                        error: "broke".into(),
+                        kind: if transient {
+                            FailureKind::Transient
+                        } else {
+                            FailureKind::Permanent
+                        },
+                    },
+                    _ => TaskUpdate::Release,
+                };
+                let _ = store.update_task(
+                    &TaskRef::Id(claim.task.id),
+                    agents[a],
+                    claim.token,
+                    &report,
+                    None,
+                );
+            }
+            Move::Complete(_) | Move::Fail(..) | Move::Release(_) => {}
+            Move::Expire => {
+                handle.advance(Duration::minutes(16));
+                let _ = store.tick();
+                held.iter_mut().for_each(Vec::clear);
+            }
+            Move::Approve(approve) => {
+                let decision = if approve {
+                    GateDecision::Approve
+                } else {
+                    GateDecision::Reject
+                };
+                let _ = store.decide_gate(&key(5), decision, None);
+            }
+            Move::Reestimate(i) => {
+                let points = f64::from(1u32 << (12 + n % 2));
+                reestimated |= store.reestimate(&key(i), points).is_ok();
+            }
+            Move::Action(action) => {
+                let _ = store.execute(&workflow, action);
+                if action == WorkflowAction::Cancel {
+                    held.iter_mut().for_each(Vec::clear);
+                }
+            }
+            Move::Advance(minutes) => {
+                handle.advance(Duration::minutes(i64::from(minutes)));
+                // Under `continue`, a tick after a retry of the failed can find a dependent's
+                // count of unmet dependencies below zero and fail; it rolls back, and the
+                // overview must agree with the report all the same.
+                let _ = store.tick();
+            }
+        }
+        check(reestimated);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(48))]
+
+    /// The overview, read from the counts and a few index ranges, says what the whole report
+    /// says, list heads and totals, path and forecast, through any history.
+    #[test]
+    fn the_overview_says_what_the_report_says(
+        policy in proptest::prop_oneof![
+            proptest::strategy::Just(FailurePolicy::BlockDependents),
+            proptest::strategy::Just(FailurePolicy::FailFast),
+            proptest::strategy::Just(FailurePolicy::Continue),
+        ],
+        deps in proptest::collection::vec(0..4096u16, 12),
+        start in proptest::prelude::any::<bool>(),
+        moves in proptest::collection::vec(move_strategy(), 0..60),
+    ) {
+        check_overview(policy, &deps, start, &moves);
+    }
 }

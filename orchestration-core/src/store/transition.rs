@@ -16,13 +16,15 @@ use crate::workflow::{
     UpstreamEffect, WorkflowStatus, outcome, step, transition,
 };
 
+use super::attempts::{EndedAttempt, ended};
+use super::counts::weight;
 use super::event::{EventKind, NewEvent};
 use super::refs::{TaskRow, WorkflowRow};
 use super::storage::TaskStorage;
 
 /// Moves `task` by `event` when the state machine allows it and saves the step: the task's
-/// row, the agent's record when an attempt ended, the workflow's count of open tasks, and the
-/// event. `task` is updated to the new row values.
+/// row, its workflow's counts by state, the agent's record and the attempt when an attempt
+/// ended, the workflow's count of open tasks, and the event. `task` is updated to the new row values.
 pub(crate) fn apply(
     store: &(impl TaskStorage + ?Sized),
     now: DateTime<Utc>,
@@ -30,7 +32,10 @@ pub(crate) fn apply(
     event: TaskEvent,
     change: Change<'_>,
 ) -> Result<()> {
+    let started_at = task.started_at;
+    let counted = (task.state, weight(task));
     let stepped = step(task, event, change, now)?;
+    store.count(task.workflow, task.id, counted, (task.state, weight(task)))?;
     let done_by = stepped
         .agent
         .as_deref()
@@ -42,22 +47,41 @@ pub(crate) fn apply(
     if stepped.opened != 0 {
         store.add_open_tasks(task.workflow, stepped.opened)?;
     }
-    store.append(
-        now,
-        EventKind::TaskState,
-        NewEvent {
-            workflow: Some(task.workflow),
-            task: Some(task.id),
-            agent: stepped.agent.as_deref(),
-            from: Some(stepped.from),
-            to: Some(stepped.to),
-            attempt: Some(task.attempt),
-            value: match stepped.to {
-                TaskState::Succeeded => task.actual,
-                _ => None,
-            },
-            detail: stepped.detail,
-            sprint: None,
+    let value = match stepped.to {
+        TaskState::Succeeded => task.actual,
+        _ => None,
+    };
+    let event = NewEvent {
+        workflow: Some(task.workflow),
+        task: Some(task.id),
+        agent: stepped.agent.as_deref(),
+        from: Some(stepped.from),
+        to: Some(stepped.to),
+        attempt: Some(task.attempt),
+        value,
+        detail: stepped.detail,
+        sprint: None,
+    };
+    // An attempt that performance counts is kept beside the event that ended it.
+    let (Some(end), Some(agent)) = (
+        ended(stepped.from, stepped.to, stepped.detail),
+        stepped.agent.as_deref(),
+    ) else {
+        return store.append(now, EventKind::TaskState, event);
+    };
+    let seq = store.append_seq(now, EventKind::TaskState, event)?;
+    store.save_attempt(
+        seq,
+        &EndedAttempt {
+            agent,
+            task: task.id,
+            number: task.attempt,
+            started_at,
+            ended_at: now,
+            end,
+            estimate: task.estimate,
+            actual: value,
+            has_skills: task.has_skills,
         },
     )
 }

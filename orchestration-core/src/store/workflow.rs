@@ -22,7 +22,7 @@ use super::view::{TaskView, view};
 use super::{Store, millis};
 use crate::agent::AgentStatus;
 use crate::workflow::Change;
-use crate::workflow::{WorkflowReport, WorkflowSummary};
+use crate::workflow::{CriticalPath, WorkflowReport, WorkflowSummary};
 
 /// Options of [`Store::create_workflow`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -454,6 +454,12 @@ fn insert(
             }
             ids.push(id);
         }
+        let counted: Vec<(i64, f64)> = ids
+            .iter()
+            .zip(&spec.tasks)
+            .map(|(&id, task)| (id, task.estimate_or_default()))
+            .collect();
+        super::counts::created(tx, workflow, &counted)?;
         let mut insert_dep = tx.prepare_cached("INSERT INTO deps (task, dep) VALUES (?1, ?2)")?;
         for (position, id) in ids.iter().enumerate() {
             for &dep in dag.predecessors(position as u32) {
@@ -605,6 +611,26 @@ fn ready_keys(conn: &Tx<'_>, workflow: i64) -> Result<Vec<String>> {
 }
 
 fn summary(conn: &Tx<'_>, row: &WorkflowRow) -> Result<WorkflowSummary> {
+    Ok(super::status::summary_of(
+        row,
+        &super::counts::of(conn, row.id)?,
+    ))
+}
+
+/// The remaining critical path of `workflow` over its whole graph, as the report computes it.
+pub(super) fn remaining_path_of(conn: &Tx<'_>, workflow: i64) -> Result<CriticalPath> {
+    let row = WorkflowRow::by_id(conn, workflow)?;
+    let graph = Graph::load(conn, workflow)?;
+    Ok(crate::workflow::remaining_critical_path(
+        &row,
+        &graph.tasks,
+        &graph.dag,
+    ))
+}
+
+/// The headline of `row` counted over its tasks, as the counts kept in `task_counts` must say.
+#[cfg(test)]
+pub(super) fn summary_from_tasks(conn: &Tx<'_>, row: &WorkflowRow) -> Result<WorkflowSummary> {
     let mut counts = BTreeMap::new();
     let (mut total_tasks, mut total_points, mut done_points) = (0, 0.0, 0.0);
     let mut stmt = conn.prepare_cached(
@@ -671,7 +697,7 @@ pub(super) fn report(tx: &Tx<'_>, now: DateTime<Utc>, row: &WorkflowRow) -> Resu
 }
 
 /// The capabilities of each active agent, or `None` when no agent is registered at all.
-fn active_capabilities(conn: &Tx<'_>) -> Result<Option<Vec<BTreeMap<String, u8>>>> {
+pub(super) fn active_capabilities(conn: &Tx<'_>) -> Result<Option<Vec<BTreeMap<String, u8>>>> {
     let registered: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM agents)")?
         .query_row([], |r| r.get(0))?;

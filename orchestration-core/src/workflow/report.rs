@@ -125,6 +125,51 @@ pub struct WorkflowReport {
     pub stages: Vec<u32>,
 }
 
+/// A workflow's status at a glance: what [`WorkflowReport`] says about it, with each list cut
+/// to its first tasks and counted in full, and neither the tasks nor the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowOverview {
+    /// The headline.
+    pub summary: WorkflowSummary,
+    /// Whether it can move, and if not why.
+    pub progress: Progress,
+    /// The first ready tasks in claim order.
+    pub ready: Vec<TaskBrief>,
+    /// How many tasks are ready.
+    pub ready_total: u64,
+    /// The first tasks held by agents, in creation order.
+    pub leased: Vec<LeasedTask>,
+    /// How many tasks are held.
+    pub leased_total: u64,
+    /// The first blocked tasks in creation order, with the reason.
+    pub blocked: Vec<TaskBrief>,
+    /// How many tasks are blocked.
+    pub blocked_total: u64,
+    /// The longest chain of unfinished work.
+    pub remaining_critical_path: CriticalPath,
+    /// As [`WorkflowReport::forecast_finish`].
+    pub forecast_finish: Option<DateTime<Utc>>,
+}
+
+/// The states a report lists as blocked.
+pub(crate) const BLOCKED: [TaskState; 5] = [
+    TaskState::Pending,
+    TaskState::WaitingRetry,
+    TaskState::Failed,
+    TaskState::UpstreamFailed,
+    TaskState::AwaitingApproval,
+];
+
+/// What a verdict on progress reads of the ready tasks: the first in claim order, each with
+/// the skills it needs; how many there are; and whether an active agent can take one of those
+/// after `first`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadyWork<'a> {
+    pub(crate) first: &'a [(String, BTreeMap<String, u8>)],
+    pub(crate) total: u64,
+    pub(crate) later_taken: bool,
+}
+
 /// The report of `workflow` at `now`: `tasks` in creation order, the nodes of `dag`; `skills`
 /// the requirements of the tasks that have some; `agents` as [`progress`] takes them.
 pub(crate) fn report(
@@ -148,7 +193,38 @@ pub(crate) fn report(
     } = graph.sort(now);
     let remaining_critical_path = graph.remaining_critical_path();
     let forecast_finish = forecast(tasks, now, remaining_critical_path.length);
-    let progress = progress(workflow, &summary, &ready, tasks, skills, agents);
+    let mut ready_tasks: Vec<&TaskRecord> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Ready)
+        .collect();
+    ready_tasks.sort_by(|a, b| a.claim_rank().cmp(&b.claim_rank()));
+    let first: Vec<(String, BTreeMap<String, u8>)> = ready_tasks
+        .iter()
+        .map(|t| {
+            (
+                t.key.clone(),
+                skills.get(&t.id).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let gates: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::AwaitingApproval)
+        .map(|t| t.key.clone())
+        .collect();
+    let ready_work = ReadyWork {
+        first: &first,
+        total: first.len() as u64,
+        later_taken: false,
+    };
+    let progress = progress(
+        workflow,
+        &summary.counts,
+        &ready_work,
+        &gates,
+        gates.len() as u64,
+        agents,
+    );
     let views = tasks
         .iter()
         .enumerate()
@@ -205,16 +281,6 @@ impl Graph<'_> {
         nodes.iter().map(|&v| self.key(v)).collect()
     }
 
-    /// `workflow/key` of the direct dependencies of `v` in a state `pick` accepts, for messages.
-    fn dependencies(&self, v: u32, pick: impl Fn(TaskState) -> bool) -> Vec<String> {
-        self.dag
-            .predecessors(v)
-            .iter()
-            .filter(|&&p| pick(self.tasks[p as usize].state))
-            .map(|&p| format!("{}/{}", self.workflow.name, self.key(p)))
-            .collect()
-    }
-
     /// Ready tasks in claim order, leased tasks, and blocked tasks with their reasons.
     fn sort(&self, now: DateTime<Utc>) -> Sorted {
         let mut ready: Vec<&TaskRecord> = Vec::new();
@@ -223,15 +289,7 @@ impl Graph<'_> {
         for (v, task) in self.tasks.iter().enumerate() {
             match task.state {
                 TaskState::Ready => ready.push(task),
-                TaskState::Assigned | TaskState::Running => leased.push(LeasedTask {
-                    key: task.key.clone(),
-                    state: task.state,
-                    agent: task.agent.clone().unwrap_or_default(),
-                    lease_expires_at: task.deadline,
-                    lease_expired: task.deadline.is_some_and(|d| d <= now),
-                    attempt: task.attempt,
-                    note: task.note.clone(),
-                }),
+                TaskState::Assigned | TaskState::Running => leased.push(self::leased(task, now)),
                 _ => {
                     if let Some(reason) = self.blocked_reason(v as u32) {
                         blocked.push(brief(task, Some(reason)));
@@ -249,40 +307,16 @@ impl Graph<'_> {
 
     /// Why the task at `v` is not moving, when it is pending, waiting to retry or failed.
     fn blocked_reason(&self, v: u32) -> Option<String> {
-        let task = &self.tasks[v as usize];
-        let error = || task.error.clone().unwrap_or_default();
-        Some(match task.state {
-            TaskState::Pending => {
-                let waiting = self.dependencies(v, |s| !s.is_terminal());
-                if waiting.is_empty() {
-                    "waiting for the workflow to start".to_owned()
-                } else {
-                    format!("waiting on {}", listed(&waiting, 5))
-                }
-            }
-            TaskState::WaitingRetry => {
-                let at = task.deadline.map(crate::text::rfc3339).unwrap_or_default();
-                format!(
-                    "attempt {} of {} failed ({}); retry at {at}",
-                    task.attempt,
-                    task.max_attempts,
-                    error()
-                )
-            }
-            TaskState::Failed => {
-                let reason = task.reason.map_or("error", FailureReason::as_str);
-                format!("failed ({reason}): {}", error())
-            }
-            TaskState::UpstreamFailed => {
-                let failed = self.dependencies(v, TaskState::is_failure);
-                format!("dependency failed: {}", listed(&failed, 5))
-            }
-            TaskState::AwaitingApproval => {
-                "a gate: waiting for a person to approve or reject it, not work for an agent"
-                    .to_owned()
-            }
-            _ => return None,
-        })
+        let dependencies: Vec<(&str, TaskState)> = self
+            .dag
+            .predecessors(v)
+            .iter()
+            .map(|&p| {
+                let task = &self.tasks[p as usize];
+                (task.key.as_str(), task.state)
+            })
+            .collect();
+        blocked_reason(&self.workflow.name, &self.tasks[v as usize], &dependencies)
     }
 
     /// The longest chain of unfinished work: finished tasks weigh nothing.
@@ -311,8 +345,83 @@ impl Graph<'_> {
     }
 }
 
+/// Why `task` of `workflow` is not moving, when it is pending, waiting to retry, failed or a
+/// gate; `dependencies` are its direct dependencies as (key, state), in the graph's order.
+pub(crate) fn blocked_reason(
+    workflow: &str,
+    task: &TaskRecord,
+    dependencies: &[(&str, TaskState)],
+) -> Option<String> {
+    let error = || task.error.clone().unwrap_or_default();
+    let named = |pick: fn(TaskState) -> bool| -> Vec<String> {
+        dependencies
+            .iter()
+            .filter(|(_, state)| pick(*state))
+            .map(|(key, _)| format!("{workflow}/{key}"))
+            .collect()
+    };
+    Some(match task.state {
+        TaskState::Pending => {
+            let waiting = named(|s| !s.is_terminal());
+            if waiting.is_empty() {
+                "waiting for the workflow to start".to_owned()
+            } else {
+                format!("waiting on {}", listed(&waiting, 5))
+            }
+        }
+        TaskState::WaitingRetry => {
+            let at = task.deadline.map(crate::text::rfc3339).unwrap_or_default();
+            format!(
+                "attempt {} of {} failed ({}); retry at {at}",
+                task.attempt,
+                task.max_attempts,
+                error()
+            )
+        }
+        TaskState::Failed => {
+            let reason = task.reason.map_or("error", FailureReason::as_str);
+            format!("failed ({reason}): {}", error())
+        }
+        TaskState::UpstreamFailed => {
+            let failed = named(TaskState::is_failure);
+            format!("dependency failed: {}", listed(&failed, 5))
+        }
+        TaskState::AwaitingApproval => {
+            "a gate: waiting for a person to approve or reject it, not work for an agent".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// The longest chain of unfinished work of `workflow`, whose tasks are `tasks` over `dag`.
+pub(crate) fn remaining_critical_path(
+    workflow: &WorkflowRecord,
+    tasks: &[TaskRecord],
+    dag: &Dag,
+) -> CriticalPath {
+    Graph {
+        workflow,
+        tasks,
+        dag,
+    }
+    .remaining_critical_path()
+}
+
+/// A held task in a report's lists.
+pub(crate) fn leased(task: &TaskRecord, now: DateTime<Utc>) -> LeasedTask {
+    LeasedTask {
+        key: task.key.clone(),
+        state: task.state,
+        agent: task.agent.clone().unwrap_or_default(),
+        lease_expires_at: task.deadline,
+        lease_expired: task.deadline.is_some_and(|d| d <= now),
+        attempt: task.attempt,
+        note: task.note.clone(),
+    }
+}
+
 /// A task in a report's lists.
-fn brief(task: &TaskRecord, reason: Option<String>) -> TaskBrief {
+pub(crate) fn brief(task: &TaskRecord, reason: Option<String>) -> TaskBrief {
     TaskBrief {
         key: task.key.clone(),
         title: task.title.clone(),
@@ -333,6 +442,17 @@ fn forecast(tasks: &[TaskRecord], now: DateTime<Utc>, remaining: f64) -> Option<
             points += task.estimate;
         }
     }
+    forecast_from(millis_spent, points, now, remaining)
+}
+
+/// The forecast finish from the pace so far: `millis_spent` from start to success on tasks of
+/// `points` in all, and `remaining` points on the remaining critical path.
+pub(crate) fn forecast_from(
+    millis_spent: i64,
+    points: f64,
+    now: DateTime<Utc>,
+    remaining: f64,
+) -> Option<DateTime<Utc>> {
     if points <= 0.0 {
         return None;
     }
@@ -344,13 +464,15 @@ fn forecast(tasks: &[TaskRecord], now: DateTime<Utc>, remaining: f64) -> Option<
 }
 
 /// Whether a workflow can move: its status, then what its tasks and the active agents allow.
-/// `agents` holds the skills of each active agent, `None` when no agent is registered at all.
-fn progress(
+/// `counts` are its tasks by state; `gates` the first keys of its gates waiting for a person,
+/// `gates_total` how many there are; `agents` holds the skills of each active agent, `None`
+/// when no agent is registered at all.
+pub(crate) fn progress(
     workflow: &WorkflowRecord,
-    summary: &WorkflowSummary,
-    ready: &[TaskBrief],
-    tasks: &[TaskRecord],
-    skills: &HashMap<i64, BTreeMap<String, u8>>,
+    counts: &BTreeMap<TaskState, u64>,
+    ready: &ReadyWork<'_>,
+    gates: &[String],
+    gates_total: u64,
     agents: Option<&[BTreeMap<String, u8>]>,
 ) -> Progress {
     match workflow.status {
@@ -361,25 +483,21 @@ fn progress(
         }
         WorkflowStatus::Running => {}
     }
-    let count = |state| summary.counts.get(&state).copied().unwrap_or(0);
+    let count = |state| counts.get(&state).copied().unwrap_or(0);
     let moving =
         count(TaskState::Assigned) + count(TaskState::Running) + count(TaskState::WaitingRetry);
     if moving > 0 {
         return Progress::Moving;
     }
-    let gates: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::AwaitingApproval)
-        .map(|t| format!("`{}`", t.key))
-        .collect();
-    if ready.is_empty() && !gates.is_empty() {
+    if ready.total == 0 && gates_total > 0 {
+        let gates: Vec<String> = gates.iter().map(|key| format!("`{key}`")).collect();
         return Progress::Stalled(format!(
             "waiting for a person to approve or reject {}: {}",
-            crate::text::counted(gates.len() as u64, "gate"),
-            listed(&gates, 5)
+            crate::text::counted(gates_total, "gate"),
+            listed_of(&gates, gates_total as usize, 5)
         ));
     }
-    if ready.is_empty() {
+    if ready.total == 0 {
         return Progress::Stalled(format!(
             "{} task(s) are unfinished but none is ready, leased or waiting to retry",
             workflow.open_tasks
@@ -389,39 +507,41 @@ fn progress(
     let Some(agents) = agents else {
         return Progress::Stalled(format!(
             "{} ready, but no agent is registered to claim them",
-            counted_are(ready.len() as u64, "task")
+            counted_are(ready.total, "task")
         ));
     };
     if agents.is_empty() {
         return Progress::Stalled(format!(
             "{} ready, but no registered agent is active",
-            counted_are(ready.len() as u64, "task")
+            counted_are(ready.total, "task")
         ));
     }
     let mut needs = Vec::new();
-    for brief in ready {
-        let Some(task) = tasks.iter().find(|t| t.key == brief.key) else {
-            continue;
-        };
-        let required = skills.get(&task.id).cloned().unwrap_or_default();
-        let qualified = agents
-            .iter()
-            .any(|caps| skill_gap(caps, &required).is_none());
-        if qualified {
+    for (key, required) in ready.first {
+        if can_take(agents, required) {
             return Progress::Moving;
         }
         let list: Vec<String> = required.iter().map(|(s, l)| format!("{s}>={l}")).collect();
         needs.push(format!(
-            "`{}/{}` needs {}",
+            "`{}/{key}` needs {}",
             workflow.name,
-            task.key,
             list.join(", ")
         ));
     }
+    if ready.later_taken {
+        return Progress::Moving;
+    }
     Progress::Stalled(format!(
         "no active agent has the skills for any ready task: {}",
-        listed(&needs, 3)
+        listed_of(&needs, ready.total as usize, 3)
     ))
+}
+
+/// Whether one of the active `agents` has every skill `required` asks for.
+pub(crate) fn can_take(agents: &[BTreeMap<String, u8>], required: &BTreeMap<String, u8>) -> bool {
+    agents
+        .iter()
+        .any(|caps| skill_gap(caps, required).is_none())
 }
 
 impl WorkflowReport {
@@ -520,9 +640,15 @@ impl WorkflowReport {
 
 /// The first `max` of `items` joined for a message, and how many more there are.
 fn listed(items: &[String], max: usize) -> String {
-    let shown = items[..items.len().min(max)].join(", ");
-    if items.len() > max {
-        format!("{shown} and {} more", items.len() - max)
+    listed_of(items, items.len(), max)
+}
+
+/// The first `max` of `first`, the head of `total` items, joined for a message, and how many
+/// more there are.
+fn listed_of(first: &[String], total: usize, max: usize) -> String {
+    let shown = first[..first.len().min(max)].join(", ");
+    if total > max {
+        format!("{shown} and {} more", total - max)
     } else {
         shown
     }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use orchestration_core::{
     CreateOptions, FailurePolicy, Mode, RetryPolicy, TaskSpec, TaskState, WorkflowAction,
     WorkflowRef, WorkflowSpec, limits, store::DependencyEdit, store::Progress,
-    store::WorkflowReport, store::WorkflowSummary, text::counted, workflow::Analysis,
-    workflow::CriticalPath, workflow::GateDecision, workflow::TaskKind,
+    store::WorkflowOverview, store::WorkflowReport, store::WorkflowSummary, text::counted,
+    workflow::Analysis, workflow::CriticalPath, workflow::GateDecision, workflow::TaskKind,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -622,6 +622,14 @@ impl OrchestrationServer {
             )?;
         }
         let workflow = WorkflowRef::from(name.as_str());
+        if !full && !input.diagram.unwrap_or(false) {
+            // The summary reads a few rows per list, whatever the workflow's size.
+            let glance = blocking(self.store(), move |store| {
+                store.workflow_overview(&workflow, SHOWN / 2)
+            })
+            .await?;
+            return Ok(overview_out(glance));
+        }
         let report = blocking(self.store(), move |store| store.workflow_report(&workflow)).await?;
         let mut out = StatusOut::default();
         let mut truncated = Cut::default();
@@ -631,13 +639,7 @@ impl OrchestrationServer {
         let later_page = input.cursor.is_some();
         if !later_page {
             let shown = if full { SHOWN_FULL } else { SHOWN / 2 };
-            let (progress, stalled_reason) = match &report.progress {
-                Progress::NotStarted => ("not_started", None),
-                Progress::Moving => ("moving", None),
-                Progress::Paused => ("paused", None),
-                Progress::Stalled(reason) => ("stalled", Some(reason.clone())),
-                Progress::Finished => ("finished", None),
-            };
+            let (progress, stalled_reason) = progress_out(&report.progress);
             out.workflow = Some(summary_out(report.summary.clone(), true));
             out.progress = Some(progress.into());
             out.stalled_reason = stalled_reason;
@@ -882,9 +884,70 @@ fn leased_out(workflow: &str, leased: &orchestration_core::store::LeasedTask) ->
     }
 }
 
+/// The summary status, from the overview: the lists' heads, and their totals where cut.
+fn overview_out(glance: WorkflowOverview) -> Structured<StatusOut> {
+    let name = glance.summary.name.clone();
+    let mut truncated = Cut::default();
+    let ready: Vec<BriefOut> = glance.ready.iter().map(|b| brief_out(&name, b)).collect();
+    let running: Vec<LeasedOut> = glance.leased.iter().map(|l| leased_out(&name, l)).collect();
+    let blocked: Vec<BriefOut> = glance.blocked.iter().map(|b| brief_out(&name, b)).collect();
+    for (field, shown, total) in [
+        ("ready", ready.len(), glance.ready_total),
+        ("running", running.len(), glance.leased_total),
+        ("blocked", blocked.len(), glance.blocked_total),
+    ] {
+        if total as usize > shown {
+            truncated.note(field, total as usize);
+        }
+    }
+    let line = line(
+        &glance.summary,
+        glance.ready_total,
+        glance.leased_total,
+        &glance.progress,
+    );
+    let (progress, stalled_reason) = progress_out(&glance.progress);
+    let out = StatusOut {
+        workflow: Some(summary_out(glance.summary, true)),
+        progress: Some(progress.into()),
+        stalled_reason,
+        ready: Some(ready),
+        running: Some(running),
+        blocked: Some(blocked),
+        remaining_critical_path: Some(path_out(
+            &name,
+            &glance.remaining_critical_path,
+            &mut truncated,
+        )),
+        forecast_finish: glance.forecast_finish.map(time),
+        truncated,
+        ..StatusOut::default()
+    };
+    Structured::new(line, out)
+}
+
+/// A verdict on progress as the output names it, with the reason it is stalled.
+fn progress_out(progress: &Progress) -> (&'static str, Option<String>) {
+    match progress {
+        Progress::NotStarted => ("not_started", None),
+        Progress::Moving => ("moving", None),
+        Progress::Paused => ("paused", None),
+        Progress::Stalled(reason) => ("stalled", Some(reason.clone())),
+        Progress::Finished => ("finished", None),
+    }
+}
+
 /// "release: running, 4 of 9 tasks done (10 of 18 points), 2 ready, 1 running, 0 failed"
 fn status_line(report: &WorkflowReport) -> String {
-    let summary = &report.summary;
+    line(
+        &report.summary,
+        report.ready.len() as u64,
+        report.leased.len() as u64,
+        &report.progress,
+    )
+}
+
+fn line(summary: &WorkflowSummary, ready: u64, leased: u64, progress: &Progress) -> String {
     let count = |state| summary.counts.get(&state).copied().unwrap_or(0);
     let failed = count(TaskState::Failed) + count(TaskState::UpstreamFailed);
     let mut line = format!(
@@ -895,11 +958,11 @@ fn status_line(report: &WorkflowReport) -> String {
         counted(summary.total_tasks, "task"),
         summary.done_points,
         summary.total_points,
-        report.ready.len(),
-        report.leased.len(),
+        ready,
+        leased,
         failed,
     );
-    if let Progress::Stalled(reason) = &report.progress {
+    if let Progress::Stalled(reason) = progress {
         line.push_str(&format!("; stalled: {reason}"));
     }
     line

@@ -19,10 +19,10 @@ use crate::sprint::{
     SprintStatus, accuracy, capacity, contributions, findings, forecast, sprint_report, velocity,
     working_days,
 };
+use crate::store::attempts::attempt_end;
 use crate::store::db::{Tx, params};
 use crate::store::event::{EventKind, NewEvent, append};
 use crate::store::millis;
-use crate::store::performance::attempt_end;
 use crate::store::refs::TaskRow;
 use crate::store::sql::{self, UNFINISHED, query};
 use crate::workflow::TaskState;

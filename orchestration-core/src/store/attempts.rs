@@ -1,0 +1,160 @@
+//! The attempts agents ended, one row each in `attempts`, written by `transition::apply` in
+//! the transaction that ends the attempt, keyed by when it ended and the event that ended it:
+//! what agent performance reads for its window, as one range of that key, instead of the whole
+//! event log.
+//!
+//! The table holds what the log holds about each end (the log stays the source, and schema 8
+//! rebuilt the table from it), plus the task's estimate, which a re-estimate keeps current, so
+//! a window reads no other table but the skills of the tasks that have some.
+
+use chrono::{DateTime, Utc};
+
+use crate::agent::AttemptEnd;
+use crate::clock::from_millis;
+use crate::error::Result;
+use crate::workflow::TaskState;
+
+use super::db::{Tx, params};
+use super::millis;
+
+/// An attempt that just ended, as `attempts` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EndedAttempt<'a> {
+    pub(crate) agent: &'a str,
+    pub(crate) task: i64,
+    pub(crate) number: u32,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) ended_at: DateTime<Utc>,
+    pub(crate) end: AttemptEnd,
+    pub(crate) estimate: f64,
+    pub(crate) actual: Option<f64>,
+    pub(crate) has_skills: bool,
+}
+
+/// An attempt read back for a window, in the order the attempts ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct StoredAttempt {
+    pub(super) agent: String,
+    pub(super) task: i64,
+    pub(super) number: u32,
+    pub(super) started_at: Option<DateTime<Utc>>,
+    pub(super) ended_at: DateTime<Utc>,
+    pub(super) end: AttemptEnd,
+    pub(super) estimate: f64,
+    pub(super) actual: Option<f64>,
+    pub(super) has_skills: bool,
+}
+
+/// How an attempt ended, from the state its task left `running` for and the event's detail;
+/// `None` for an end that is not the agent's doing. Agent performance and sprint
+/// contributions both read attempts through it, so they count retries and expired leases alike.
+pub(crate) fn attempt_end(to_state: &str, detail: Option<&str>) -> Option<AttemptEnd> {
+    let expired = detail == Some("lease_expired");
+    Some(match to_state {
+        "succeeded" => AttemptEnd::Succeeded,
+        "waiting_retry" => AttemptEnd::Failed { retried: true },
+        "failed" if expired => AttemptEnd::Expired,
+        "failed" => AttemptEnd::Failed { retried: false },
+        "ready" if expired => AttemptEnd::Expired,
+        // Releases, cancellations and rebalancing are not the agent's doing.
+        _ => return None,
+    })
+}
+
+/// The attempt a step from `from` to `to` ended, if it ended one that performance counts: the
+/// same rule as [`attempt_end`] over the event the step logs.
+pub(crate) fn ended(from: TaskState, to: TaskState, detail: Option<&str>) -> Option<AttemptEnd> {
+    if from != TaskState::Running {
+        return None;
+    }
+    attempt_end(to.as_str(), detail)
+}
+
+/// The name of an end in `attempts.outcome`.
+fn outcome(end: AttemptEnd) -> &'static str {
+    match end {
+        AttemptEnd::Succeeded => "succeeded",
+        AttemptEnd::Failed { retried: true } => "retried",
+        AttemptEnd::Failed { retried: false } => "failed",
+        AttemptEnd::Expired => "expired",
+    }
+}
+
+/// The end named `name` in `attempts.outcome`.
+fn parse_outcome(name: &str) -> Option<AttemptEnd> {
+    Some(match name {
+        "succeeded" => AttemptEnd::Succeeded,
+        "retried" => AttemptEnd::Failed { retried: true },
+        "failed" => AttemptEnd::Failed { retried: false },
+        "expired" => AttemptEnd::Expired,
+        _ => return None,
+    })
+}
+
+/// Saves an attempt that ended, in the transaction that ends it; `seq` is the event that
+/// ended it.
+pub(crate) fn save(tx: &Tx<'_>, seq: i64, attempt: &EndedAttempt<'_>) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO attempts (seq, agent, task, number, started_at, ended_at, outcome, \
+         estimate, actual, has_skills) VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        attempt.agent,
+        attempt.task,
+        attempt.number,
+        attempt.started_at.map(millis),
+        millis(attempt.ended_at),
+        outcome(attempt.end),
+        attempt.estimate,
+        attempt.actual,
+        attempt.has_skills,
+        seq,
+    ])?;
+    Ok(())
+}
+
+/// Gives `task`'s past attempts its new estimate: performance weighs every attempt by the
+/// task's estimate as it is now, as it did when it read the estimates beside the log.
+pub(crate) fn reestimate(tx: &Tx<'_>, task: i64, estimate: f64) -> Result<()> {
+    tx.prepare_cached("UPDATE attempts SET estimate = ?2 WHERE task = ?1")?
+        .execute(params![task, estimate])?;
+    Ok(())
+}
+
+/// The attempts that ended in `(after, to]`, in the order they ended.
+pub(super) fn window(
+    conn: &Tx<'_>,
+    after: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<StoredAttempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, agent, task, number, started_at, ended_at, outcome, estimate, actual, \
+         has_skills FROM attempts WHERE ended_at > ?1 AND ended_at <= ?2",
+    )?;
+    let mut rows = stmt.query(params![millis(after), millis(to)])?;
+    let mut read: Vec<(i64, StoredAttempt)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let Some(end) = parse_outcome(row.get_ref(6)?.as_str().unwrap_or_default()) else {
+            continue;
+        };
+        read.push((
+            row.get(0)?,
+            StoredAttempt {
+                agent: row.get(1)?,
+                task: row.get(2)?,
+                number: row.get(3)?,
+                started_at: row.get::<_, Option<i64>>(4)?.map(from_millis),
+                ended_at: from_millis(row.get(5)?),
+                end,
+                estimate: row.get(7)?,
+                actual: row.get(8)?,
+                has_skills: row.get(9)?,
+            },
+        ));
+    }
+    // The key orders by the time of the end; the log's order is that of the events that
+    // ended them, which equal times and a clock set back keep. The rows come nearly sorted,
+    // which the sort notices.
+    read.sort_by_key(|(seq, _)| *seq);
+    Ok(read.into_iter().map(|(_, attempt)| attempt).collect())
+}
