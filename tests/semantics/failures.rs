@@ -134,6 +134,53 @@ pub(crate) fn continue_treats_a_failure_as_done(db: &dyn Backend) {
     );
 }
 
+pub(crate) fn a_retry_under_continue_makes_waiting_dependents_wait_again(db: &dyn Backend) {
+    let h = harness(db);
+    h.create("again", FailurePolicy::Continue, diamond());
+    let a = h.claim("w").unwrap();
+    h.fail(&a, "w", FailureKind::Transient);
+    assert!(
+        h.store
+            .claim(&ClaimRequest::new("w").task(TaskRef::key("again", "b")))
+            .unwrap()
+            .claimed()
+            .is_some()
+    );
+
+    // `b` went on without `a` and keeps its lease; `c` had not started, so it waits for the
+    // retry of `a` again.
+    h.store
+        .execute(&"again".into(), WorkflowAction::RetryFailed)
+        .unwrap();
+    check_states(
+        &h,
+        "again",
+        "a=ready b=running c=pending d=pending x=ready y=pending",
+    );
+
+    // The retry's lease runs out and `a` fails for good again (and `b`'s lease goes back in
+    // line): every pass over deadlines, and so every claim, still works, and `c` is let
+    // through once.
+    let a = h
+        .store
+        .claim(&ClaimRequest::new("w").task(TaskRef::key("again", "a")))
+        .unwrap()
+        .claimed()
+        .unwrap();
+    assert_eq!(a.task.attempt, 1);
+    h.clock.advance(Duration::minutes(16));
+    assert_eq!(h.store.tick().unwrap().expired, 2, "the leases of a and b");
+    check_states(
+        &h,
+        "again",
+        "a=failed b=ready c=ready d=pending x=ready y=pending",
+    );
+    while let Some(claim) = h.claim("w") {
+        h.complete(&claim, "w");
+    }
+    assert_eq!(h.status("again"), WorkflowStatus::Succeeded);
+}
+
 pub(crate) fn fail_fast_cancels_unstarted_work_and_lets_running_work_finish(db: &dyn Backend) {
     let h = harness(db);
     h.create("fast", FailurePolicy::FailFast, diamond());

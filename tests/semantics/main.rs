@@ -170,6 +170,7 @@ macro_rules! for_each_case {
             failures::continue_treats_a_failure_as_done,
             failures::fail_fast_cancels_unstarted_work_and_lets_running_work_finish,
             failures::retry_failed_resets_failed_and_upstream_failed_tasks,
+            failures::a_retry_under_continue_makes_waiting_dependents_wait_again,
             failures::random_workflows_run_to_a_terminal_state_in_dependency_order,
             gates::a_gate_waits_for_approval_and_no_agent_claims_it,
             gates::a_rejected_gate_fails_under_the_failure_policy,

@@ -171,7 +171,10 @@ impl TaskStorage for Tx<'_> {
     fn meet_dependency(&self, task: i64) -> Result<(u32, TaskState)> {
         let (unmet, state): (u32, String) = self
             .prepare_cached(
-                "UPDATE tasks SET unmet = unmet - 1 WHERE id = ?1 RETURNING unmet, state",
+                // Never below zero: a dependent that went on without this dependency (under
+                // `continue`, before a retry of the failed reset it) has nothing left to count.
+                "UPDATE tasks SET unmet = CASE WHEN unmet > 0 THEN unmet - 1 ELSE 0 END \
+                 WHERE id = ?1 RETURNING unmet, state",
             )?
             .query_row([task], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let state = state.parse().map_err(|_| {

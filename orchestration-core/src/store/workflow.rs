@@ -1,7 +1,7 @@
 //! Workflow use cases: create (idempotently), start, pause, resume, cancel, retry the failed,
 //! edit dependencies on a live workflow, and report status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::db::{OptionalExtension, Tx, params};
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use super::transition::{apply, set_status, settle};
 use super::view::{TaskView, view};
 use super::{Store, millis};
 use crate::agent::AgentStatus;
-use crate::workflow::Change;
+use crate::workflow::{Change, FailurePolicy};
 use crate::workflow::{CriticalPath, WorkflowReport, WorkflowSummary};
 
 /// Options of [`Store::create_workflow`].
@@ -566,25 +566,54 @@ fn retry_failed(tx: &Tx<'_>, now: DateTime<Utc>, row: &mut WorkflowRow) -> Resul
     if row.status != WorkflowStatus::Running {
         set_status(tx, now, row, WorkflowStatus::Running)?;
     }
+    // A waiting dependent of a reset task counted it as met when its failure let work through
+    // (under `continue`): it waits for the retry now, or the retry's end would count it twice.
+    let reset_ids: BTreeSet<i64> = reset.iter().copied().collect();
+    let mut waiting = BTreeSet::new();
+    for &id in &reset {
+        for dependent in ids(tx, "SELECT task FROM deps WHERE dep = ?1", id)? {
+            if !reset_ids.contains(&dependent) {
+                waiting.insert(dependent);
+            }
+        }
+    }
+    for id in waiting {
+        // One past waiting (running or finished) keeps its count: it decides nothing now.
+        let task = TaskRow::by_id(tx, id)?;
+        if matches!(task.state, TaskState::Pending | TaskState::Ready) {
+            tasks.push(task);
+        }
+    }
     for task in &mut tasks {
-        let states: Vec<String> = tx
-            .prepare_cached(
-                "SELECT state FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1)",
-            )?
-            .query_map([task.id], |r| r.get(0))?
-            .collect::<Result<_>>()?;
-        let unmet = states
-            .iter()
-            .filter_map(|s| s.parse::<TaskState>().ok())
-            .filter(|&s| upstream_effect(row.on_failure, s) != Some(UpstreamEffect::Satisfied))
-            .count();
+        let unmet = unmet_dependencies(tx, row.on_failure, task.id)?;
         tx.prepare_cached("UPDATE tasks SET unmet = ?2 WHERE id = ?1")?
             .execute(params![task.id, unmet as i64])?;
-        if unmet == 0 {
-            apply(tx, now, task, TaskEvent::DependenciesMet, Change::default())?;
+        match (task.state, unmet) {
+            (TaskState::Pending, 0) => {
+                apply(tx, now, task, TaskEvent::DependenciesMet, Change::default())?
+            }
+            (TaskState::Ready, 1..) => {
+                apply(tx, now, task, TaskEvent::DependencyAdded, Change::default())?
+            }
+            _ => {}
         }
     }
     Ok(reset.len())
+}
+
+/// How many of `task`'s dependencies it still waits for under `policy`.
+fn unmet_dependencies(tx: &Tx<'_>, policy: FailurePolicy, task: i64) -> Result<usize> {
+    let states: Vec<String> = tx
+        .prepare_cached(
+            "SELECT state FROM tasks WHERE id IN (SELECT dep FROM deps WHERE task = ?1)",
+        )?
+        .query_map([task], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    Ok(states
+        .iter()
+        .filter_map(|s| s.parse::<TaskState>().ok())
+        .filter(|&s| upstream_effect(policy, s) != Some(UpstreamEffect::Satisfied))
+        .count())
 }
 
 fn resolve_in_workflow(tx: &Tx<'_>, task: &TaskRow, reference: &TaskRef) -> Result<TaskRow> {
