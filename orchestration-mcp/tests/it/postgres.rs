@@ -366,7 +366,7 @@ async fn a_task_claimed_through_one_server_is_reported_through_another() {
     )
     .await
     .unwrap();
-    // Another agent cannot report on it anywhere, and a wrong token is stale everywhere.
+    // Another agent cannot report on it anywhere, and a wrong token is refused everywhere.
     let error = c
         .call(
             "task_update",
@@ -383,7 +383,7 @@ async fn a_task_claimed_through_one_server_is_reported_through_another() {
         )
         .await
         .unwrap_err();
-    assert!(error.contains("stale"), "{error}");
+    assert!(error.contains("was never issued for task `w/first`"), "{error}");
     c.call(
         "task_update",
         json!({"task": "w/first", "agent": "ann", "token": token, "action": "complete",
