@@ -28,6 +28,10 @@ const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// How many times a write is retried when SQLite still reports the database as busy.
 const BUSY_RETRIES: u32 = 5;
 
+/// The page cache of each connection, in KiB (SQLite's own default size). A file database
+/// has two connections, so its caches hold at most 4 MiB.
+const CACHE_KIB: i64 = 2 * 1024;
+
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`. The version
 /// is kept in `PRAGMA user_version`.
 pub(super) const MIGRATIONS: [&str; 8] = [
@@ -93,10 +97,15 @@ impl Sqlite {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // Reads through a memory map and a 64 MiB page cache skip most read system calls; a
-        // larger WAL between checkpoints means fewer of the fsyncs a checkpoint costs.
-        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
-        conn.pragma_update(None, "cache_size", -64 * 1024)?;
+        // No memory map, and a small page cache: the pages a claim or a report works on are
+        // few and stay cached, while a report on a large workflow reads the rest through the
+        // operating system's file cache. A memory map would count every page a report ever
+        // read in the server's resident set, and a large cache would keep them there: with a
+        // 256 MiB map and a 64 MiB cache per connection, one report on 50,000 tasks left a
+        // server idle at about 90 MB instead of about 12.
+        conn.pragma_update(None, "mmap_size", 0)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        // A larger WAL between checkpoints means fewer of the fsyncs a checkpoint costs.
         conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
         Ok(conn)
     }
