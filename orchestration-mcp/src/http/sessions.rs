@@ -77,14 +77,6 @@ impl Sessions {
         // client holds a notification stream open or waits on a long call; this table's
         // expiry counts those as use.
         inner.session_config.keep_alive = None;
-        // rmcp keeps every finished call's reply stream, the reply in it, for a minute, so
-        // that a client whose connection broke before the reply arrived can resume it with
-        // `Last-Event-ID`. That is a minute of replies at whatever rate the sessions call:
-        // 32 sessions held about 80 MB of them. A finished call's stream is dropped at the
-        // session's next message instead; a client that lost a reply asks again (a report
-        // repeated after it took effect is refused as such, a lost claim shows in the
-        // agent's held tasks).
-        inner.session_config.completed_cache_ttl = Duration::ZERO;
         let sessions = Arc::new(Sessions {
             inner,
             table: Mutex::default(),

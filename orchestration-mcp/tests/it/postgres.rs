@@ -383,7 +383,10 @@ async fn a_task_claimed_through_one_server_is_reported_through_another() {
         )
         .await
         .unwrap_err();
-    assert!(error.contains("was never issued for task `w/first`"), "{error}");
+    assert!(
+        error.contains("was never issued for task `w/first`"),
+        "{error}"
+    );
     c.call(
         "task_update",
         json!({"task": "w/first", "agent": "ann", "token": token, "action": "complete",
