@@ -14,6 +14,8 @@
 mod http_client;
 
 #[path = "support/mod.rs"]
+// The bench shares the release build of the server, not the latency percentile.
+#[allow(dead_code)]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
