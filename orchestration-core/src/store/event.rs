@@ -142,6 +142,11 @@ pub(crate) fn append_seq(
     kind: EventKind,
     event: NewEvent<'_>,
 ) -> Result<i64> {
+    // Beside other writers an event's position is known only at the commit (see
+    // `Sql::append_event`), so a use case that needs it now runs alone.
+    if tx.beside_others() {
+        return Err(tx.again_alone());
+    }
     tx.prepare_cached(
         "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, \
          value, detail, sprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
