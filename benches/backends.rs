@@ -17,9 +17,8 @@ mod http_client;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -410,24 +409,7 @@ impl Drop for Server {
 }
 
 fn serve(binary: &Path, db: &str) -> Server {
-    // Thirty-two sessions from one address call far faster than the rate limit allows an
-    // agent; the latency measured is the server's, not the limit's.
-    let mut child = Command::new(binary)
-        .args(["--db", db, "--http", "127.0.0.1:0", "--rate-limit", "off"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, port) = support::spawn_http(binary, db);
     Server { child, port }
 }
 

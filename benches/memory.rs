@@ -14,8 +14,7 @@
 mod http_client;
 
 #[path = "support/mod.rs"]
-// The bench shares the release build of the server, not the latency percentile.
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared with the benches that measure latency")]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -70,23 +69,7 @@ impl Server {
     /// The server over HTTP on an ephemeral loopback port, without a rate limit: 32 sessions
     /// from one address calling as fast as they can are far past the pace of agents.
     fn http(binary: &Path, db: &Path) -> Server {
-        let mut child = Command::new(binary)
-            .args(["--db", db.to_str().unwrap()])
-            .args(["--http", "127.0.0.1:0", "--rate-limit", "off"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("the server logs its address").unwrap();
-            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let (child, port) = support::spawn_http(binary, db.to_str().unwrap());
         Server {
             child,
             port: Some(port),

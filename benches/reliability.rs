@@ -14,9 +14,7 @@ mod http_client;
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -41,32 +39,8 @@ impl Drop for Server {
     }
 }
 
-fn start(binary: &PathBuf, db: &std::path::Path) -> Server {
-    // Thirty-two sessions calling as fast as they can from one address are far past the rate
-    // limit an agent's pace needs; the latency measured here is the server's, not the limit's.
-    let mut child = Command::new(binary)
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "--http",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "off",
-        ])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+fn start(binary: &std::path::Path, db: &std::path::Path) -> Server {
+    let (child, port) = support::spawn_http(binary, db.to_str().unwrap());
     Server { child, port }
 }
 
