@@ -62,7 +62,7 @@ pub(crate) fn a_handoff_moves_the_task_and_its_lease_with_a_note(db: &dyn Backen
             "ana",
             "bo",
             LeaseToken(claim.token.0 + 5),
-            "stale lease token",
+            "was never issued for task `hand/a`",
         ),
     ];
     for (from, to, token, expected) in cases {
