@@ -14,7 +14,8 @@ use crate::clock::from_millis;
 use crate::error::Result;
 use crate::workflow::TaskState;
 
-use super::db::{Tx, params};
+use super::db::{Params, Tx, params};
+use super::event::{EventKind, NewEvent};
 use super::millis;
 
 /// An attempt that just ended, as `attempts` keeps it.
@@ -91,14 +92,16 @@ fn parse_outcome(name: &str) -> Option<AttemptEnd> {
     })
 }
 
-/// Saves an attempt that ended, in the transaction that ends it; `seq` is the event that
-/// ended it.
-pub(crate) fn save(tx: &Tx<'_>, seq: i64, attempt: &EndedAttempt<'_>) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO attempts (seq, agent, task, number, started_at, ended_at, outcome, \
-         estimate, actual, has_skills) VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
+/// Appends `event`, the event that ended `attempt`, to the log and keeps the attempt under
+/// the event's position, in the transaction that ends it. Beside other writers the position
+/// is known only at the commit, and the attempt is kept then (`Sql::append_event_then`).
+pub(crate) fn append_with_event(
+    tx: &Tx<'_>,
+    at: DateTime<Utc>,
+    event: NewEvent<'_>,
+    attempt: &EndedAttempt<'_>,
+) -> Result<()> {
+    params![
         attempt.agent,
         attempt.task,
         attempt.number,
@@ -108,9 +111,18 @@ pub(crate) fn save(tx: &Tx<'_>, seq: i64, attempt: &EndedAttempt<'_>) -> Result<
         attempt.estimate,
         attempt.actual,
         attempt.has_skills,
-        seq,
-    ])?;
-    Ok(())
+    ]
+    .bind(|values| {
+        super::event::append_then(
+            tx,
+            at,
+            EventKind::TaskState,
+            event,
+            "INSERT INTO attempts (seq, agent, task, number, started_at, ended_at, outcome, \
+             estimate, actual, has_skills) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            values,
+        )
+    })
 }
 
 /// Gives `task`'s past attempts its new estimate: performance weighs every attempt by the

@@ -96,6 +96,21 @@ pub(crate) trait Sql {
         self.run(sql, params).map(|_| ())
     }
 
+    /// Appends one event, as [`Sql::append_event`] does, and then runs `then`, a statement
+    /// that keeps a row about the event: its first parameter is the event's position and
+    /// `then_params` the rest. `returning` is the statement that inserts the event and
+    /// returns its position. A backend that holds the event back to the commit holds `then`
+    /// back with it, so the row gets the position the event gets.
+    fn append_event_then(
+        &self,
+        returning: &str,
+        params: &[Value<'_>],
+        then: &str,
+        then_params: &[Value<'_>],
+    ) -> Result<()> {
+        append_event_then_now(self, returning, params, then, then_params)
+    }
+
     /// Runs a statement that returns no rows; returns how many rows it changed.
     fn run(&self, sql: &str, params: &[Value<'_>]) -> Result<usize>;
 
@@ -106,6 +121,25 @@ pub(crate) trait Sql {
         params: &[Value<'_>],
         each: &mut dyn FnMut(&Row<'_>) -> Result<bool>,
     ) -> Result<()>;
+}
+
+/// [`Sql::append_event_then`] for a transaction that appends the event at once.
+pub(crate) fn append_event_then_now(
+    tx: &(impl Sql + ?Sized),
+    returning: &str,
+    params: &[Value<'_>],
+    then: &str,
+    then_params: &[Value<'_>],
+) -> Result<()> {
+    let mut seq = 0;
+    tx.rows(returning, params, &mut |row| {
+        seq = row.get(0)?;
+        Ok(false)
+    })?;
+    let mut all = Vec::with_capacity(1 + then_params.len());
+    all.push(Value::Integer(seq));
+    all.extend_from_slice(then_params);
+    tx.run(then, &all).map(|_| ())
 }
 
 /// A transaction, whichever backend opened it.

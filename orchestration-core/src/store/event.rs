@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::db::{Params, Row, Tx, params};
+use super::db::{Params, Row, Tx, Value, params};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::from_millis;
@@ -135,24 +135,18 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) detail: Option<&'a str>,
 }
 
-/// Appends one event to the log and returns its position.
-pub(crate) fn append_seq(
+/// Appends one event to the log, then runs `then` with the event's position as its first
+/// parameter and `then_params` after it: how a row that must name its event (an attempt the
+/// event ended) is kept, whichever writers run beside this one.
+pub(crate) fn append_then(
     tx: &Tx<'_>,
     at: DateTime<Utc>,
     kind: EventKind,
     event: NewEvent<'_>,
-) -> Result<i64> {
-    // Beside other writers an event's position is known only at the commit (see
-    // `Sql::append_event`), so a use case that needs it now runs alone.
-    if tx.beside_others() {
-        return Err(tx.again_alone());
-    }
-    tx.prepare_cached(
-        "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, attempt, \
-         value, detail, sprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-         RETURNING seq",
-    )?
-    .insert(params![
+    then: &str,
+    then_params: &[Value<'_>],
+) -> Result<()> {
+    params![
         millis(at),
         kind.as_str(),
         event.workflow,
@@ -164,7 +158,8 @@ pub(crate) fn append_seq(
         event.value,
         event.detail,
         event.sprint,
-    ])
+    ]
+    .bind(|values| tx.append_event_then(APPEND_RETURNING, values, then, then_params))
 }
 
 pub(crate) fn append(
@@ -189,10 +184,23 @@ pub(crate) fn append(
     .bind(|values| tx.append_event(APPEND, values))
 }
 
+/// The statement that appends one event, followed by `$tail`.
+macro_rules! append {
+    ($tail:literal) => {
+        concat!(
+            "INSERT INTO events (at, kind, workflow, task, agent, from_state, to_state, \
+             attempt, value, detail, sprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11)",
+            $tail
+        )
+    };
+}
+
 /// The statement that appends one event; [`APPEND_COLUMNS`] names its parameters in order.
-pub(crate) const APPEND: &str = "INSERT INTO events (at, kind, workflow, task, agent, \
-    from_state, to_state, attempt, value, detail, sprint) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+pub(crate) const APPEND: &str = append!("");
+
+/// [`APPEND`], returning the position the event got.
+pub(crate) const APPEND_RETURNING: &str = append!(" RETURNING seq");
 
 /// The columns [`APPEND`] fills, in the order of its parameters.
 pub(crate) const APPEND_COLUMNS: &str =

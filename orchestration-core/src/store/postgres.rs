@@ -61,8 +61,8 @@ use postgres::{Client, Config, IsolationLevel, NoTls};
 use crate::clock::{Clock, from_millis};
 use crate::error::{Error, Result, StorageError, StorageFault};
 
-use super::db::{Owned, RawRow, Row, Sql, Tx, Value, Writers};
-use super::event::{APPEND, APPEND_COLUMNS};
+use super::db::{self, Owned, RawRow, Row, Sql, Tx, Value, Writers};
+use super::event::{APPEND, APPEND_COLUMNS, APPEND_RETURNING};
 
 /// The schema's versions on PostgreSQL: `(version, script)`, each taking a database to
 /// `version`. The first brings an empty schema to SQLite's version 7 in one step (no PostgreSQL
@@ -610,7 +610,14 @@ struct PgTx<'c, 's> {
     /// Whether it asked to run again alone.
     alone: Cell<bool>,
     /// The events it appended, held back to its commit when it runs beside others.
-    held: RefCell<Vec<Vec<Owned>>>,
+    held: RefCell<Vec<Held>>,
+}
+
+/// An event held back to the commit, with the statement that keeps a row under its position
+/// (an attempt the event ended), run once the position is known.
+struct Held {
+    event: Vec<Owned>,
+    then: Option<(String, Vec<Owned>)>,
 }
 
 impl<'c, 's> PgTx<'c, 's> {
@@ -636,21 +643,42 @@ impl<'c, 's> PgTx<'c, 's> {
     /// so the positions they get come after those of every transaction that committed
     /// before, and before those of every one that commits after. A reader tailing the log by
     /// position never skips a row that commits late.
+    ///
+    /// The positions a chunk gets are handed out in the order of its rows (one `VALUES` list,
+    /// read in order), so the `n`-th smallest position returned is the `n`-th event's, which
+    /// is the one a held row about that event is kept under.
     fn append_held(&self) -> Result<()> {
         let held = std::mem::take(&mut *self.held.borrow_mut());
         for chunk in held.chunks(EVENTS_PER_APPEND) {
-            let sql = held_append(chunk.len());
+            let (sql, returning) = held_append(chunk.len());
             let mut params = vec![Value::Integer(i64::from(LOG_LOCK_CLASS))];
-            params.extend(chunk.iter().flatten().map(Owned::value));
-            self.run(sql, &params)?;
+            params.extend(chunk.iter().flat_map(|h| &h.event).map(Owned::value));
+            if chunk.iter().all(|h| h.then.is_none()) {
+                self.run(sql, &params)?;
+                continue;
+            }
+            let mut seqs: Vec<i64> = Vec::with_capacity(chunk.len());
+            self.rows(returning, &params, &mut |row| {
+                seqs.push(row.get(0)?);
+                Ok(true)
+            })?;
+            seqs.sort_unstable();
+            for (held, seq) in chunk.iter().zip(seqs) {
+                if let Some((then, rest)) = &held.then {
+                    let mut params = vec![Value::Integer(seq)];
+                    params.extend(rest.iter().map(Owned::value));
+                    self.run(then, &params)?;
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// The statement that appends `n` held events under the event log's lock.
-fn held_append(n: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+/// The statement that appends `n` held events under the event log's lock, and the same
+/// returning the positions they got.
+fn held_append(n: usize) -> (&'static str, &'static str) {
+    static SQL: OnceLock<Vec<(String, String)>> = OnceLock::new();
     let all = SQL.get_or_init(|| {
         (1..=EVENTS_PER_APPEND)
             .map(|n| {
@@ -666,16 +694,19 @@ fn held_append(n: usize) -> &'static str {
                         format!("({})", values.join(", "))
                     })
                     .collect();
-                format!(
+                let sql = format!(
                     "INSERT INTO events ({APPEND_COLUMNS}) SELECT v.* FROM \
                      (SELECT pg_advisory_xact_lock(CAST(?1 AS INTEGER), \
                      hashtext(current_schema()))) AS locked, (VALUES {}) AS v",
                     rows.join(", ")
-                )
+                );
+                let returning = format!("{sql} RETURNING seq");
+                (sql, returning)
             })
             .collect()
     });
-    &all[n - 1]
+    let (sql, returning) = &all[n - 1];
+    (sql, returning)
 }
 
 impl PgTx<'_, '_> {
@@ -735,9 +766,32 @@ impl Sql for PgTx<'_, '_> {
         }
         debug_assert_eq!(sql, APPEND, "only events are held back");
         debug_assert_eq!(params.len(), APPEND_TYPES.len());
-        self.held
-            .borrow_mut()
-            .push(params.iter().map(|&v| Owned::from(v)).collect());
+        self.held.borrow_mut().push(Held {
+            event: params.iter().map(|&v| Owned::from(v)).collect(),
+            then: None,
+        });
+        Ok(())
+    }
+
+    fn append_event_then(
+        &self,
+        returning: &str,
+        params: &[Value<'_>],
+        then: &str,
+        then_params: &[Value<'_>],
+    ) -> Result<()> {
+        if !self.beside {
+            return db::append_event_then_now(self, returning, params, then, then_params);
+        }
+        debug_assert_eq!(returning, APPEND_RETURNING, "only events are held back");
+        debug_assert_eq!(params.len(), APPEND_TYPES.len());
+        self.held.borrow_mut().push(Held {
+            event: params.iter().map(|&v| Owned::from(v)).collect(),
+            then: Some((
+                then.to_owned(),
+                then_params.iter().map(|&v| Owned::from(v)).collect(),
+            )),
+        });
         Ok(())
     }
 
@@ -936,7 +990,7 @@ mod tests {
     use std::sync::mpsc;
 
     use crate::store::Store;
-    use crate::store::event::{EventKind, NewEvent, append};
+    use crate::store::event::{EventKind, NewEvent, append, append_then};
 
     /// A store on a schema of its own in the database `ORCHESTRATION_TEST_POSTGRES` names;
     /// `None` without it, except under `CI=true`, where it must be there.
@@ -1077,6 +1131,141 @@ mod tests {
             details,
             [Some("beside".to_owned()), Some("holding".to_owned())]
         );
+    }
+
+    /// A transaction beside others holds back its events and the rows kept about them (an
+    /// attempt under the event that ended it) to its commit, more of them than one statement
+    /// appends: each row gets the position its own event got.
+    #[test]
+    fn a_row_about_an_event_held_back_gets_that_events_position() {
+        let Some(store) = store() else { return };
+        store
+            .write_with(Writers::Alone, |tx, _| {
+                tx.run("CREATE TABLE about (seq BIGINT, n BIGINT)", &[])
+                    .map(|_| ())
+            })
+            .unwrap();
+        store
+            .write_with(Writers::Beside { agent: None }, |tx, now| {
+                for n in 0..(3 * EVENTS_PER_APPEND as i64) {
+                    let detail = format!("event {n}");
+                    let event = NewEvent {
+                        detail: Some(&detail),
+                        ..NewEvent::default()
+                    };
+                    if n % 3 == 0 {
+                        note(tx, now, &detail)?;
+                    } else {
+                        append_then(
+                            tx,
+                            now,
+                            EventKind::Message,
+                            event,
+                            "INSERT INTO about (seq, n) VALUES (?1, ?2)",
+                            &[Value::Integer(n)],
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        let pairs: Vec<(i64, Option<String>)> = store
+            .read(|tx, _| {
+                tx.prepare_cached(
+                    "SELECT a.n, e.detail FROM about a LEFT JOIN events e ON e.seq = a.seq \
+                     ORDER BY a.n",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+            })
+            .unwrap();
+        assert_eq!(pairs.len(), 16);
+        for (n, detail) in pairs {
+            assert_eq!(detail, Some(format!("event {n}")));
+        }
+    }
+
+    /// Completions run beside each other, and the attempts they end are kept under the
+    /// events that ended them: the kept attempts and performance agree with the log's.
+    #[test]
+    fn completions_beside_each_other_keep_their_attempts_as_the_log_tells_them() {
+        use crate::{
+            AgentUpdate, ClaimRequest, CreateOptions, TaskRef, TaskSpec, TaskUpdate, WorkflowSpec,
+        };
+        let Some(store) = store() else { return };
+        let start = Utc::now() - chrono::Duration::minutes(1);
+        const TASKS: usize = 60;
+        let tasks = (0..TASKS)
+            .map(|i| {
+                let spec = TaskSpec::new(format!("t{i}"), format!("do {i}"));
+                if i >= 10 {
+                    spec.after([format!("t{}", i - 10)])
+                } else {
+                    spec
+                }
+            })
+            .collect();
+        let spec = WorkflowSpec {
+            name: "beside".into(),
+            tasks,
+            ..Default::default()
+        };
+        let options = CreateOptions {
+            start: true,
+            idempotency_key: None,
+        };
+        store.create_workflow(spec, &options).unwrap();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for a in 0..8 {
+                let (store, done) = (&store, &done);
+                scope.spawn(move || {
+                    let agent = format!("agent-{a}");
+                    store.upsert_agent(&agent, &AgentUpdate::default()).unwrap();
+                    let mut idle = 0;
+                    while done.load(Ordering::SeqCst) < TASKS && idle < 10_000 {
+                        let Some(claim) =
+                            store.claim(&ClaimRequest::new(&agent)).unwrap().claimed()
+                        else {
+                            idle += 1;
+                            std::thread::yield_now();
+                            continue;
+                        };
+                        let update = TaskUpdate::Complete {
+                            result: None,
+                            actual: Some(1.0 + (a % 3) as f64),
+                        };
+                        store
+                            .update_task(
+                                &TaskRef::Id(claim.task.id),
+                                &agent,
+                                claim.token,
+                                &update,
+                                None,
+                            )
+                            .unwrap();
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(done.load(Ordering::SeqCst), TASKS);
+        // Each attempt is kept under the event that ended it: that of its task and attempt,
+        // from `running`.
+        let unmatched: i64 = store
+            .read(|tx, _| {
+                tx.query_row(
+                    "SELECT count(*) FROM attempts a LEFT JOIN events e ON e.seq = a.seq \
+                     AND e.task = a.task AND e.attempt = a.number AND e.from_state = ?1 \
+                     WHERE e.seq IS NULL",
+                    [crate::workflow::TaskState::Running.as_str()],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert_eq!(unmatched, 0, "attempts kept under another event");
+        let end = Utc::now() + chrono::Duration::minutes(1);
+        crate::store::tests::check_attempts_match_the_log(&store, start, end);
     }
 
     #[test]

@@ -43,9 +43,6 @@ pub(crate) trait TaskStorage {
         to: (TaskState, Weight),
     ) -> Result<()>;
 
-    /// Keeps an attempt that ended for agent performance; `seq` is the event that ended it.
-    fn save_attempt(&self, seq: i64, attempt: &EndedAttempt<'_>) -> Result<()>;
-
     /// Changes `workflow`'s count of open tasks by `delta`.
     fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()>;
 
@@ -55,8 +52,14 @@ pub(crate) trait TaskStorage {
     /// Appends one event to the log.
     fn append(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<()>;
 
-    /// Appends one event to the log and returns its position.
-    fn append_seq(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<i64>;
+    /// Appends the task state event that ended `attempt` to the log, and keeps the attempt
+    /// for agent performance under the event's position.
+    fn append_attempt_end(
+        &self,
+        at: DateTime<Utc>,
+        event: NewEvent<'_>,
+        attempt: &EndedAttempt<'_>,
+    ) -> Result<()>;
 
     /// The tasks of `workflow` in one of `states`.
     fn tasks_in(&self, workflow: i64, states: &[TaskState]) -> Result<Vec<i64>>;
@@ -129,10 +132,6 @@ impl TaskStorage for Tx<'_> {
         super::counts::shift(self, workflow, task, from, to)
     }
 
-    fn save_attempt(&self, seq: i64, attempt: &EndedAttempt<'_>) -> Result<()> {
-        super::attempts::save(self, seq, attempt)
-    }
-
     fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()> {
         self.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
             .execute(params![workflow, delta])?;
@@ -150,8 +149,13 @@ impl TaskStorage for Tx<'_> {
         append(self, at, kind, event)
     }
 
-    fn append_seq(&self, at: DateTime<Utc>, kind: EventKind, event: NewEvent<'_>) -> Result<i64> {
-        super::event::append_seq(self, at, kind, event)
+    fn append_attempt_end(
+        &self,
+        at: DateTime<Utc>,
+        event: NewEvent<'_>,
+        attempt: &EndedAttempt<'_>,
+    ) -> Result<()> {
+        super::attempts::append_with_event(self, at, event, attempt)
     }
 
     fn tasks_in(&self, workflow: i64, states: &[TaskState]) -> Result<Vec<i64>> {

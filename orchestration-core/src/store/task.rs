@@ -361,13 +361,11 @@ impl Store {
         let lease = check_lease(lease)?;
         check_report(report)?;
         // A failure may cancel the rest of its workflow (fail-fast) or block its dependents,
-        // rows other writers may hold, and a completion keeps the attempt it ends beside the
-        // position of its event in the log, known beside other writers only at the commit:
-        // both run alone. Every other report changes only its own task and its counts, each
-        // locked before it is read, and runs beside other claims and reports where the
-        // backend can run it so.
+        // rows other writers may hold: it runs alone. Every other report changes only its
+        // own task, what depends on it and its workflow's count, each locked before it is
+        // read, and runs beside other claims and reports where the backend can run it so.
         let writers = match report {
-            TaskUpdate::Fail { .. } | TaskUpdate::Complete { .. } => Writers::Alone,
+            TaskUpdate::Fail { .. } => Writers::Alone,
             _ => Writers::Beside { agent: None },
         };
         self.write_with(writers, |tx, now| {

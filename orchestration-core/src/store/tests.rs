@@ -602,7 +602,7 @@ fn play(steps: &[Step]) -> (tempfile::TempDir, std::path::PathBuf, ManualClock) 
 
 /// Checks that the attempts the store keeps give the event log's attempts and performance,
 /// over the whole history and over windows that cut through it.
-fn check_attempts_match_the_log(
+pub(super) fn check_attempts_match_the_log(
     store: &Store,
     start: chrono::DateTime<Utc>,
     end: chrono::DateTime<Utc>,

@@ -69,9 +69,9 @@ pub(crate) fn apply(
     ) else {
         return store.append(now, EventKind::TaskState, event);
     };
-    let seq = store.append_seq(now, EventKind::TaskState, event)?;
-    store.save_attempt(
-        seq,
+    store.append_attempt_end(
+        now,
+        event,
         &EndedAttempt {
             agent,
             task: task.id,
