@@ -1185,10 +1185,11 @@ mod tests {
         }
     }
 
-    /// Completions run beside each other, and the attempts they end are kept under the
-    /// events that ended them: the kept attempts and performance agree with the log's.
+    /// Eight agents complete a chained workflow at once, and the attempts they end are kept
+    /// under the events that ended them: the kept attempts and performance agree with the
+    /// log's.
     #[test]
-    fn completions_beside_each_other_keep_their_attempts_as_the_log_tells_them() {
+    fn concurrent_completions_keep_their_attempts_as_the_log_tells_them() {
         use crate::{
             AgentUpdate, ClaimRequest, CreateOptions, TaskRef, TaskSpec, TaskUpdate, WorkflowSpec,
         };
