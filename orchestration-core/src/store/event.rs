@@ -146,28 +146,28 @@ pub(crate) fn append_then(
     then: &str,
     then_params: &[Value<'_>],
 ) -> Result<()> {
-    params![
-        millis(at),
-        kind.as_str(),
-        event.workflow,
-        event.task,
-        event.agent,
-        event.from.map(TaskState::as_str),
-        event.to.map(TaskState::as_str),
-        event.attempt,
-        event.value,
-        event.detail,
-        event.sprint,
-    ]
-    .bind(|values| tx.append_event_then(APPEND_RETURNING, values, then, then_params))
+    bound(at, kind, &event, |values| {
+        tx.append_event_then(APPEND_RETURNING, values, then, then_params)
+    })
 }
 
+/// Appends one event to the log.
 pub(crate) fn append(
     tx: &Tx<'_>,
     at: DateTime<Utc>,
     kind: EventKind,
     event: NewEvent<'_>,
 ) -> Result<()> {
+    bound(at, kind, &event, |values| tx.append_event(APPEND, values))
+}
+
+/// Calls `run` with the values of [`APPEND`]'s parameters for `event`, in their order.
+fn bound<R>(
+    at: DateTime<Utc>,
+    kind: EventKind,
+    event: &NewEvent<'_>,
+    run: impl FnOnce(&[Value<'_>]) -> R,
+) -> R {
     params![
         millis(at),
         kind.as_str(),
@@ -181,7 +181,7 @@ pub(crate) fn append(
         event.detail,
         event.sprint,
     ]
-    .bind(|values| tx.append_event(APPEND, values))
+    .bind(run)
 }
 
 /// The statement that appends one event, followed by `$tail`.

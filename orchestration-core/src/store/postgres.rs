@@ -1179,7 +1179,7 @@ mod tests {
                 .collect()
             })
             .unwrap();
-        assert_eq!(pairs.len(), 16);
+        assert_eq!(pairs.len(), 2 * EVENTS_PER_APPEND, "every row kept");
         for (n, detail) in pairs {
             assert_eq!(detail, Some(format!("event {n}")));
         }
