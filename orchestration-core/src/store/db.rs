@@ -10,9 +10,12 @@
 //! a real, text, bytes, null), borrowed where they can be, so binding and reading a row
 //! allocates nothing beyond what the caller keeps.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use crate::error::{Error, Result, StorageError};
+
+use super::counts::Pending;
 
 /// One value bound to a statement or read from a row.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,6 +90,12 @@ pub(crate) trait Sql {
             crate::error::StorageFault::Engine,
             "a transaction that runs alone asked to run alone".to_owned(),
         ))
+    }
+
+    /// The changes to the counters this transaction keeps to its end, when it runs beside
+    /// others (see `counts`); `None` when it writes them at once.
+    fn pending(&self) -> Option<&RefCell<Pending>> {
+        None
     }
 
     /// Appends one event to the log: `sql`, the statement that inserts it, with `params`. A

@@ -133,12 +133,14 @@ impl TaskStorage for Tx<'_> {
     }
 
     fn add_open_tasks(&self, workflow: i64, delta: i64) -> Result<()> {
-        self.prepare_cached("UPDATE workflows SET open_tasks = open_tasks + ?2 WHERE id = ?1")?
-            .execute(params![workflow, delta])?;
-        Ok(())
+        super::counts::add_open(self, workflow, delta)
     }
 
     fn open_tasks(&self, workflow: i64) -> Result<u64> {
+        // The changes kept to the end are written first: the count read must be this
+        // transaction's, and the row stays locked from then to the commit, so no other
+        // writer's change can come between the read and what is decided from it.
+        super::counts::write_pending(self)?;
         let open: i64 = self
             .prepare_cached("SELECT open_tasks FROM workflows WHERE id = ?1")?
             .query_row([workflow], |r| r.get(0))?;
@@ -169,7 +171,13 @@ impl TaskStorage for Tx<'_> {
     }
 
     fn dependents(&self, task: i64) -> Result<Vec<i64>> {
-        ids(self, "SELECT task FROM deps WHERE dep = ?1", task)
+        // In one order, so two writers beside each other that meet dependents they share lock
+        // them in the same order.
+        ids(
+            self,
+            "SELECT task FROM deps WHERE dep = ?1 ORDER BY task",
+            task,
+        )
     }
 
     fn meet_dependency(&self, task: i64) -> Result<(u32, TaskState)> {

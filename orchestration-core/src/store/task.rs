@@ -361,14 +361,12 @@ impl Store {
         let lease = check_lease(lease)?;
         check_report(report)?;
         // A failure may cancel the rest of its workflow (fail-fast) or block its dependents,
-        // rows other writers may hold: it runs alone. A completion runs alone too: beside
-        // others, one that readies dependents locks a count shard after its workflow's row
-        // of open tasks while another holds that shard and waits for the row, and under load
-        // the deadlocks PostgreSQL breaks come back as fast as their retries. Every other
-        // report changes only its own task and its counts, each locked before it is read,
-        // and runs beside other claims and reports where the backend can run it so.
+        // rows other writers may hold: it runs alone. Every other report changes its own
+        // task, locked before it is read, what depends on it, each locked in one order, and
+        // the counters, locked at the end in one order (see `counts`), and runs beside other
+        // claims and reports where the backend can run it so.
         let writers = match report {
-            TaskUpdate::Fail { .. } | TaskUpdate::Complete { .. } => Writers::Alone,
+            TaskUpdate::Fail { .. } => Writers::Alone,
             _ => Writers::Beside { agent: None },
         };
         self.write_with(writers, |tx, now| {

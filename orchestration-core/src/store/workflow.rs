@@ -639,7 +639,7 @@ fn ready_keys(conn: &Tx<'_>, workflow: i64) -> Result<Vec<String>> {
     .collect::<Result<_>>()
 }
 
-fn summary(conn: &Tx<'_>, row: &WorkflowRow) -> Result<WorkflowSummary> {
+pub(super) fn summary(conn: &Tx<'_>, row: &WorkflowRow) -> Result<WorkflowSummary> {
     Ok(super::status::summary_of(
         row,
         &super::counts::of(conn, row.id)?,
