@@ -351,19 +351,32 @@ fn main() -> Result<()> {
     // One client on stdio needs no worker threads: the store's calls run on the blocking pool
     // either way, and a runtime that starts none answers `initialize` sooner. HTTP serves many
     // sessions at once, so it gets a worker per core.
-    let runtime = match args.http {
+    let runtime = runtime(match args.http {
         Some(_) => tokio::runtime::Builder::new_multi_thread(),
         None => tokio::runtime::Builder::new_current_thread(),
-    }
-    .enable_all()
-    .build()
-    .context("starting the async runtime")?;
+    })?;
     runtime.block_on(async move {
         match args.http {
             Some(addr) => serve_http(server, addr, args).await,
             None => serve_stdio(server).await,
         }
     })
+}
+
+/// Threads of the blocking pool, where every store call runs. The store does at most a few
+/// calls at once (SQLite one writer and one reader, PostgreSQL a pool of 8 connections), so
+/// more threads would only wait on its locks, each holding a stack and an allocator cache: 32
+/// HTTP sessions used to keep about 64 of them, and about 40 MB, resident. Calls beyond these
+/// wait in the runtime's queue instead, in the order they came.
+const BLOCKING_THREADS: usize = 12;
+
+/// The async runtime, on the blocking pool this server needs.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Exits with a usage error when a serving flag was written before a subcommand. Serving
@@ -703,10 +716,7 @@ fn console(args: ConsoleArgs, database: &Database) -> Result<()> {
     if options.token.is_none() {
         tracing::warn!("no --token: the console is read-only");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = runtime(tokio::runtime::Builder::new_multi_thread())?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -69,6 +69,9 @@ struct Activity {
     open: usize,
 }
 
+/// How long a finished call's reply stays to be resumed by a client that lost it.
+const REPLIES_KEPT_FOR_RESUMPTION: Duration = Duration::from_secs(10);
+
 impl Sessions {
     /// Sessions under `limits`, with a task that closes the idle ones.
     pub(crate) fn start(limits: SessionLimits) -> Arc<Sessions> {
@@ -77,6 +80,12 @@ impl Sessions {
         // client holds a notification stream open or waits on a long call; this table's
         // expiry counts those as use.
         inner.session_config.keep_alive = None;
+        // rmcp keeps each finished call's reply stream, the reply in it, so that a client
+        // whose connection broke before the reply arrived can resume it with
+        // `Last-Event-ID`. It keeps them a minute by default: a minute of replies at whatever
+        // rate the sessions call, the most of what 32 busy sessions held. A client is told to
+        // come back after `sse_retry` (3 s), so ten seconds still serve the reconnect it makes.
+        inner.session_config.completed_cache_ttl = REPLIES_KEPT_FOR_RESUMPTION;
         let sessions = Arc::new(Sessions {
             inner,
             table: Mutex::default(),
