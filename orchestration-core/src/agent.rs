@@ -13,6 +13,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 mod performance;
+pub mod summary;
 #[cfg(test)]
 mod tests;
 

@@ -28,6 +28,7 @@ mod sql;
 mod sqlite;
 mod status;
 mod storage;
+mod summaries;
 mod task;
 mod transition;
 mod view;

@@ -362,8 +362,11 @@ pub(crate) fn agent_performance_is_rebuilt_from_the_event_log(db: &dyn Backend) 
         ),
         (1, 3, 1, 1)
     );
-    assert_eq!(ana.metrics.cycle_time_p50_hours, Some(2.0));
-    assert!((ana.metrics.estimate_bias.unwrap() - 2f64.ln()).abs() < 1e-12);
+    // Percentiles come from sketches within 1% of the exact value; the bias is summed in
+    // billionths.
+    let p50 = ana.metrics.cycle_time_p50_hours.unwrap();
+    assert!((p50 - 2.0).abs() <= 0.02, "{p50}");
+    assert!((ana.metrics.estimate_bias.unwrap() - 2f64.ln()).abs() < 1e-9);
     assert_eq!(ana.by_skill["rust"].completed, 1);
     let bo = result.iter().find(|p| p.agent == "bo").unwrap();
     // c had waited longer than the retried b, so bo got c, and finished it on the first try.

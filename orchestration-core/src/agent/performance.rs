@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use super::summary::{Tally, weigh};
+
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptEnd {
@@ -113,9 +115,8 @@ pub fn performance(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<AgentPerformance> {
-    let length = to - from;
-    let previous_from = from - length;
-    let days = (length.num_milliseconds() as f64 / 86_400_000.0).max(1e-9);
+    let previous_from = from - (to - from);
+    let days = days(from, to);
     let current: Vec<&Attempt> = attempts
         .iter()
         .filter(|a| a.ended_at > from && a.ended_at <= to)
@@ -150,7 +151,7 @@ pub fn performance(
             .or_default()
             .push(attempt);
     }
-    let mut result: Vec<AgentPerformance> = by_agent
+    let result: Vec<AgentPerformance> = by_agent
         .into_iter()
         .map(|(agent, own)| {
             let mut skills: BTreeMap<String, Vec<&Attempt>> = BTreeMap::new();
@@ -175,6 +176,16 @@ pub fn performance(
             }
         })
         .collect();
+    rank(result)
+}
+
+/// The length of the window `(from, to]` in days, never zero.
+pub(crate) fn days(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    ((to - from).num_milliseconds() as f64 / 86_400_000.0).max(1e-9)
+}
+
+/// Ranks agents by smoothed success rate, then completions, then name.
+pub(crate) fn rank(mut result: Vec<AgentPerformance>) -> Vec<AgentPerformance> {
     result.sort_by(|a, b| {
         b.metrics
             .smoothed_success_rate
@@ -189,50 +200,57 @@ pub fn performance(
 }
 
 fn metrics(attempts: &[&Attempt], prior: f64, days: f64) -> Metrics {
-    let succeeded: Vec<&&Attempt> = attempts
-        .iter()
-        .filter(|a| a.end == AttemptEnd::Succeeded)
-        .collect();
-    let completed = succeeded.len() as u32;
-    let total = attempts.len() as u32;
-    let mut cycle: Vec<f64> = succeeded
-        .iter()
-        .filter_map(|a| {
-            a.started_at
-                // A clock that jumped back between start and end would make the time
-                // negative; the attempt took no measurable time instead.
-                .map(|s| (a.ended_at - s).num_milliseconds().max(0) as f64 / 3_600_000.0)
-        })
-        .collect();
+    let mut tally = Tally::default();
+    let mut cycle = Vec::new();
+    let mut errors = Vec::new();
+    for attempt in attempts {
+        let (weight, hours, error) = weigh(attempt);
+        tally.add(&weight, 1);
+        cycle.extend(hours);
+        errors.extend(error);
+    }
     cycle.sort_by(f64::total_cmp);
-    let ratios: Vec<(f64, f64)> = succeeded
-        .iter()
-        .filter_map(|a| {
-            a.actual
-                .filter(|&x| x > 0.0 && a.estimate > 0.0)
-                .map(|x| (x, a.estimate))
-        })
-        .collect();
-    let mut errors: Vec<f64> = ratios.iter().map(|(a, e)| (a - e).abs() / a).collect();
     errors.sort_by(f64::total_cmp);
+    finish(
+        &tally,
+        percentile(&cycle, 0.50),
+        percentile(&cycle, 0.85),
+        percentile(&errors, 0.5),
+        prior,
+        days,
+    )
+}
+
+/// The metrics of a set of attempts from its exact sums and its percentiles, however they
+/// were found: the one place both the attempts and their summaries become metrics.
+pub(crate) fn finish(
+    tally: &Tally,
+    cycle_p50: Option<f64>,
+    cycle_p85: Option<f64>,
+    mdmre: Option<f64>,
+    prior: f64,
+    days: f64,
+) -> Metrics {
+    let count = |n: i64| n.clamp(0, i64::from(u32::MAX)) as u32;
+    let (completed, total) = (count(tally.succeeded), count(tally.attempts));
     Metrics {
         completed,
         attempts: total,
         success_rate: (total > 0).then(|| f64::from(completed) / f64::from(total)),
         smoothed_success_rate: (f64::from(completed) + PRIOR_STRENGTH * prior)
             / (f64::from(total) + PRIOR_STRENGTH),
-        first_pass_yield: (completed > 0).then(|| {
-            succeeded.iter().filter(|a| a.number == 1).count() as f64 / f64::from(completed)
-        }),
-        retries: attempts.iter().filter(|a| a.end.is_retry()).count() as u32,
-        expired_leases: attempts.iter().filter(|a| a.end.is_expired_lease()).count() as u32,
-        cycle_time_p50_hours: percentile(&cycle, 0.50),
-        cycle_time_p85_hours: percentile(&cycle, 0.85),
-        estimate_bias: (!ratios.is_empty())
-            .then(|| ratios.iter().map(|(a, e)| (a / e).ln()).sum::<f64>() / ratios.len() as f64),
-        mdmre: percentile(&errors, 0.5),
+        first_pass_yield: (completed > 0).then(|| tally.first_pass as f64 / f64::from(completed)),
+        retries: count(tally.retries),
+        expired_leases: count(tally.expired),
+        cycle_time_p50_hours: cycle_p50,
+        cycle_time_p85_hours: cycle_p85,
+        // Sums of log ratios in billionths, so the summaries' sums that go up and down with
+        // re-estimates stay exact and agree with a sum over the attempts to the last digit.
+        estimate_bias: (tally.ratios > 0)
+            .then(|| tally.log_ratio as f64 / 1e9 / tally.ratios as f64),
+        mdmre,
         throughput_per_day: f64::from(completed) / days,
-        points_completed: succeeded.iter().map(|a| a.estimate).sum(),
+        points_completed: tally.points as f64 / 1e6,
     }
 }
 

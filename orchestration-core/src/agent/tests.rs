@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
 use super::*;
@@ -583,4 +583,138 @@ fn performance_metrics_match_a_hand_computed_window() {
         result[1].previous.completed, 1,
         "the trend compares with the day before"
     );
+}
+
+/// An attempt of a random history for the summaries' property: (agent, task, number, start
+/// offset before its end in minutes or none, end in minutes from the start, outcome, estimate,
+/// actual, skills).
+type Drawn = (u8, u8, u32, Option<u16>, u32, u8, u8, Option<u8>, u8);
+
+fn drawn(
+    start: DateTime<Utc>,
+    (agent, task, number, took, end, outcome, estimate, actual, skills): Drawn,
+) -> Attempt {
+    let ended_at =
+        start + Duration::minutes(i64::from(end)) + Duration::seconds(i64::from(end % 7));
+    Attempt {
+        agent: format!("a{agent}"),
+        task: i64::from(task),
+        number,
+        started_at: took.map(|m| ended_at - Duration::seconds(i64::from(m) * 37)),
+        ended_at,
+        end: match outcome {
+            0 | 1 => AttemptEnd::Succeeded,
+            2 => AttemptEnd::Failed { retried: true },
+            3 => AttemptEnd::Failed { retried: false },
+            _ => AttemptEnd::Expired,
+        },
+        estimate: f64::from(estimate) * 0.5,
+        actual: actual.map(|a| f64::from(a) * 0.75),
+        skills: ["rust", "go", "sql"]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| skills & (1 << i) != 0)
+            .map(|(_, s)| (*s).to_owned())
+            .collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Performance merged from summaries of hours and days, the attempts at the edges and
+    /// re-estimates applied to the summaries as changes, says what performance from the
+    /// attempts themselves says: the sums exactly, the percentiles within the sketches' error.
+    #[test]
+    fn summaries_agree_with_the_attempts(
+        drawn_attempts in proptest::collection::vec(
+            (0u8..4, 0u8..12, 1u32..4, proptest::option::weighted(0.8, 0u16..2_000),
+             0u32..6_000, 0u8..5, 0u8..9, proptest::option::weighted(0.8, 0u8..12), 0u8..8),
+            0..80,
+        ),
+        reestimates in proptest::collection::vec((0u8..12, 0u8..9), 0..6),
+        window in (0i64..7_000, 1i64..4_000),
+    ) {
+        use crate::agent::summary::{
+            SPANS, Summary, WindowSummary, assert_agrees, bucket, cover, performance_of,
+        };
+        let start = Utc.with_ymd_and_hms(2026, 3, 1, 22, 17, 0).unwrap();
+        let mut attempts: Vec<Attempt> =
+            drawn_attempts.into_iter().map(|d| drawn(start, d)).collect();
+        // The summaries by (span, bucket, agent, skill), as the store keeps them.
+        let mut kept: BTreeMap<(i64, i64, String, Option<String>), Summary> = BTreeMap::new();
+        let mut keep = |attempt: &Attempt, change: &Summary| {
+            let at = attempt.ended_at.timestamp_millis();
+            for span in SPANS {
+                for skill in std::iter::once(None).chain(attempt.skills.iter().cloned().map(Some)) {
+                    kept.entry((span, bucket(at, span), attempt.agent.clone(), skill))
+                        .or_default()
+                        .add(change, 1);
+                }
+            }
+        };
+        for attempt in &attempts {
+            keep(attempt, &Summary::of(attempt));
+        }
+        for (task, estimate) in reestimates {
+            for attempt in attempts.iter_mut().filter(|a| a.task == i64::from(task)) {
+                let old = attempt.clone();
+                attempt.estimate = f64::from(estimate) * 0.25;
+                let mut change = Summary::of(attempt);
+                change.add(&Summary::of(&old), -1);
+                keep(&old, &change);
+            }
+        }
+        let from = start + Duration::minutes(window.0);
+        let to = from + Duration::minutes(window.1) + Duration::seconds(window.1 % 11);
+        let read = |after: DateTime<Utc>, to: DateTime<Utc>| {
+            let mut summary = WindowSummary::default();
+            let pieces = cover(after.timestamp_millis(), to.timestamp_millis());
+            for (span, first, end) in pieces.buckets {
+                for ((s, b, agent, skill), kept) in &kept {
+                    if *s == span && (first..end).contains(b) {
+                        summary.add(agent, skill.as_deref(), kept);
+                    }
+                }
+            }
+            for (a, b) in pieces.exact {
+                for attempt in &attempts {
+                    let at = attempt.ended_at.timestamp_millis();
+                    if at > a && at <= b {
+                        summary.add_attempt(attempt);
+                    }
+                }
+            }
+            summary
+        };
+        let previous_from = from - (to - from);
+        let summarised = performance_of(&read(from, to), &read(previous_from, from), from, to);
+        assert_agrees(&summarised, &performance(&attempts, from, to));
+    }
+
+    /// The pieces of a window are whole buckets and ranges that together are the window,
+    /// each point in exactly one, and what is read attempt by attempt is under an hour at each
+    /// end.
+    #[test]
+    fn a_cover_is_the_window(after in -200_000_000i64..200_000_000, length in 1i64..900_000_000) {
+        use crate::agent::summary::{HOUR_MS, cover};
+        let to = after + length;
+        let pieces = cover(after, to);
+        let mut ranges: Vec<(i64, i64)> = pieces.exact.clone();
+        for &(span, first, end) in &pieces.buckets {
+            prop_assert_eq!(first.rem_euclid(span), 0);
+            prop_assert_eq!(end.rem_euclid(span), 0);
+            ranges.push((first, end));
+        }
+        ranges.sort_unstable();
+        let mut at = after;
+        for (a, b) in ranges {
+            prop_assert_eq!(a, at);
+            prop_assert!(b > a);
+            at = b;
+        }
+        prop_assert_eq!(at, to);
+        let exact: i64 = pieces.exact.iter().map(|(a, b)| b - a).sum();
+        prop_assert!(exact < 2 * HOUR_MS);
+    }
 }

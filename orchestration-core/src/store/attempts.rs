@@ -1,7 +1,8 @@
 //! The attempts agents ended, one row each in `attempts`, written by `transition::apply` in
 //! the transaction that ends the attempt, keyed by when it ended and the event that ended it:
-//! what agent performance reads for its window, as one range of that key, instead of the whole
-//! event log.
+//! what agent performance reads at the edges of its windows, as ranges of that key, beside the
+//! summaries of the whole hours and days between (`summaries`), which the same transaction
+//! keeps.
 //!
 //! The table holds what the log holds about each end (the log stays the source, and schema 8
 //! rebuilt the table from it), plus the task's estimate, which a re-estimate keeps current, so
@@ -9,7 +10,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::agent::AttemptEnd;
+use crate::agent::summary::Summary;
+use crate::agent::{Attempt, AttemptEnd};
 use crate::clock::from_millis;
 use crate::error::Result;
 use crate::workflow::TaskState;
@@ -122,12 +124,44 @@ pub(crate) fn append_with_event(
              estimate, actual, has_skills) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             values,
         )
-    })
+    })?;
+    super::summaries::record(tx, attempt)
 }
 
 /// Gives `task`'s past attempts its new estimate: performance weighs every attempt by the
 /// task's estimate as it is now, as it did when it read the estimates beside the log.
 pub(crate) fn reestimate(tx: &Tx<'_>, task: i64, estimate: f64) -> Result<()> {
+    // The summaries the attempts count in move from their old estimate to the new one.
+    let skills = super::summaries::task_skills(tx, task)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT agent, number, started_at, ended_at, outcome, estimate, actual \
+         FROM attempts WHERE task = ?1",
+    )?;
+    let mut rows = stmt.query([task])?;
+    while let Some(row) = rows.next()? {
+        let Some(end) = parse_outcome(row.get_ref(4)?.as_str().unwrap_or_default()) else {
+            continue;
+        };
+        let old = Attempt {
+            agent: row.get(0)?,
+            task,
+            number: row.get(1)?,
+            started_at: row.get::<_, Option<i64>>(2)?.map(from_millis),
+            ended_at: from_millis(row.get(3)?),
+            end,
+            estimate: row.get(5)?,
+            actual: row.get(6)?,
+            skills: skills.clone(),
+        };
+        let mut change = Summary::of(&Attempt {
+            estimate,
+            ..old.clone()
+        });
+        change.add(&Summary::of(&old), -1);
+        if !change.is_zero() {
+            super::summaries::add(tx, &old, &change)?;
+        }
+    }
     tx.prepare_cached("UPDATE attempts SET estimate = ?2 WHERE task = ?1")?
         .execute(params![task, estimate])?;
     Ok(())

@@ -236,6 +236,26 @@ const TABLES: &[Table] = &[
         identity: None,
     },
     Table {
+        name: "agent_summaries",
+        columns: &[
+            ("span", Integer),
+            ("bucket", Integer),
+            ("agent", Text),
+            ("skill", Text),
+            ("attempts", Integer),
+            ("succeeded", Integer),
+            ("first_pass", Integer),
+            ("retries", Integer),
+            ("expired", Integer),
+            ("points", Integer),
+            ("ratios", Integer),
+            ("log_ratio", Integer),
+            ("cycle", Blob),
+            ("errors", Blob),
+        ],
+        identity: None,
+    },
+    Table {
         name: "messages",
         columns: &[
             ("id", Integer),

@@ -9,7 +9,7 @@
 //! A transaction beside other writers (`Sql::pending`) keeps its changes to the counters
 //! (these rows and each workflow's count of open tasks) to its end and writes them then, in
 //! one order every such transaction shares: the shards by workflow, state and shard, then the
-//! workflows by id. Written as they happened, a completion that readied a dependent locked its
+//! workflows by id, then the agents' summaries by key (`summaries`). Written as they happened, a completion that readied a dependent locked its
 //! workflow's row and then a shard another completion held while waiting for that row, and
 //! under load PostgreSQL broke such cycles about twice a second only for the retries to renew
 //! them. Locked last and in one order, the counters close no cycle.
@@ -37,11 +37,13 @@ pub(crate) struct Pending {
     shards: BTreeMap<(i64, TaskState, i64), Weight>,
     /// What to add to each workflow's count of open tasks, by workflow id.
     open: BTreeMap<i64, i64>,
+    /// What to add to the agents' summaries (`summaries`), written after the counters.
+    pub(super) summaries: super::summaries::Kept,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.shards.is_empty() && self.open.is_empty()
+        self.shards.is_empty() && self.open.is_empty() && self.summaries.is_empty()
     }
 }
 
@@ -248,7 +250,7 @@ pub(crate) fn write_pending(tx: &Tx<'_>) -> Result<()> {
             &[Value::Integer(workflow), Value::Integer(delta)],
         )?;
     }
-    Ok(())
+    super::summaries::write_kept(tx, pending.summaries)
 }
 
 /// The statement that adds one row's values to its shard.

@@ -1,13 +1,15 @@
-//! Agent performance over a window, from the attempts agents ended (`store/attempts.rs`),
-//! which the transaction that ends each attempt keeps: the window is one range of their index,
-//! whatever the length of the event log.
+//! Agent performance over a window, from the summaries of the attempts agents ended
+//! (`store/summaries.rs`), which the transaction that ends each attempt keeps: a window is the
+//! rows of its whole days and hours and the attempts of at most an hour at each edge
+//! (`store/attempts.rs`), whatever the length of the event log.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
 
-use crate::agent::{AgentPerformance, Attempt, performance};
+use crate::agent::summary::performance_of;
+use crate::agent::{AgentPerformance, Attempt};
 use crate::error::{Error, Result};
 
 use super::Store;
@@ -80,8 +82,9 @@ impl Store {
             if let Some(agent) = agent {
                 super::agent::registered(tx, agent)?;
             }
-            let attempts = attempts_in(tx, previous_from, to)?;
-            let mut all = performance(&attempts, from, to);
+            let current = super::summaries::window(tx, from, to)?;
+            let previous = super::summaries::window(tx, previous_from, from)?;
+            let mut all = performance_of(&current, &previous, from, to);
             if let Some(agent) = agent {
                 all.retain(|p| p.agent == agent);
             }

@@ -18,8 +18,9 @@
 //! workflow's count of open tasks, the agent's record) it changes by an `UPDATE` that locks
 //! the row and reads it back. Two such writers must lock the rows they share in one order, or
 //! each waits for the other: dependents are visited in id order, and the counters (the count
-//! shards by state and each workflow's open tasks) are summed in the transaction and written
-//! at its end, or just before the open count is read, in key order (`counts::Pending`).
+//! shards by state, each workflow's open tasks, and the agents' summaries) are summed in the
+//! transaction and written at its end, or just before the open count is read, in key order
+//! (`counts::Pending`).
 //! Whatever such a transaction cannot settle with row locks (a lease
 //! or backoff due, a task with skills to rank, every ready task held by others) it leaves to a
 //! run alone: the backend rolls it back and runs it again with the lock exclusive.
@@ -72,9 +73,10 @@ use super::event::{APPEND, APPEND_COLUMNS, APPEND_RETURNING};
 /// The schema's versions on PostgreSQL: `(version, script)`, each taking a database to
 /// `version`. The first brings an empty schema to SQLite's version 7 in one step (no PostgreSQL
 /// database predates it); later entries follow SQLite's own, one for one.
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (7, include_str!("postgres/schema.sql")),
     (8, include_str!("postgres/schema_8.sql")),
+    (9, include_str!("postgres/schema_9.sql")),
 ];
 
 /// How many connections a store keeps open at most. Writers are serialised anyway; the others
@@ -337,7 +339,8 @@ impl Postgres {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let mut tx = conn.client.transaction().map_err(from_pg)?;
+        let Connection { client, statements } = conn;
+        let mut tx = client.transaction().map_err(from_pg)?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
             &[&LOCK_CLASS],
@@ -355,7 +358,12 @@ impl Postgres {
             &[&super::SCHEMA_VERSION],
         )
         .map_err(from_pg)?;
-        tx.commit().map_err(from_pg)?;
+        let pg = PgTx::new(tx, statements, false);
+        // The sketches are encoded by the code, so the summaries are filled by it.
+        if version < 9 {
+            super::summaries::rebuild(&pg)?;
+        }
+        pg.commit().map_err(from_pg)?;
         Ok(())
     }
 

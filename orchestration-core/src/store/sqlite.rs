@@ -34,7 +34,7 @@ const CACHE_KIB: i64 = 2 * 1024;
 
 /// The schema's versions: entry `i` takes a database from version `i` to `i + 1`. The version
 /// is kept in `PRAGMA user_version`.
-pub(super) const MIGRATIONS: [&str; 8] = [
+pub(super) const MIGRATIONS: [&str; 9] = [
     include_str!("schema.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
@@ -43,6 +43,7 @@ pub(super) const MIGRATIONS: [&str; 8] = [
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
+    include_str!("schema_9.sql"),
 ];
 
 /// An SQLite database, file or memory.
@@ -234,6 +235,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(migration)?;
         if from == 1 {
             super::agent::backfill_log_ratios(&*tx)?;
+        }
+        // The sketches are encoded by the code, so the summaries are filled by it.
+        if from == 8 {
+            super::summaries::rebuild(&*tx)?;
         }
     }
     tx.pragma_update(None, "user_version", super::SCHEMA_VERSION)?;

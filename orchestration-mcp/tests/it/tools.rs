@@ -1054,7 +1054,12 @@ async fn agent_performance_ranks_agents_over_a_window() {
         .ok();
     assert_eq!(report.at("/agents/0/agent"), &json!("ana"));
     assert_eq!(report.at("/agents/0/completed"), &json!(1));
-    assert_eq!(report.at("/agents/0/cycle_time_p50_hours"), &json!(1.0));
+    // Percentiles come from sketches within 1% of the exact value, shown to two decimals.
+    let p50 = report
+        .at("/agents/0/cycle_time_p50_hours")
+        .as_f64()
+        .unwrap();
+    assert!((p50 - 1.0).abs() <= 0.015, "{p50}");
     assert_eq!(report.at("/agents/0/estimate_bias"), &json!(0.0));
     assert_eq!(report.at("/agents/0/completed_delta"), &json!(1));
     assert_eq!(report.at("/agents/0/by_skill/rust/completed"), &json!(1));
