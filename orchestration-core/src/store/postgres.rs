@@ -1025,8 +1025,13 @@ mod tests {
 
     use std::sync::mpsc;
 
-    use crate::store::Store;
+    use crate::{
+        AgentUpdate, ClaimRequest, CreateOptions, TaskRef, TaskSpec, TaskUpdate, WorkflowSpec,
+        WorkflowStatus,
+    };
+
     use crate::store::event::{EventKind, NewEvent, append, append_then};
+    use crate::store::{Created, Store};
 
     /// A store on a schema of its own in the database `ORCHESTRATION_TEST_POSTGRES` names;
     /// `None` without it, except under `CI=true`, where it must be there.
@@ -1083,6 +1088,60 @@ mod tests {
                 ..NewEvent::default()
             },
         )
+    }
+
+    /// Creates and starts the workflow `name` of `tasks`.
+    fn started(store: &Store, name: &str, tasks: Vec<TaskSpec>) -> Created {
+        let spec = WorkflowSpec {
+            name: name.into(),
+            tasks,
+            ..Default::default()
+        };
+        let options = CreateOptions {
+            start: true,
+            idempotency_key: None,
+        };
+        store.create_workflow(spec, &options).unwrap()
+    }
+
+    /// Eight agents, each on a thread of its own, claim and complete tasks until `total` are
+    /// done (or they find nothing for a long while), agent `a` reporting `actual(a)` as its
+    /// effort; returns how many they completed.
+    fn drain_with_eight_agents(
+        store: &Store,
+        total: usize,
+        actual: impl Fn(usize) -> Option<f64> + Sync,
+    ) -> usize {
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for a in 0..8 {
+                let (done, actual) = (&done, &actual);
+                scope.spawn(move || {
+                    let agent = format!("agent-{a}");
+                    store.upsert_agent(&agent, &AgentUpdate::default()).unwrap();
+                    let mut idle = 0;
+                    while done.load(Ordering::SeqCst) < total && idle < 10_000 {
+                        let Some(claim) =
+                            store.claim(&ClaimRequest::new(&agent)).unwrap().claimed()
+                        else {
+                            idle += 1;
+                            std::thread::yield_now();
+                            continue;
+                        };
+                        let update = TaskUpdate::Complete {
+                            result: None,
+                            actual: actual(a),
+                        };
+                        let id = TaskRef::Id(claim.task.id);
+                        store
+                            .update_task(&id, &agent, claim.token, &update, None)
+                            .unwrap();
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        done.load(Ordering::SeqCst)
     }
 
     /// Two transactions beside each other append events; the one that appended first
@@ -1226,9 +1285,6 @@ mod tests {
     /// log's.
     #[test]
     fn concurrent_completions_keep_their_attempts_as_the_log_tells_them() {
-        use crate::{
-            AgentUpdate, ClaimRequest, CreateOptions, TaskRef, TaskSpec, TaskUpdate, WorkflowSpec,
-        };
         let Some(store) = store() else { return };
         let start = Utc::now() - chrono::Duration::minutes(1);
         const TASKS: usize = 60;
@@ -1242,51 +1298,9 @@ mod tests {
                 }
             })
             .collect();
-        let spec = WorkflowSpec {
-            name: "beside".into(),
-            tasks,
-            ..Default::default()
-        };
-        let options = CreateOptions {
-            start: true,
-            idempotency_key: None,
-        };
-        store.create_workflow(spec, &options).unwrap();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for a in 0..8 {
-                let (store, done) = (&store, &done);
-                scope.spawn(move || {
-                    let agent = format!("agent-{a}");
-                    store.upsert_agent(&agent, &AgentUpdate::default()).unwrap();
-                    let mut idle = 0;
-                    while done.load(Ordering::SeqCst) < TASKS && idle < 10_000 {
-                        let Some(claim) =
-                            store.claim(&ClaimRequest::new(&agent)).unwrap().claimed()
-                        else {
-                            idle += 1;
-                            std::thread::yield_now();
-                            continue;
-                        };
-                        let update = TaskUpdate::Complete {
-                            result: None,
-                            actual: Some(1.0 + (a % 3) as f64),
-                        };
-                        store
-                            .update_task(
-                                &TaskRef::Id(claim.task.id),
-                                &agent,
-                                claim.token,
-                                &update,
-                                None,
-                            )
-                            .unwrap();
-                        done.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
-            }
-        });
-        assert_eq!(done.load(Ordering::SeqCst), TASKS);
+        started(&store, "beside", tasks);
+        let done = drain_with_eight_agents(&store, TASKS, |a| Some(1.0 + (a % 3) as f64));
+        assert_eq!(done, TASKS);
         // Each attempt is kept under the event that ended it: that of its task and attempt,
         // from `running`.
         let unmatched: i64 = store
@@ -1311,10 +1325,6 @@ mod tests {
     /// runs again, and the counts kept say what the tasks say.
     #[test]
     fn completions_that_share_dependents_and_counters_wait_for_each_other_without_a_cycle() {
-        use crate::{
-            AgentUpdate, ClaimRequest, CreateOptions, TaskRef, TaskSpec, TaskUpdate, WorkflowSpec,
-            WorkflowStatus,
-        };
         let Some(store) = store() else { return };
         const WIDTH: usize = 16;
         const LAYERS: usize = 25;
@@ -1329,46 +1339,9 @@ mod tests {
                 }
             })
             .collect();
-        let spec = WorkflowSpec {
-            name: "lattice".into(),
-            tasks,
-            ..Default::default()
-        };
-        let options = CreateOptions {
-            start: true,
-            idempotency_key: None,
-        };
-        let workflow = store.create_workflow(spec, &options).unwrap();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for a in 0..8 {
-                let (store, done) = (&store, &done);
-                scope.spawn(move || {
-                    let agent = format!("agent-{a}");
-                    store.upsert_agent(&agent, &AgentUpdate::default()).unwrap();
-                    let mut idle = 0;
-                    while done.load(Ordering::SeqCst) < WIDTH * LAYERS && idle < 10_000 {
-                        let Some(claim) =
-                            store.claim(&ClaimRequest::new(&agent)).unwrap().claimed()
-                        else {
-                            idle += 1;
-                            std::thread::yield_now();
-                            continue;
-                        };
-                        let update = TaskUpdate::Complete {
-                            result: None,
-                            actual: None,
-                        };
-                        let id = TaskRef::Id(claim.task.id);
-                        store
-                            .update_task(&id, &agent, claim.token, &update, None)
-                            .unwrap();
-                        done.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
-            }
-        });
-        assert_eq!(done.load(Ordering::SeqCst), WIDTH * LAYERS);
+        let workflow = started(&store, "lattice", tasks);
+        let done = drain_with_eight_agents(&store, WIDTH * LAYERS, |_| None);
+        assert_eq!(done, WIDTH * LAYERS);
         let crate::store::Backend::Postgres(db) = &store.backend else {
             unreachable!("a PostgreSQL store")
         };
