@@ -419,8 +419,8 @@ pub fn cover(after: i64, to: i64) -> Cover {
 }
 
 /// Agent performance over `(from, to]` from the summaries of that window and of the one of
-/// the same length before it: what [`performance`] computes from the attempts, the sums
-/// exactly, the percentiles within [`RELATIVE_ERROR`].
+/// the same length before it: what [`performance`](super::performance()) computes from the
+/// attempts, the sums exactly, the percentiles within [`RELATIVE_ERROR`].
 pub fn performance_of(
     current: &WindowSummary,
     previous: &WindowSummary,
