@@ -65,26 +65,37 @@ pub(crate) fn record(tx: &Tx<'_>, ended: &EndedAttempt<'_>) -> Result<()> {
     add(tx, &attempt, &Summary::of(&attempt))
 }
 
-/// Adds `change` to the summaries `attempt` counts in: every span's bucket of its end, for
-/// the agent and for each skill of its task.
-pub(crate) fn add(tx: &Tx<'_>, attempt: &Attempt, change: &Summary) -> Result<()> {
+/// The rows `attempt` counts in: every span's bucket of its end, for the agent and for each
+/// skill of its task.
+fn keys(attempt: &Attempt) -> impl Iterator<Item = Key> + '_ {
     let at = millis(attempt.ended_at);
-    for span in SPANS {
-        let start = bucket(at, span);
-        for skill in std::iter::once("").chain(attempt.skills.iter().map(String::as_str)) {
-            let key = (span, start, attempt.agent.clone(), skill.to_owned());
-            if let Some(pending) = tx.pending() {
-                let kept = &mut pending.borrow_mut().summaries.0;
-                let slot = kept.entry(key).or_default();
-                slot.add(change, 1);
-                if slot.is_zero() {
-                    let key = (span, start, attempt.agent.clone(), skill.to_owned());
-                    kept.remove(&key);
-                }
-                continue;
+    SPANS.into_iter().flat_map(move |span| {
+        std::iter::once("")
+            .chain(attempt.skills.iter().map(String::as_str))
+            .map(move |skill| {
+                (
+                    span,
+                    bucket(at, span),
+                    attempt.agent.clone(),
+                    skill.to_owned(),
+                )
+            })
+    })
+}
+
+/// Adds `change` to the summaries `attempt` counts in.
+pub(crate) fn add(tx: &Tx<'_>, attempt: &Attempt, change: &Summary) -> Result<()> {
+    for key in keys(attempt) {
+        if let Some(pending) = tx.pending() {
+            let kept = &mut pending.borrow_mut().summaries.0;
+            let slot = kept.entry(key.clone()).or_default();
+            slot.add(change, 1);
+            if slot.is_zero() {
+                kept.remove(&key);
             }
-            write(tx, &key, change)?;
+            continue;
         }
+        write(tx, &key, change)?;
     }
     Ok(())
 }
@@ -227,18 +238,8 @@ pub(super) fn rebuild(tx: &Tx<'_>) -> Result<()> {
     let attempts = attempts_in(tx, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)?;
     for attempt in &attempts {
         let change = Summary::of(attempt);
-        let at = millis(attempt.ended_at);
-        for span in SPANS {
-            for skill in std::iter::once("").chain(attempt.skills.iter().map(String::as_str)) {
-                all.entry((
-                    span,
-                    bucket(at, span),
-                    attempt.agent.clone(),
-                    skill.to_owned(),
-                ))
-                .or_default()
-                .add(&change, 1);
-            }
+        for key in keys(attempt) {
+            all.entry(key).or_default().add(&change, 1);
         }
     }
     for (key, summary) in all {
