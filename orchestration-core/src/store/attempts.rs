@@ -16,7 +16,7 @@ use crate::clock::from_millis;
 use crate::error::Result;
 use crate::workflow::TaskState;
 
-use super::db::{Params, Tx, params};
+use super::db::{Params, Row, Tx, params};
 use super::event::{EventKind, NewEvent};
 use super::millis;
 
@@ -46,6 +46,47 @@ pub(super) struct StoredAttempt {
     pub(super) estimate: f64,
     pub(super) actual: Option<f64>,
     pub(super) has_skills: bool,
+}
+
+impl StoredAttempt {
+    /// The columns every read of `attempts` selects, in this order, to decode with
+    /// [`StoredAttempt::decode`].
+    const COLUMNS: &str =
+        "agent, task, number, started_at, ended_at, outcome, estimate, actual, has_skills";
+
+    /// The attempt in [`StoredAttempt::COLUMNS`] from column `first` of `row` on; `None` for an
+    /// outcome this build does not know, which counts for nothing.
+    fn decode(row: &Row<'_>, first: usize) -> Result<Option<StoredAttempt>> {
+        let Some(end) = parse_outcome(row.get_ref(first + 5)?.as_str().unwrap_or_default()) else {
+            return Ok(None);
+        };
+        Ok(Some(StoredAttempt {
+            agent: row.get(first)?,
+            task: row.get(first + 1)?,
+            number: row.get(first + 2)?,
+            started_at: row.get::<_, Option<i64>>(first + 3)?.map(from_millis),
+            ended_at: from_millis(row.get(first + 4)?),
+            end,
+            estimate: row.get(first + 6)?,
+            actual: row.get(first + 7)?,
+            has_skills: row.get(first + 8)?,
+        }))
+    }
+
+    /// The attempt as performance reads it, with its task's `skills`.
+    pub(super) fn with_skills(self, skills: Vec<String>) -> Attempt {
+        Attempt {
+            agent: self.agent,
+            task: self.task,
+            number: self.number,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            end: self.end,
+            estimate: self.estimate,
+            actual: self.actual,
+            skills,
+        }
+    }
 }
 
 /// How an attempt ended, from the state its task left `running` for and the event's detail;
@@ -133,26 +174,17 @@ pub(crate) fn append_with_event(
 pub(crate) fn reestimate(tx: &Tx<'_>, task: i64, estimate: f64) -> Result<()> {
     // The summaries the attempts count in move from their old estimate to the new one.
     let skills = super::summaries::task_skills(tx, task)?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT agent, number, started_at, ended_at, outcome, estimate, actual \
-         FROM attempts WHERE task = ?1",
-    )?;
+    let sql = format!(
+        "SELECT {} FROM attempts WHERE task = ?1",
+        StoredAttempt::COLUMNS
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
     let mut rows = stmt.query([task])?;
     while let Some(row) = rows.next()? {
-        let Some(end) = parse_outcome(row.get_ref(4)?.as_str().unwrap_or_default()) else {
+        let Some(stored) = StoredAttempt::decode(&row, 0)? else {
             continue;
         };
-        let old = Attempt {
-            agent: row.get(0)?,
-            task,
-            number: row.get(1)?,
-            started_at: row.get::<_, Option<i64>>(2)?.map(from_millis),
-            ended_at: from_millis(row.get(3)?),
-            end,
-            estimate: row.get(5)?,
-            actual: row.get(6)?,
-            skills: skills.clone(),
-        };
+        let old = stored.with_skills(skills.clone());
         let mut change = Summary::of(&Attempt {
             estimate,
             ..old.clone()
@@ -173,30 +205,17 @@ pub(super) fn window(
     after: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<StoredAttempt>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, agent, task, number, started_at, ended_at, outcome, estimate, actual, \
-         has_skills FROM attempts WHERE ended_at > ?1 AND ended_at <= ?2",
-    )?;
+    let sql = format!(
+        "SELECT seq, {} FROM attempts WHERE ended_at > ?1 AND ended_at <= ?2",
+        StoredAttempt::COLUMNS
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![millis(after), millis(to)])?;
     let mut read: Vec<(i64, StoredAttempt)> = Vec::new();
     while let Some(row) = rows.next()? {
-        let Some(end) = parse_outcome(row.get_ref(6)?.as_str().unwrap_or_default()) else {
-            continue;
-        };
-        read.push((
-            row.get(0)?,
-            StoredAttempt {
-                agent: row.get(1)?,
-                task: row.get(2)?,
-                number: row.get(3)?,
-                started_at: row.get::<_, Option<i64>>(4)?.map(from_millis),
-                ended_at: from_millis(row.get(5)?),
-                end,
-                estimate: row.get(7)?,
-                actual: row.get(8)?,
-                has_skills: row.get(9)?,
-            },
-        ));
+        if let Some(attempt) = StoredAttempt::decode(&row, 1)? {
+            read.push((row.get(0)?, attempt));
+        }
     }
     // The key orders by the time of the end; the log's order is that of the events that
     // ended them, which equal times and a clock set back keep. The rows come nearly sorted,

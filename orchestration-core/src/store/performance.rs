@@ -117,17 +117,7 @@ pub(super) fn attempts_in(
         } else {
             Vec::new()
         };
-        attempts.push(Attempt {
-            agent: stored.agent,
-            task: stored.task,
-            number: stored.number,
-            started_at: stored.started_at,
-            ended_at: stored.ended_at,
-            end: stored.end,
-            estimate: stored.estimate,
-            actual: stored.actual,
-            skills: task_skills,
-        });
+        attempts.push(stored.with_skills(task_skills));
     }
     Ok(attempts)
 }
